@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# tcgw developer entry point.
+#   ./dev.sh demo   install what is missing, build, and send the seed call through the gateway
+#   ./dev.sh test   install what is missing, build (plain and sanitized), run every test
+#   ./dev.sh build  build only
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+
+DEBIAN_PACKAGES=(build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
+                 libjansson-dev libsodium-dev libcmocka-dev python3 openssl curl ca-certificates)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_deps() {
+    local missing=()
+    for p in "${DEBIAN_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "== installing: ${missing[*]}"
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+}
+
+build() { # build DIR [cmake options...]
+    local dir=$1; shift
+    cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$dir" -j "$(nproc)"
+}
+
+node_sdk() {
+    # The official Tencent Cloud Node SDK, the reference signer and client of the SDK tests.
+    (cd tests/node && { [ -d node_modules/tencentcloud-sdk-nodejs-common ] || npm install --no-audit --no-fund --loglevel=error; })
+}
+
+cmd_test() {
+    install_deps
+    node_sdk
+    build build
+    build build-asan -DTCGW_SANITIZE=ON
+    echo "== tests (plain build)"
+    ctest --test-dir build --output-on-failure -j 2
+    echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer build)"
+    ctest --test-dir build-asan --output-on-failure -j 2
+}
+
+cmd_demo() {
+    install_deps
+    build build
+    exec python3 tests/e2e/demo.py --build build
+}
+
+case "${1:-}" in
+    test) cmd_test ;;
+    demo) cmd_demo ;;
+    build) install_deps; build build ;;
+    *) echo "usage: ./dev.sh demo|test|build" >&2; exit 2 ;;
+esac

@@ -1,0 +1,43 @@
+/* tcgw: Tencent Cloud API credentials gateway. main only dispatches to the CLI verbs. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage: tcgw serve [--config FILE] [--listen ADDR] [--port N]\n"
+          "       tcgw keygen [--config FILE | --key FILE]\n"
+          "       tcgw secrets put NAME [--config FILE | --key FILE --store FILE]\n"
+          "       tcgw secrets list [--config FILE | --key FILE --store FILE] [--json]\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    /* Secrets live in this process: no core dumps, no ptrace by other users. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *verb = argv[1];
+    if (strcmp(verb, "serve") == 0) {
+        return gw_cli_serve(argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "keygen") == 0) {
+        return gw_cli_keygen(argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "secrets") == 0) {
+        return gw_cli_secrets(argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "tcgw: unknown command '%s'\n", verb);
+    usage(stderr);
+    return 2;
+}

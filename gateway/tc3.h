@@ -4,11 +4,11 @@
  * Only POST with an empty query string is signed (the only shape the gateway sends). The signed
  * headers are content-type and host, plus x-tc-action when action is not NULL.
  * Inputs are checked, never trusted: host, content_type and action must be non-empty and free of
- * control characters (host and action also of spaces and commas), service is 1..GW_TC3_MAX_SERVICE of [A-Za-z0-9._-], and
- * the timestamp lies in 1970..9999 (GW_ERR_INVALID otherwise). Texts that would exceed
- * GW_TC3_MAX_TEXT give GW_ERR_TOO_LARGE. The payload is hashed, never copied, so it has no bound.
- * Functions that append to a gw_buf leave it unchanged on failure.
- * Nothing here keeps state or touches key storage: the vault owns keys and the derived-key cache.
+ * control characters (host and action also of spaces and commas), service is 1..GW_TC3_MAX_SERVICE
+ * of [A-Za-z0-9._-], and the timestamp lies in 1970..9999 (GW_ERR_INVALID otherwise). Texts that
+ * would exceed GW_TC3_MAX_TEXT give GW_ERR_TOO_LARGE. The payload is hashed, never copied, so it
+ * has no bound. Functions that append to a gw_buf leave it unchanged on failure. Nothing here keeps
+ * state or touches key storage: the vault owns keys and the derived-key cache.
  */
 #ifndef GW_TC3_H
 #define GW_TC3_H
@@ -19,10 +19,10 @@
 #include "buf.h"
 #include "errors.h"
 
-#define GW_TC3_KEY_LEN 32 /* bytes of a derived signing key (HMAC-SHA256 output) */
-#define GW_TC3_HEX_LEN 64 /* hex characters of a signature or payload hash */
-#define GW_TC3_DATE_LEN 10 /* "YYYY-MM-DD" */
-#define GW_TC3_MAX_TEXT 4096 /* bound for canonical request, string to sign, Authorization */
+#define GW_TC3_KEY_LEN 32     /* bytes of a derived signing key (HMAC-SHA256 output) */
+#define GW_TC3_HEX_LEN 64     /* hex characters of a signature or payload hash */
+#define GW_TC3_DATE_LEN 10    /* "YYYY-MM-DD" */
+#define GW_TC3_MAX_TEXT 4096  /* bound for canonical request, string to sign, Authorization */
 #define GW_TC3_MAX_SERVICE 64 /* characters of a service name ("gaap") */
 
 /* What is signed. All strings are borrowed and NUL-terminated; payload is (pointer, length). */
@@ -36,7 +36,7 @@ struct gw_tc3_request {
     const char *action; /* X-TC-Action value to sign (lowercased when signed), or NULL */
 };
 
-/* Writes the UTC date of timestamp as "YYYY-MM-DD" plus NUL. Returns GW_ERR_INVALID if out of range. */
+/* Writes the UTC date of timestamp as "YYYY-MM-DD" plus NUL; GW_ERR_INVALID if out of range. */
 enum gw_err gw_tc3_date(int64_t timestamp, char out[GW_TC3_DATE_LEN + 1]) GW_MUST_CHECK;
 
 /* Appends the canonical request to out. */
@@ -44,7 +44,8 @@ enum gw_err gw_tc3_canonical_request(const struct gw_tc3_request *req,
                                      struct gw_buf *out) GW_MUST_CHECK;
 
 /* Appends the string to sign (which embeds the hashed canonical request) to out. */
-enum gw_err gw_tc3_string_to_sign(const struct gw_tc3_request *req, struct gw_buf *out) GW_MUST_CHECK;
+enum gw_err gw_tc3_string_to_sign(const struct gw_tc3_request *req,
+                                  struct gw_buf *out) GW_MUST_CHECK;
 
 /*
  * Derives the signing key HMAC(HMAC(HMAC("TC3"+secret_key, date), service), "tc3_request").

@@ -18,8 +18,8 @@
 #include "tc3.h"
 
 #define GW_VAULT_MASTER_KEY_LEN 32
-#define GW_VAULT_MAX_NAME 64       /* credential names: [A-Za-z0-9._-], 1..64 characters */
-#define GW_VAULT_MAX_SECRET_ID 128 /* printable ASCII, no spaces */
+#define GW_VAULT_MAX_NAME 64        /* credential names: [A-Za-z0-9._-], 1..64 characters */
+#define GW_VAULT_MAX_SECRET_ID 128  /* printable ASCII, no spaces */
 #define GW_VAULT_MAX_SECRET_KEY 128 /* the same rule as a SecretId */
 #define GW_VAULT_MAX_ENTRIES 256
 
@@ -53,7 +53,7 @@ enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *s
                          size_t secret_id_len, const char *secret_key, size_t secret_key_len,
                          char *msg, size_t msglen) GW_MUST_CHECK;
 
-/* Encrypts the vault with a fresh nonce and replaces store_path atomically (temp, fsync, rename). */
+/* Encrypts the vault with a fresh nonce; replaces store_path atomically (temp, fsync, rename). */
 enum gw_err gw_vault_save(const struct gw_vault *vault, const char *store_path, char *msg,
                           size_t msglen) GW_MUST_CHECK;
 

@@ -1,0 +1,975 @@
+#include "gaap.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ID_LEN 64
+#define MAX_TOKEN_LEN 64
+#define MAX_QUERY_IDS 100
+#define MAX_FILTERS 10
+#define MAX_FILTER_VALUES 5
+#define MAX_TAGS 5
+#define DEFAULT_LIMIT 20
+#define MAX_LIMIT 100
+#define CANON_MAX 256
+
+struct token {
+    char token[MAX_TOKEN_LEN + 1];
+    char canon[CANON_MAX];
+};
+
+struct sim_gaap {
+    pthread_mutex_t lock;
+    json_t *proxies; /* array of proxy objects; Bandwidth/Concurrent/BillingType change */
+    json_t *regions; /* object: RegionId -> RegionDetail */
+    json_t *access;  /* object: DestRegion -> [AccessRegionDetial] */
+    struct token *tokens;
+    size_t ntokens;
+    size_t next_token; /* ring position once full */
+};
+
+typedef enum sim_err (*action_fn)(struct sim_gaap *g, const json_t *params, int64_t now,
+                                  json_t *resp, struct sim_fault *f);
+
+struct action {
+    const char *name;
+    action_fn fn;
+    const char *const *params; /* NULL-terminated list of accepted parameter names */
+};
+
+/* ---- small JSON helpers ---- */
+
+/* json_object_set_new that reports failure (value is stolen either way). */
+static enum sim_err set_new(json_t *obj, const char *key, json_t *value)
+{
+    if (value == NULL) {
+        return SIM_ENOMEM;
+    }
+    return json_object_set_new(obj, key, value) == 0 ? SIM_OK : SIM_ENOMEM;
+}
+
+static enum sim_err append_new(json_t *arr, json_t *value)
+{
+    if (value == NULL) {
+        return SIM_ENOMEM;
+    }
+    return json_array_append_new(arr, value) == 0 ? SIM_OK : SIM_ENOMEM;
+}
+
+/* Present and not null. */
+static const json_t *param(const json_t *params, const char *name)
+{
+    const json_t *v = json_object_get(params, name);
+    return json_is_null(v) ? NULL : v;
+}
+
+/*
+ * An integer parameter: a JSON integer or a decimal string (Tencent's own examples send "2").
+ * *present says whether it was given.
+ */
+static enum sim_err get_int(const json_t *params, const char *name, bool *present, int64_t *out,
+                            struct sim_fault *f)
+{
+    const json_t *v = param(params, name);
+    uint64_t u;
+
+    *present = false;
+    if (v == NULL) {
+        return SIM_OK;
+    }
+    if (json_is_integer(v)) {
+        *out = (int64_t)json_integer_value(v);
+    } else if (json_is_string(v) &&
+               sim_parse_u64(json_string_value(v), json_string_length(v), &u)) {
+        *out = (int64_t)u;
+    } else {
+        return sim_fault_set(f, "InvalidParameter",
+                             "%s must be an integer (a JSON number or a decimal string)", name);
+    }
+    *present = true;
+    return SIM_OK;
+}
+
+/* A string parameter of at most max bytes; *out is borrowed from params. */
+static enum sim_err get_str(const json_t *params, const char *name, size_t max, const char **out,
+                            struct sim_fault *f)
+{
+    const json_t *v = param(params, name);
+
+    *out = NULL;
+    if (v == NULL) {
+        return SIM_OK;
+    }
+    if (!json_is_string(v)) {
+        return sim_fault_set(f, "InvalidParameter", "%s must be a string", name);
+    }
+    if (json_string_length(v) > max || strlen(json_string_value(v)) != json_string_length(v)) {
+        return sim_fault_set(f, "InvalidParameterValue", "%s must be at most %zu characters", name,
+                             max);
+    }
+    *out = json_string_value(v);
+    return SIM_OK;
+}
+
+static enum sim_err check_known_params(const json_t *params, const struct action *a,
+                                       struct sim_fault *f)
+{
+    const char *key;
+    const json_t *v;
+
+    json_object_foreach((json_t *)params, key, v)
+    {
+        size_t i;
+        bool known = false;
+        (void)v;
+        for (i = 0; a->params[i] != NULL; i++) {
+            if (strcmp(key, a->params[i]) == 0) {
+                known = true;
+                break;
+            }
+        }
+        if (!known) {
+            return sim_fault_set(f, "UnknownParameter", "%s does not take the parameter \"%.64s\"",
+                                 a->name, key);
+        }
+    }
+    return SIM_OK;
+}
+
+static bool int_in_list(const json_t *list, int64_t v)
+{
+    size_t i;
+    const json_t *e;
+
+    json_array_foreach(list, i, e)
+    {
+        if (json_is_integer(e) && (int64_t)json_integer_value(e) == v) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Formats a list of integers as "10, 20, 50" into buf (truncating if needed). */
+static void list_text(const json_t *list, char *buf, size_t cap)
+{
+    size_t used = 0;
+    size_t i;
+    const json_t *e;
+
+    buf[0] = '\0';
+    json_array_foreach(list, i, e)
+    {
+        int n = snprintf(buf + used, cap - used, "%s%" JSON_INTEGER_FORMAT, i > 0 ? ", " : "",
+                         json_integer_value(e));
+        if (n < 0 || (size_t)n >= cap - used) {
+            break;
+        }
+        used += (size_t)n;
+    }
+}
+
+static json_t *find_proxy(const struct sim_gaap *g, const char *id)
+{
+    size_t i;
+    json_t *p;
+
+    json_array_foreach(g->proxies, i, p)
+    {
+        if (strcmp(json_string_value(json_object_get(p, "ProxyId")), id) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* The AccessRegionDetial offered for an access region towards a real-server region, or NULL. */
+static const json_t *find_access_region(const struct sim_gaap *g, const char *dest,
+                                        const char *access)
+{
+    const json_t *list = json_object_get(g->access, dest);
+    size_t i;
+    const json_t *e;
+
+    json_array_foreach(list, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "RegionId")), access) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* ---- ModifyProxyConfiguration ---- */
+
+static const char *const modify_params[] = {"ProxyId",     "InstanceId",  "Bandwidth", "Concurrent",
+                                            "ClientToken", "BillingType", NULL};
+
+static struct token *find_token(struct sim_gaap *g, const char *token)
+{
+    size_t i;
+
+    for (i = 0; i < g->ntokens; i++) {
+        if (strcmp(g->tokens[i].token, token) == 0) {
+            return &g->tokens[i];
+        }
+    }
+    return NULL;
+}
+
+static void remember_token(struct sim_gaap *g, const char *token, const char *canon)
+{
+    struct token *t;
+
+    if (g->ntokens < SIM_GAAP_MAX_TOKENS) {
+        t = &g->tokens[g->ntokens++];
+    } else {
+        t = &g->tokens[g->next_token];
+        g->next_token = (g->next_token + 1) % SIM_GAAP_MAX_TOKENS;
+    }
+    (void)snprintf(t->token, sizeof(t->token), "%s", token);
+    (void)snprintf(t->canon, sizeof(t->canon), "%s", canon);
+}
+
+static enum sim_err check_value(const json_t *detail, const char *list_name, const char *name,
+                                int64_t v, const json_t *proxy, struct sim_fault *f)
+{
+    const json_t *list = json_object_get(detail, list_name);
+    char allowed[256];
+
+    if (int_in_list(list, v)) {
+        return SIM_OK;
+    }
+    list_text(list, allowed, sizeof(allowed));
+    return sim_fault_set(f, "InvalidParameterValue",
+                         "%s %lld is not offered from access region %s to %s; choose one of: %s",
+                         name, (long long)v,
+                         json_string_value(json_object_get(proxy, "AccessRegion")),
+                         json_string_value(json_object_get(proxy, "RealServerRegion")), allowed);
+}
+
+static enum sim_err modify_locked(struct sim_gaap *g, const char *id, bool has_bw, int64_t bw,
+                                  bool has_conc, int64_t conc, bool has_billing, int64_t billing,
+                                  const char *token, const char *canon, int64_t now,
+                                  struct sim_fault *f)
+{
+    enum sim_err err;
+    struct token *seen;
+    json_t *proxy;
+    const json_t *detail;
+
+    if (token != NULL && (seen = find_token(g, token)) != NULL) {
+        if (strcmp(seen->canon, canon) == 0) {
+            return SIM_OK; /* a retry of a request that succeeded: answer success again */
+        }
+        return sim_fault_set(f, "FailedOperation.DuplicatedRequest",
+                             "ClientToken \"%s\" was already used with different parameters: "
+                             "use a new token for a new request",
+                             token);
+    }
+    proxy = find_proxy(g, id);
+    if (proxy == NULL) {
+        return sim_fault_set(f, "ResourceNotFound", "the proxy %s does not exist", id);
+    }
+    if (json_integer_value(json_object_get(proxy, "Scalarable")) != 1) {
+        return sim_fault_set(f, "FailedOperation.NotSupportScalar",
+                             "the proxy %s cannot be scaled (its Scalarable is 0)", id);
+    }
+    detail = find_access_region(g, json_string_value(json_object_get(proxy, "RealServerRegion")),
+                                json_string_value(json_object_get(proxy, "AccessRegion")));
+    if (detail == NULL) {
+        return sim_fault_set(f, "InternalError",
+                             "the simulator fixture has no access-region entry for proxy %s", id);
+    }
+    if (has_bw &&
+        (err = check_value(detail, "BandwidthList", "Bandwidth", bw, proxy, f)) != SIM_OK) {
+        return err;
+    }
+    if (has_conc &&
+        (err = check_value(detail, "ConcurrentList", "Concurrent", conc, proxy, f)) != SIM_OK) {
+        return err;
+    }
+    if ((has_bw && (err = set_new(proxy, "Bandwidth", json_integer(bw))) != SIM_OK) ||
+        (has_conc && (err = set_new(proxy, "Concurrent", json_integer(conc))) != SIM_OK) ||
+        (has_billing && (err = set_new(proxy, "BillingType", json_integer(billing))) != SIM_OK) ||
+        (err = set_new(proxy, "ModifyConfigTime", json_integer(now))) != SIM_OK) {
+        return err;
+    }
+    if (token != NULL) {
+        remember_token(g, token, canon);
+    }
+    return SIM_OK;
+}
+
+static enum sim_err do_modify(struct sim_gaap *g, const json_t *params, int64_t now, json_t *resp,
+                              struct sim_fault *f)
+{
+    enum sim_err err;
+    const char *pid;
+    const char *iid;
+    const char *id;
+    const char *token;
+    bool has_bw;
+    bool has_conc;
+    bool has_billing;
+    int64_t bw = 0;
+    int64_t conc = 0;
+    int64_t billing = 0;
+    char canon[CANON_MAX];
+    char nums[3][24];
+    const char *p;
+
+    (void)resp; /* success carries only the RequestId */
+    if ((err = get_str(params, "ProxyId", MAX_ID_LEN, &pid, f)) != SIM_OK ||
+        (err = get_str(params, "InstanceId", MAX_ID_LEN, &iid, f)) != SIM_OK ||
+        (err = get_str(params, "ClientToken", MAX_TOKEN_LEN, &token, f)) != SIM_OK ||
+        (err = get_int(params, "Bandwidth", &has_bw, &bw, f)) != SIM_OK ||
+        (err = get_int(params, "Concurrent", &has_conc, &conc, f)) != SIM_OK ||
+        (err = get_int(params, "BillingType", &has_billing, &billing, f)) != SIM_OK) {
+        return err;
+    }
+    if (pid != NULL && iid != NULL && strcmp(pid, iid) != 0) {
+        return sim_fault_set(f, "InvalidParameter",
+                             "ProxyId and InstanceId name different proxies: give only ProxyId");
+    }
+    id = pid != NULL ? pid : iid;
+    if (id == NULL || id[0] == '\0') {
+        return sim_fault_set(f, "MissingParameter",
+                             "ProxyId is required (InstanceId is its older name)");
+    }
+    if (!has_bw && !has_conc) {
+        return sim_fault_set(f, "MissingParameter", "give Bandwidth, Concurrent or both");
+    }
+    if (has_billing && billing != 0 && billing != 1) {
+        return sim_fault_set(f, "InvalidParameterValue",
+                             "BillingType must be 0 (by bandwidth) or 1 (by traffic)");
+    }
+    if (token != NULL && token[0] == '\0') {
+        token = NULL; /* an empty token asks for no idempotency */
+    }
+    for (p = token; p != NULL && *p != '\0'; p++) {
+        if (*p < 0x21 || *p > 0x7e) {
+            return sim_fault_set(f, "InvalidParameterValue",
+                                 "ClientToken must be printable ASCII without spaces");
+        }
+    }
+    (void)snprintf(nums[0], sizeof(nums[0]), "%lld", (long long)bw);
+    (void)snprintf(nums[1], sizeof(nums[1]), "%lld", (long long)conc);
+    (void)snprintf(nums[2], sizeof(nums[2]), "%lld", (long long)billing);
+    (void)snprintf(canon, sizeof(canon), "%s\n%s\n%s\n%s", id, has_bw ? nums[0] : "-",
+                   has_conc ? nums[1] : "-", has_billing ? nums[2] : "-");
+
+    (void)pthread_mutex_lock(&g->lock);
+    err = modify_locked(g, id, has_bw, bw, has_conc, conc, has_billing, billing, token, canon, now,
+                        f);
+    (void)pthread_mutex_unlock(&g->lock);
+    return err;
+}
+
+/* ---- DescribeProxies ---- */
+
+static const char *const describe_params[] = {"ProxyIds",   "InstanceIds", "Offset",      "Limit",
+                                              "Filters",    "TagSet",      "Independent", "Order",
+                                              "OrderField", NULL};
+
+static const char *const filter_names[] = {"ProjectId", "AccessRegion",     "RealServerRegion",
+                                           "GroupId",   "IPAddressVersion", "PackageType",
+                                           NULL};
+
+/* Parsed DescribeProxies query; pointers are borrowed from the request params. */
+struct query {
+    const json_t *ids;
+    const json_t *filters;
+    const json_t *tags;
+    bool has_independent;
+    int64_t independent;
+    int64_t offset;
+    int64_t limit;
+    bool asc;
+    const char *order_field;
+};
+
+static enum sim_err check_string_array(const json_t *arr, const char *name, size_t max,
+                                       struct sim_fault *f)
+{
+    size_t i;
+    const json_t *e;
+
+    if (!json_is_array(arr)) {
+        return sim_fault_set(f, "InvalidParameter", "%s must be an array of strings", name);
+    }
+    if (json_array_size(arr) > max) {
+        return sim_fault_set(f, "InvalidParameterValue", "%s holds at most %zu values", name, max);
+    }
+    json_array_foreach(arr, i, e)
+    {
+        if (!json_is_string(e)) {
+            return sim_fault_set(f, "InvalidParameter", "%s must be an array of strings", name);
+        }
+    }
+    return SIM_OK;
+}
+
+static enum sim_err parse_filters(const json_t *filters, struct sim_fault *f)
+{
+    enum sim_err err;
+    size_t i;
+    const json_t *e;
+
+    if (!json_is_array(filters)) {
+        return sim_fault_set(f, "InvalidParameter", "Filters must be an array of {Name, Values}");
+    }
+    if (json_array_size(filters) > MAX_FILTERS) {
+        return sim_fault_set(f, "InvalidParameterValue", "at most %d Filters are allowed",
+                             MAX_FILTERS);
+    }
+    json_array_foreach(filters, i, e)
+    {
+        const json_t *name = json_object_get(e, "Name");
+        const json_t *values = json_object_get(e, "Values");
+        size_t k;
+        bool known = false;
+
+        if (!json_is_object(e) || json_object_size(e) != 2 || !json_is_string(name)) {
+            return sim_fault_set(f, "InvalidParameter",
+                                 "each filter must be an object {\"Name\": .., \"Values\": [..]}");
+        }
+        if ((err = check_string_array(values, "Filters.Values", MAX_FILTER_VALUES, f)) != SIM_OK) {
+            return err;
+        }
+        for (k = 0; filter_names[k] != NULL; k++) {
+            known = known || strcmp(filter_names[k], json_string_value(name)) == 0;
+        }
+        if (!known) {
+            return sim_fault_set(f, "InvalidParameterValue",
+                                 "filter \"%.64s\" is not supported: use ProjectId, AccessRegion, "
+                                 "RealServerRegion, GroupId, IPAddressVersion or PackageType",
+                                 json_string_value(name));
+        }
+    }
+    return SIM_OK;
+}
+
+static enum sim_err parse_tags(const json_t *tags, struct sim_fault *f)
+{
+    size_t i;
+    const json_t *e;
+
+    if (!json_is_array(tags)) {
+        return sim_fault_set(f, "InvalidParameter",
+                             "TagSet must be an array of {TagKey, TagValue}");
+    }
+    if (json_array_size(tags) > MAX_TAGS) {
+        return sim_fault_set(f, "InvalidParameterValue", "at most %d tags are allowed", MAX_TAGS);
+    }
+    json_array_foreach(tags, i, e)
+    {
+        if (!json_is_object(e) || json_object_size(e) != 2 ||
+            !json_is_string(json_object_get(e, "TagKey")) ||
+            !json_is_string(json_object_get(e, "TagValue"))) {
+            return sim_fault_set(f, "InvalidParameter",
+                                 "each tag must be an object {\"TagKey\": .., \"TagValue\": ..}");
+        }
+    }
+    return SIM_OK;
+}
+
+static enum sim_err parse_query(const json_t *params, struct query *q, struct sim_fault *f)
+{
+    enum sim_err err;
+    const json_t *pids = param(params, "ProxyIds");
+    const json_t *iids = param(params, "InstanceIds");
+    const char *order;
+    bool present;
+
+    memset(q, 0, sizeof(*q));
+    q->limit = DEFAULT_LIMIT;
+    if (pids != NULL && iids != NULL) {
+        return sim_fault_set(f, "InvalidParameter", "give ProxyIds or InstanceIds, not both");
+    }
+    q->ids = pids != NULL ? pids : iids;
+    if (q->ids != NULL &&
+        (err = check_string_array(q->ids, pids != NULL ? "ProxyIds" : "InstanceIds", MAX_QUERY_IDS,
+                                  f)) != SIM_OK) {
+        return err;
+    }
+    q->filters = param(params, "Filters");
+    if (q->filters != NULL && (err = parse_filters(q->filters, f)) != SIM_OK) {
+        return err;
+    }
+    if (q->ids != NULL && q->filters != NULL) {
+        return sim_fault_set(f, "InvalidParameter",
+                             "ProxyIds (or InstanceIds) cannot be combined with Filters");
+    }
+    q->tags = param(params, "TagSet");
+    if (q->tags != NULL && (err = parse_tags(q->tags, f)) != SIM_OK) {
+        return err;
+    }
+    if ((err = get_int(params, "Independent", &q->has_independent, &q->independent, f)) != SIM_OK) {
+        return err;
+    }
+    if (q->has_independent && q->independent != 0 && q->independent != 1) {
+        return sim_fault_set(f, "InvalidParameterValue", "Independent must be 0 or 1");
+    }
+    if ((err = get_int(params, "Offset", &present, &q->offset, f)) != SIM_OK) {
+        return err;
+    }
+    if (present && q->offset < 0) {
+        return sim_fault_set(f, "InvalidParameterValue", "Offset must not be negative");
+    }
+    if ((err = get_int(params, "Limit", &present, &q->limit, f)) != SIM_OK) {
+        return err;
+    }
+    if (!present) {
+        q->limit = DEFAULT_LIMIT;
+    }
+    if (q->limit < 0 || q->limit > MAX_LIMIT) {
+        return sim_fault_set(f, "InvalidParameterValue", "Limit must be between 0 and %d",
+                             MAX_LIMIT);
+    }
+    if ((err = get_str(params, "Order", 8, &order, f)) != SIM_OK ||
+        (err = get_str(params, "OrderField", 32, &q->order_field, f)) != SIM_OK) {
+        return err;
+    }
+    if (order != NULL && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+        return sim_fault_set(f, "InvalidParameterValue", "Order must be \"asc\" or \"desc\"");
+    }
+    q->asc = order != NULL && strcmp(order, "asc") == 0;
+    if (q->order_field == NULL) {
+        q->order_field = "create_time";
+    }
+    if (strcmp(q->order_field, "create_time") != 0 && strcmp(q->order_field, "proxy_id") != 0 &&
+        strcmp(q->order_field, "bandwidth") != 0 &&
+        strcmp(q->order_field, "concurrent_connections") != 0) {
+        return sim_fault_set(f, "InvalidParameterValue",
+                             "OrderField must be create_time, proxy_id, bandwidth or "
+                             "concurrent_connections");
+    }
+    return SIM_OK;
+}
+
+static bool in_string_array(const json_t *arr, const char *s)
+{
+    size_t i;
+    const json_t *e;
+
+    json_array_foreach(arr, i, e)
+    {
+        if (strcmp(json_string_value(e), s) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The proxy's value for a filter name, as text (ProjectId is an integer in the proxy). */
+static const char *field_text(const json_t *proxy, const char *name, char *buf, size_t cap)
+{
+    const json_t *v = json_object_get(proxy, name);
+
+    if (json_is_integer(v)) {
+        (void)snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return buf;
+    }
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static bool proxy_matches(const json_t *proxy, const struct query *q)
+{
+    size_t i;
+    const json_t *e;
+    const json_t *group = json_object_get(proxy, "GroupId");
+    bool grouped = json_is_string(group) && json_string_length(group) > 0;
+
+    if (q->ids != NULL &&
+        !in_string_array(q->ids, json_string_value(json_object_get(proxy, "ProxyId")))) {
+        return false;
+    }
+    if (q->has_independent && (q->independent == 1) == grouped) {
+        return false;
+    }
+    json_array_foreach(q->filters, i, e)
+    {
+        char buf[32];
+        const char *v =
+            field_text(proxy, json_string_value(json_object_get(e, "Name")), buf, sizeof(buf));
+        if (v == NULL || !in_string_array(json_object_get(e, "Values"), v)) {
+            return false;
+        }
+    }
+    if (q->tags != NULL && json_array_size(q->tags) > 0) {
+        const json_t *have = json_object_get(proxy, "TagSet");
+        bool any = false;
+        size_t k;
+        const json_t *t;
+        json_array_foreach(q->tags, i, e)
+        {
+            json_array_foreach(have, k, t)
+            {
+                any = any ||
+                      (json_equal(json_object_get(e, "TagKey"), json_object_get(t, "TagKey")) &&
+                       json_equal(json_object_get(e, "TagValue"), json_object_get(t, "TagValue")));
+            }
+        }
+        if (!any) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Orders two proxies by the query's field, ties broken by ProxyId so output is deterministic. */
+static int compare(const json_t *a, const json_t *b, const struct query *q)
+{
+    const char *ida = json_string_value(json_object_get(a, "ProxyId"));
+    const char *idb = json_string_value(json_object_get(b, "ProxyId"));
+    const char *key = NULL;
+    int c = 0;
+
+    if (strcmp(q->order_field, "create_time") == 0) {
+        key = "CreateTime";
+    } else if (strcmp(q->order_field, "bandwidth") == 0) {
+        key = "Bandwidth";
+    } else if (strcmp(q->order_field, "concurrent_connections") == 0) {
+        key = "Concurrent";
+    }
+    if (key != NULL) {
+        json_int_t va = json_integer_value(json_object_get(a, key));
+        json_int_t vb = json_integer_value(json_object_get(b, key));
+        c = va < vb ? -1 : (va > vb ? 1 : 0);
+    }
+    if (c == 0) {
+        c = strcmp(ida, idb);
+    }
+    return q->asc ? c : -c;
+}
+
+/* A copy of a proxy as DescribeProxies shows it: InstanceId and region details filled in. */
+static json_t *proxy_view(const struct sim_gaap *g, const json_t *proxy)
+{
+    json_t *v = json_deep_copy(proxy);
+    const json_t *ar;
+    const json_t *rr;
+
+    if (v == NULL) {
+        return NULL;
+    }
+    ar = json_object_get(g->regions, json_string_value(json_object_get(proxy, "AccessRegion")));
+    rr = json_object_get(g->regions, json_string_value(json_object_get(proxy, "RealServerRegion")));
+    if (set_new(v, "InstanceId", json_incref(json_object_get(proxy, "ProxyId"))) != SIM_OK ||
+        (ar != NULL && json_object_get(v, "AccessRegionInfo") == NULL &&
+         set_new(v, "AccessRegionInfo", json_deep_copy(ar)) != SIM_OK) ||
+        (rr != NULL && json_object_get(v, "RealServerRegionInfo") == NULL &&
+         set_new(v, "RealServerRegionInfo", json_deep_copy(rr)) != SIM_OK)) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+static enum sim_err describe_locked(struct sim_gaap *g, const struct query *q, json_t *resp)
+{
+    enum sim_err err = SIM_ENOMEM;
+    size_t n = json_array_size(g->proxies);
+    const json_t **hits = calloc(n + 1, sizeof(*hits));
+    size_t nhits = 0;
+    json_t *set = json_array();
+    size_t i;
+    const json_t *p;
+
+    if (hits == NULL || set == NULL) {
+        goto out;
+    }
+    json_array_foreach(g->proxies, i, p)
+    {
+        if (proxy_matches(p, q)) {
+            size_t j = nhits++;
+            /* insertion sort: the table is small and bounded by SIM_GAAP_MAX_PROXIES */
+            while (j > 0 && compare(hits[j - 1], p, q) > 0) {
+                hits[j] = hits[j - 1];
+                j--;
+            }
+            hits[j] = p;
+        }
+    }
+    for (i = (size_t)q->offset; i < nhits && i < (size_t)q->offset + (size_t)q->limit; i++) {
+        if ((err = append_new(set, proxy_view(g, hits[i]))) != SIM_OK) {
+            goto out;
+        }
+    }
+    if ((err = set_new(resp, "TotalCount", json_integer((json_int_t)nhits))) != SIM_OK ||
+        (err = set_new(resp, "InstanceSet", json_deep_copy(set))) != SIM_OK ||
+        (err = set_new(resp, "ProxySet", json_incref(set))) != SIM_OK) {
+        goto out;
+    }
+    err = SIM_OK;
+out:
+    json_decref(set);
+    free(hits);
+    return err;
+}
+
+static enum sim_err do_describe(struct sim_gaap *g, const json_t *params, int64_t now, json_t *resp,
+                                struct sim_fault *f)
+{
+    enum sim_err err;
+    struct query q;
+
+    (void)now;
+    if ((err = parse_query(params, &q, f)) != SIM_OK) {
+        return err;
+    }
+    (void)pthread_mutex_lock(&g->lock);
+    err = describe_locked(g, &q, resp);
+    (void)pthread_mutex_unlock(&g->lock);
+    return err;
+}
+
+/* ---- DescribeAccessRegionsByDestRegion ---- */
+
+static const char *const regions_params[] = {"DestRegion", "IPAddressVersion", "PackageType", NULL};
+
+static enum sim_err do_regions(struct sim_gaap *g, const json_t *params, int64_t now, json_t *resp,
+                               struct sim_fault *f)
+{
+    enum sim_err err;
+    const char *dest;
+    const char *ipv;
+    const char *pkg;
+    const json_t *list;
+
+    (void)now;
+    if ((err = get_str(params, "DestRegion", MAX_ID_LEN, &dest, f)) != SIM_OK ||
+        (err = get_str(params, "IPAddressVersion", 8, &ipv, f)) != SIM_OK ||
+        (err = get_str(params, "PackageType", 16, &pkg, f)) != SIM_OK) {
+        return err;
+    }
+    if (dest == NULL || dest[0] == '\0') {
+        return sim_fault_set(f, "MissingParameter", "DestRegion is required");
+    }
+    if (ipv != NULL && strcmp(ipv, "IPv4") != 0 && strcmp(ipv, "IPv6") != 0) {
+        return sim_fault_set(f, "InvalidParameterValue", "IPAddressVersion must be IPv4 or IPv6");
+    }
+    if (pkg != NULL && strcmp(pkg, "Thunder") != 0 && strcmp(pkg, "Accelerator") != 0 &&
+        strcmp(pkg, "CrossBorder") != 0) {
+        return sim_fault_set(f, "InvalidParameterValue",
+                             "PackageType must be Thunder, Accelerator or CrossBorder");
+    }
+    /* the fixture's table is immutable after load: no lock needed */
+    list = json_object_get(g->access, dest);
+    if (list == NULL) {
+        return sim_fault_set(f, "InvalidParameterValue",
+                             "DestRegion \"%s\" is not a known origin region", dest);
+    }
+    if ((err = set_new(resp, "TotalCount", json_integer((json_int_t)json_array_size(list)))) !=
+            SIM_OK ||
+        (err = set_new(resp, "AccessRegionSet", json_deep_copy(list))) != SIM_OK) {
+        return err;
+    }
+    return SIM_OK;
+}
+
+/* ---- dispatch ---- */
+
+static const struct action actions[] = {
+    {"ModifyProxyConfiguration", do_modify, modify_params},
+    {"DescribeProxies", do_describe, describe_params},
+    {"DescribeAccessRegionsByDestRegion", do_regions, regions_params},
+};
+
+size_t sim_gaap_action_count(void)
+{
+    return sizeof(actions) / sizeof(actions[0]);
+}
+
+int sim_gaap_action_index(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < sim_gaap_action_count(); i++) {
+        if (strcmp(actions[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+enum sim_err sim_gaap_call(struct sim_gaap *g, int action, const json_t *params, int64_t now,
+                           json_t *resp, struct sim_fault *f)
+{
+    enum sim_err err;
+    const struct action *a;
+
+    if (action < 0 || (size_t)action >= sim_gaap_action_count()) {
+        return sim_fault_set(f, "InvalidAction", "unknown action");
+    }
+    a = &actions[action];
+    if ((err = check_known_params(params, a, f)) != SIM_OK) {
+        return err;
+    }
+    return a->fn(g, params, now, resp, f);
+}
+
+/* ---- fixture loading ---- */
+
+static bool has_string(const json_t *o, const char *k)
+{
+    return json_is_string(json_object_get(o, k));
+}
+
+static bool has_int(const json_t *o, const char *k)
+{
+    return json_is_integer(json_object_get(o, k));
+}
+
+static bool int_array(const json_t *a)
+{
+    size_t i;
+    const json_t *e;
+
+    if (!json_is_array(a)) {
+        return false;
+    }
+    json_array_foreach(a, i, e)
+    {
+        if (!json_is_integer(e)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static enum sim_err validate_fixture(const json_t *root, char *errbuf, size_t errlen)
+{
+    const json_t *proxies = json_object_get(root, "Proxies");
+    const json_t *access = json_object_get(root, "AccessRegionsByDestRegion");
+    const json_t *regions = json_object_get(root, "Regions");
+    static const char *const str_fields[] = {"ProxyId",          "ProxyName", "AccessRegion",
+                                             "RealServerRegion", "Status",    NULL};
+    static const char *const int_fields[] = {"Bandwidth", "Concurrent", "Scalarable",
+                                             "ProjectId", "CreateTime", NULL};
+    const char *key;
+    const json_t *v;
+    size_t i;
+    size_t k;
+
+    if (!json_is_array(proxies) || json_array_size(proxies) > SIM_GAAP_MAX_PROXIES) {
+        (void)snprintf(errbuf, errlen, "\"Proxies\" must be an array of at most %d objects",
+                       SIM_GAAP_MAX_PROXIES);
+        return SIM_EINVALID;
+    }
+    if (!json_is_object(access) || (regions != NULL && !json_is_object(regions))) {
+        (void)snprintf(errbuf, errlen,
+                       "\"AccessRegionsByDestRegion\" (and \"Regions\" if given) must be objects");
+        return SIM_EINVALID;
+    }
+    json_array_foreach(proxies, i, v)
+    {
+        const json_t *other;
+        for (k = 0; str_fields[k] != NULL; k++) {
+            if (!has_string(v, str_fields[k])) {
+                (void)snprintf(errbuf, errlen, "Proxies[%zu].%s must be a string", i,
+                               str_fields[k]);
+                return SIM_EINVALID;
+            }
+        }
+        for (k = 0; int_fields[k] != NULL; k++) {
+            if (!has_int(v, int_fields[k])) {
+                (void)snprintf(errbuf, errlen, "Proxies[%zu].%s must be an integer", i,
+                               int_fields[k]);
+                return SIM_EINVALID;
+            }
+        }
+        json_array_foreach(proxies, k, other)
+        {
+            if (k < i &&
+                json_equal(json_object_get(other, "ProxyId"), json_object_get(v, "ProxyId"))) {
+                (void)snprintf(errbuf, errlen, "Proxies[%zu].ProxyId repeats Proxies[%zu]", i, k);
+                return SIM_EINVALID;
+            }
+        }
+    }
+    json_object_foreach((json_t *)access, key, v)
+    {
+        const json_t *e;
+        if (!json_is_array(v)) {
+            (void)snprintf(errbuf, errlen, "AccessRegionsByDestRegion.%s must be an array", key);
+            return SIM_EINVALID;
+        }
+        json_array_foreach(v, i, e)
+        {
+            if (!has_string(e, "RegionId") || !int_array(json_object_get(e, "BandwidthList")) ||
+                !int_array(json_object_get(e, "ConcurrentList"))) {
+                (void)snprintf(errbuf, errlen,
+                               "AccessRegionsByDestRegion.%s[%zu] needs RegionId, BandwidthList "
+                               "and ConcurrentList",
+                               key, i);
+                return SIM_EINVALID;
+            }
+        }
+    }
+    return SIM_OK;
+}
+
+enum sim_err sim_gaap_load(const char *path, struct sim_gaap **out, char *errbuf, size_t errlen)
+{
+    enum sim_err err;
+    struct sim_gaap *g = NULL;
+    json_t *root = NULL;
+    json_error_t jerr;
+    json_t *regions;
+
+    root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        (void)snprintf(errbuf, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        return SIM_EINVALID;
+    }
+    if (!json_is_object(root)) {
+        (void)snprintf(errbuf, errlen, "%s: the fixture must be a JSON object", path);
+        err = SIM_EINVALID;
+        goto out;
+    }
+    if ((err = validate_fixture(root, errbuf, errlen)) != SIM_OK) {
+        goto out;
+    }
+    err = SIM_ENOMEM;
+    g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        goto out;
+    }
+    g->tokens = calloc(SIM_GAAP_MAX_TOKENS, sizeof(*g->tokens));
+    regions = json_object_get(root, "Regions");
+    g->proxies = json_deep_copy(json_object_get(root, "Proxies"));
+    g->access = json_deep_copy(json_object_get(root, "AccessRegionsByDestRegion"));
+    g->regions = regions != NULL ? json_deep_copy(regions) : json_object();
+    if (g->tokens == NULL || g->proxies == NULL || g->access == NULL || g->regions == NULL ||
+        pthread_mutex_init(&g->lock, NULL) != 0) {
+        json_decref(g->proxies);
+        json_decref(g->access);
+        json_decref(g->regions);
+        free(g->tokens);
+        free(g);
+        g = NULL;
+        goto out;
+    }
+    *out = g;
+    err = SIM_OK;
+out:
+    json_decref(root);
+    return err;
+}
+
+void sim_gaap_free(struct sim_gaap *g)
+{
+    if (g == NULL) {
+        return;
+    }
+    json_decref(g->proxies);
+    json_decref(g->access);
+    json_decref(g->regions);
+    free(g->tokens);
+    (void)pthread_mutex_destroy(&g->lock);
+    free(g);
+}

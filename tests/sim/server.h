@@ -1,0 +1,58 @@
+/*
+ * server: the simulator's HTTPS front end (libmicrohttpd, TLS, epoll, small thread pool).
+ *
+ * Every answer to POST / is HTTP 200 with Tencent's body: {"Response":{...,"RequestId":".."}} on
+ * success, {"Response":{"Error":{"Code":"..","Message":".."},"RequestId":".."}} on failure. Checks
+ * run in this order, the first failure answering:
+ *   body over SIM_MAX_BODY_BYTES            RequestSizeLimitExceeded
+ *   not POST, or path not "/"               UnsupportedProtocol
+ *   a common header given twice             InvalidParameter
+ *   Content-Type not application/json[;..]  InvalidParameter
+ *   X-TC-Action/-Version/-Timestamp absent  MissingParameter
+ *   X-TC-Version not 2018-05-29             NoSuchVersion
+ *   X-TC-Action not a simulated action      InvalidAction
+ *   X-TC-Timestamp not a decimal            InvalidParameterValue
+ *   signature (see sign_check.h)            AuthFailure.*
+ *   per-action rate                         RequestLimitExceeded
+ *   body not a JSON object (empty = {})     InvalidParameter
+ *   the action's own checks (see gaap.h)
+ * Each request is recorded (records.h) before its answer is queued. GET /_sim/health answers
+ * "ok" without authentication and is not recorded.
+ */
+#ifndef SIM_SERVER_H
+#define SIM_SERVER_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common.h"
+#include "gaap.h"
+#include "ratelimit.h"
+#include "records.h"
+
+struct sim_server_config {
+    const char *listen_addr; /* numeric IPv4 or IPv6 address */
+    uint16_t port;           /* 0: the kernel picks a free port */
+    const char *cert_pem;    /* borrowed; must outlive the server */
+    const char *key_pem;     /* borrowed; must outlive the server */
+    int64_t max_skew;        /* seconds */
+    struct sim_gaap *gaap;
+    const json_t *credentials; /* {"SecretId": "SecretKey"} */
+    struct sim_records *records;
+    struct sim_ratelimit *limits;
+};
+
+struct sim_server;
+
+/*
+ * Starts listening and serving. *out is new (stop with sim_server_stop); *port receives the bound
+ * port. On failure a message is written to errbuf.
+ */
+enum sim_err sim_server_start(const struct sim_server_config *cfg, struct sim_server **out,
+                              uint16_t *port, char *errbuf, size_t errlen) SIM_MUST_CHECK;
+
+/* Stops the daemon (finishing in-flight callbacks) and frees s. Accepts NULL. */
+void sim_server_stop(struct sim_server *s);
+
+#endif

@@ -1,0 +1,160 @@
+"""Starting a real tcgw gateway in front of the simulator, for end-to-end tests and the demo."""
+import http.client
+import json
+import os
+import signal
+import subprocess
+import time
+
+# Dev credentials of the demo and tests: Tencent's documented example values, not a real key.
+DEV_SECRET_ID = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE"
+DEV_SECRET_KEY = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"
+
+SEED_BODY = b'{"ProxyId": "link-4ftf12sb", "Concurrent": "2", "Bandwidth": "10"}'
+
+UPSTREAM_HOSTS = ("gaap.tencentcloudapi.com", "gaap.ap-guangzhou.tencentcloudapi.com",
+                  "gaap.intl.tencentcloudapi.com")
+
+
+def repo_root():
+    return os.environ.get("TCGW_SOURCE_DIR") or os.path.abspath(
+        os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def tcgw_bin():
+    return os.environ.get("TCGW_BIN") or os.path.join(repo_root(), "build", "tcgw")
+
+
+def run_tcgw(args, stdin=b"", check=True):
+    """Runs a tcgw CLI verb; secrets go through stdin only."""
+    proc = subprocess.run([tcgw_bin()] + list(args), input=stdin, capture_output=True, timeout=60)
+    if check and proc.returncode != 0:
+        raise AssertionError("tcgw %s failed (%d): %s" % (" ".join(args), proc.returncode,
+                                                          proc.stderr.decode(errors="replace")))
+    return proc
+
+
+class Gateway:
+    """A tcgw process with its own master key, credential store and configuration."""
+
+    def __init__(self, workdir, sim_port, ca_file, secret_id=DEV_SECRET_ID,
+                 secret_key=DEV_SECRET_KEY, spec_dir=None, extra_config=None, connect_to=None):
+        self.workdir = workdir
+        self.sim_port = sim_port
+        self.ca_file = ca_file
+        self.secret_id = secret_id
+        self.secret_key = secret_key
+        self.spec_dir = spec_dir or os.path.join(repo_root(), "specs")
+        self.extra_config = extra_config or {}
+        self.connect_to = connect_to
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(workdir, "tcgw.log")
+        self.config_path = os.path.join(workdir, "tcgw.json")
+        self.key_path = os.path.join(workdir, "master.key")
+        self.store_path = os.path.join(workdir, "credentials.store")
+
+    def provision(self):
+        """Creates the master key and stores the credential, as an operator would."""
+        if not os.path.exists(self.key_path):
+            run_tcgw(["keygen", "--key", self.key_path])
+        secrets = ("%s\n%s\n" % (self.secret_id, self.secret_key)).encode()
+        run_tcgw(["secrets", "put", "default", "--key", self.key_path, "--store",
+                  self.store_path], stdin=secrets)
+
+    def write_config(self):
+        connect_to = self.connect_to
+        if connect_to is None:
+            connect_to = ["%s:443:127.0.0.1:%d" % (h, self.sim_port) for h in UPSTREAM_HOSTS]
+        config = {
+            "listen_address": "127.0.0.1",
+            "listen_port": 0,
+            "spec_dir": self.spec_dir,
+            "master_key_file": self.key_path,
+            "credential_store": self.store_path,
+            "credential": "default",
+            "upstream": {"ca_file": self.ca_file, "connect_to": connect_to,
+                         "connect_timeout_ms": 3000, "timeout_ms": 10000},
+        }
+        for key, value in self.extra_config.items():
+            if isinstance(value, dict) and isinstance(config.get(key), dict):
+                config[key].update(value)
+            else:
+                config[key] = value
+        with open(self.config_path, "w") as f:
+            json.dump(config, f, indent=2)
+
+    def start(self, provision=True):
+        if provision:
+            self.provision()
+        self.write_config()
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([tcgw_bin(), "serve", "--config", self.config_path],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                self.log.close()
+                self.proc = None
+                raise AssertionError("tcgw exited at start:\n%s" % self.read_log())
+            for line in self.read_log().splitlines():
+                if "event=listening" in line:
+                    fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+                    self.port = int(fields["port"])
+                    return self
+            time.sleep(0.02)
+        raise AssertionError("tcgw did not start:\n" + self.read_log())
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        """SIGTERM, then a clean exit is required: sanitizer reports make the exit code nonzero."""
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("tcgw did not stop on SIGTERM:\n" + self.read_log())
+        self.proc = None
+        self.log.close()
+        if rc != 0:
+            raise AssertionError("tcgw exited with %d:\n%s" % (rc, self.read_log()))
+        return rc
+
+    def request(self, method="POST", target="/", headers=None, body=b"", timeout=30):
+        """Sends one request over a fresh connection; returns (status, headers, body bytes)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+            for name, value in (headers or {}).items():
+                conn.putheader(name, value)
+            if body is not None:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def call(self, action, body, version="2018-05-29", host="gaap.tencentcloudapi.com",
+             target="/", extra_headers=None):
+        """An API 3.0 call as a service sends it; returns (status, parsed JSON answer)."""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        headers = {"Host": host, "Content-Type": "application/json"}
+        if action is not None:
+            headers["X-TC-Action"] = action
+        if version is not None:
+            headers["X-TC-Version"] = version
+        headers.update(extra_headers or {})
+        status, _, data = self.request("POST", target, headers, body)
+        return status, json.loads(data)
+
+
+def error_code(answer):
+    return answer.get("Response", {}).get("Error", {}).get("Code")

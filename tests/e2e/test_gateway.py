@@ -1,0 +1,360 @@
+"""End to end: a service's unsigned call through the real gateway to the TLS simulator.
+
+Every test drives real processes on loopback: tcgw-sim (TLS, verifies signatures, records what it
+received) and tcgw (configured with the dev CA and libcurl's CONNECT_TO, so Host, SNI and the
+certificate check use the real name gaap.tencentcloudapi.com).
+"""
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+import unittest
+
+import gw
+import harness
+
+SEED = gw.SEED_BODY
+
+
+class GatewayCase(unittest.TestCase):
+    """A simulator and a gateway per test class; records are cleared before each test."""
+
+    gateway_config = None
+    sim_rate_limit = 0
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="tcgw-e2e-")
+        cls.sim = harness.Simulator().start(os.path.join(cls.tmp.name, "sim"),
+                                            {gw.DEV_SECRET_ID: gw.DEV_SECRET_KEY},
+                                            rate_limit=cls.sim_rate_limit)
+        cls.gw = gw.Gateway(os.path.join(cls.tmp.name), cls.sim.port, cls.sim.ca_file,
+                            extra_config=cls.gateway_config)
+        try:
+            cls.gw.start()
+        except Exception:
+            cls.sim.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.gw.stop()
+        finally:
+            cls.sim.stop()
+            cls.tmp.cleanup()
+
+    def setUp(self):
+        self.sim.clear_records()
+
+    def assertRefused(self, answer, code, words=""):
+        self.assertEqual(gw.error_code(answer), code, answer)
+        message = answer["Response"]["Error"]["Message"]
+        self.assertIn(words, message)
+        self.assertRegex(answer["Response"]["RequestId"], r"^[0-9a-f-]{36}$")
+
+    def assertNothingForwarded(self):
+        self.assertEqual(self.sim.records(), [], "a refused call must not reach Tencent")
+
+
+class TestSignedForwarding(GatewayCase):
+
+    def test_seed_example_is_signed_forwarded_and_answered(self):
+        before = int(time.time())
+        status, answer = self.gw.call("ModifyProxyConfiguration", SEED)
+        self.assertEqual(status, 200)
+        self.assertEqual(list(answer["Response"].keys()), ["RequestId"], answer)
+        (rec,) = self.sim.records()
+        self.assertIsNone(rec["error_code"], "the simulator refused the signature")
+        self.assertEqual(rec["request_id"], answer["Response"]["RequestId"])
+        self.assertEqual(self.sim.record_body_bytes(rec), SEED, "bytes sent must be bytes signed")
+        h = rec["headers"]
+        self.assertEqual(h["host"], "gaap.tencentcloudapi.com")
+        self.assertEqual(h["content-type"], "application/json")
+        self.assertEqual(h["x-tc-action"], "ModifyProxyConfiguration")
+        self.assertEqual(h["x-tc-version"], "2018-05-29")
+        self.assertLessEqual(abs(int(h["x-tc-timestamp"]) - before), 5)
+        # A third, independent signer (Python) agrees with what the gateway sent.
+        expect = harness.tc3_sign(gw.DEV_SECRET_ID, gw.DEV_SECRET_KEY, "gaap.tencentcloudapi.com",
+                                  "gaap", int(h["x-tc-timestamp"]), "application/json", SEED)
+        self.assertEqual(h["authorization"], expect)
+
+    def test_upstream_answer_comes_back_unchanged(self):
+        status, headers, body = self.gw.request("POST", "/", {
+            "Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
+            "X-TC-Action": "DescribeProxies", "X-TC-Version": "2018-05-29"}, b'{"Limit": 2}')
+        self.assertEqual(status, 200)
+        answer = json.loads(body)
+        self.assertEqual(answer["Response"]["TotalCount"], len(answer["Response"]["ProxySet"])
+                         if answer["Response"]["TotalCount"] <= 2 else answer["Response"]["TotalCount"])
+        (rec,) = self.sim.records()
+        self.assertEqual(rec["request_id"], answer["Response"]["RequestId"])
+
+    def test_upstream_errors_pass_through(self):
+        status, answer = self.gw.call("ModifyProxyConfiguration",
+                                      {"ProxyId": "link-doesnotexist", "Bandwidth": 10})
+        self.assertEqual(status, 200)
+        self.assertEqual(gw.error_code(answer), "ResourceNotFound")
+        (rec,) = self.sim.records()
+        self.assertEqual(rec["error_code"], "ResourceNotFound")
+        self.assertEqual(rec["request_id"], answer["Response"]["RequestId"],
+                         "the answer must be the simulator's, not one the gateway made")
+
+    def test_caller_credentials_headers_are_not_passed_on(self):
+        status, answer = self.gw.call("ModifyProxyConfiguration", SEED, extra_headers={
+            "Authorization": "TC3-HMAC-SHA256 Credential=AKIDCALLEREXAMPLE/2020-01-01/gaap/"
+                             "tc3_request, SignedHeaders=content-type;host, Signature=00",
+            "X-TC-Timestamp": "1", "X-TC-Token": "caller-token", "X-TC-Region": "ap-guangzhou",
+            "X-TC-Language": "en-US"})
+        self.assertIsNone(gw.error_code(answer), answer)
+        (rec,) = self.sim.records()
+        h = rec["headers"]
+        self.assertIn("Credential=%s/" % gw.DEV_SECRET_ID, h["authorization"])
+        self.assertNotEqual(h["x-tc-timestamp"], "1")
+        self.assertNotIn("x-tc-token", h)
+        self.assertEqual(h["x-tc-region"], "ap-guangzhou")
+        self.assertEqual(h["x-tc-language"], "en-US")
+
+    def test_regional_and_intl_hosts_are_kept(self):
+        for host in ("gaap.ap-guangzhou.tencentcloudapi.com", "gaap.intl.tencentcloudapi.com"):
+            self.sim.clear_records()
+            status, answer = self.gw.call("DescribeProxies", {"Limit": 1}, host=host + ":8080")
+            self.assertIsNone(gw.error_code(answer), answer)
+            (rec,) = self.sim.records()
+            self.assertEqual(rec["headers"]["host"], host)
+            self.assertIsNone(rec["error_code"])
+
+    def test_service_from_path(self):
+        status, answer = self.gw.call("DescribeProxies", {"Limit": 1}, host="127.0.0.1",
+                                      target="/gaap/")
+        self.assertIsNone(gw.error_code(answer), answer)
+        (rec,) = self.sim.records()
+        self.assertEqual(rec["headers"]["host"], "gaap.tencentcloudapi.com")
+
+    def test_absolute_form_target_as_a_proxy_client_sends_it(self):
+        status, answer = self.gw.call("DescribeProxies", {"Limit": 1}, host="127.0.0.1",
+                                      target="http://gaap.tencentcloudapi.com/")
+        self.assertIsNone(gw.error_code(answer), answer)
+        (rec,) = self.sim.records()
+        self.assertEqual(rec["headers"]["host"], "gaap.tencentcloudapi.com")
+
+    def test_three_actions_official_examples_reach_the_simulator(self):
+        shared = os.environ.get("TCGW_SHARED_DIR", "")
+        path = os.path.join(shared, "reference", "tccli-gaap-v20180529", "examples.json")
+        if not os.path.exists(path):
+            self.skipTest("skipped: ../shared not present (Tencent's examples.json)")
+        with open(path, encoding="utf-8") as f:
+            examples = json.load(f)["actions"]
+        sent = 0
+        for action in ("ModifyProxyConfiguration", "DescribeProxies",
+                       "DescribeAccessRegionsByDestRegion"):
+            for ex in examples[action]:
+                body = ex["input"].split("\n\n", 1)[1].encode()
+                self.sim.clear_records()
+                status, answer = self.gw.call(action, body)
+                self.assertEqual(status, 200)
+                code = gw.error_code(answer)
+                # The gateway accepted it: it reached the simulator, which verified the signature.
+                (rec,) = self.sim.records()
+                self.assertEqual(self.sim.record_body_bytes(rec), body)
+                self.assertFalse((code or "").startswith("AuthFailure"), answer)
+                sent += 1
+        self.assertGreaterEqual(sent, 3)
+
+
+class TestRefusals(GatewayCase):
+    """Every refusal is a Tencent-format error with a precise code, and nothing is forwarded."""
+
+    gateway_config = {"max_body_bytes": 4096}
+
+    def test_spec_validation_refusals(self):
+        cases = [
+            ("ModifyProxyConfiguration", {"ProxyId": "link-4ftf12sb", "Bandwidth": 10, "Bogus": 1},
+             "UnknownParameter", "Bogus"),
+            ("ModifyProxyConfiguration", {"ProxyId": "link-4ftf12sb"}, "MissingParameter",
+             "Bandwidth"),
+            ("ModifyProxyConfiguration", {"Bandwidth": 10}, "MissingParameter", "ProxyId"),
+            ("ModifyProxyConfiguration", {"ProxyId": "link-4ftf12sb", "Bandwidth": "ten"},
+             "InvalidParameter", "Bandwidth"),
+            ("ModifyProxyConfiguration", {"ProxyId": "link-4ftf12sb", "Bandwidth": 10,
+                                          "BillingType": 2}, "InvalidParameterValue",
+             "BillingType"),
+            ("ModifyProxyConfiguration", {"ProxyId": "link-4ftf12sb", "Bandwidth": 10,
+                                          "ClientToken": "x" * 65}, "InvalidParameterValue",
+             "ClientToken"),
+            ("DescribeAccessRegionsByDestRegion", {}, "MissingParameter", "DestRegion"),
+            ("DescribeProxies", {"Filters": [{"Values": ["a"]}]}, "MissingParameter",
+             "Filters.0.Name"),
+            ("DescribeProxies", {"Limit": 101}, "InvalidParameterValue", "Limit"),
+            ("DescribeProxies", {"Limit": -1}, "InvalidParameterValue", "Limit"),
+            ("CreateProxy", {}, "InvalidAction", "CreateProxy"),
+        ]
+        for action, body, code, words in cases:
+            with self.subTest(action=action, body=body):
+                status, answer = self.gw.call(action, body)
+                self.assertEqual(status, 200)
+                self.assertRefused(answer, code, words)
+        self.assertNothingForwarded()
+
+    def test_unknown_version_and_service(self):
+        status, answer = self.gw.call("DescribeProxies", {}, version="2099-01-01")
+        self.assertRefused(answer, "NoSuchVersion", "2099-01-01")
+        status, answer = self.gw.call("DescribeInstances", {}, host="cvm.tencentcloudapi.com")
+        self.assertRefused(answer, "NoSuchProduct", "cvm")
+        self.assertNothingForwarded()
+
+    def test_request_shape_refusals(self):
+        base = {"Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
+                "X-TC-Action": "DescribeProxies", "X-TC-Version": "2018-05-29"}
+        cases = [
+            ("GET", base, b"", "UnsupportedProtocol"),
+            ("PUT", base, b"{}", "UnsupportedProtocol"),
+            ("POST", dict(base, **{"Content-Type": "text/plain"}), b"{}", "InvalidRequest"),
+            ("POST", base, b"{\"Limit\": ", "InvalidRequest"),
+            ("POST", base, b"[1, 2]", "InvalidRequest"),
+            ("POST", base, b"{\"Limit\": 1, \"Limit\": 2}", "InvalidRequest"),
+            ("POST", {k: v for k, v in base.items() if k != "X-TC-Action"}, b"{}",
+             "MissingParameter"),
+            ("POST", {k: v for k, v in base.items() if k != "X-TC-Version"}, b"{}",
+             "MissingParameter"),
+            ("POST", dict(base, Host="127.0.0.1"), b"{}", "InvalidRequest"),
+            ("POST", base, b"{\"Limit\": 1}" + b" " * 5000, "RequestSizeLimitExceeded"),
+        ]
+        for method, headers, body, code in cases:
+            with self.subTest(method=method, headers=headers, body=body[:40]):
+                status, resp_headers, data = self.gw.request(method, "/", headers, body)
+                self.assertEqual(status, 200)
+                self.assertEqual(resp_headers.get("Content-Type"), "application/json")
+                self.assertRefused(json.loads(data), code)
+        self.assertNothingForwarded()
+
+    def test_chunked_body_over_the_limit(self):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=10)
+        headers = {"Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
+                   "X-TC-Action": "DescribeProxies", "X-TC-Version": "2018-05-29"}
+        chunks = (b"{\"Limit\": 1" + b" " * 1000 for _ in range(10))
+        conn.request("POST", "/", body=chunks, headers=headers, encode_chunked=True)
+        resp = conn.getresponse()
+        answer = json.loads(resp.read())
+        conn.close()
+        self.assertRefused(answer, "RequestSizeLimitExceeded", "4096")
+        self.assertNothingForwarded()
+
+    def test_health(self):
+        status, _, body = self.gw.request("GET", "/healthz", {"Host": "127.0.0.1"}, None)
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body), {"status": "ok"})
+
+
+class TestSimulatorRefusalsPassThrough(GatewayCase):
+    sim_rate_limit = 2
+
+    def test_rate_limit_answer_is_the_upstreams(self):
+        codes = [gw.error_code(self.gw.call("DescribeProxies", {"Limit": 1})[1])
+                 for _ in range(6)]
+        self.assertIn("RequestLimitExceeded", codes)
+        self.assertIn(None, codes)
+        self.assertEqual(len(self.sim.records()), 6)
+
+
+def hanging_server():
+    """A TCP listener that accepts and never answers: an upstream that times out."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                pass
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+
+    def close():
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        sock.close()
+    return sock.getsockname()[1], close
+
+
+class TestUpstreamFailures(unittest.TestCase):
+    """The gateway's own failures say so, with a precise code."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="tcgw-e2e-")
+        self.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+        self.sim = harness.Simulator().start(os.path.join(self.dir, "sim"),
+                                             {gw.DEV_SECRET_ID: gw.DEV_SECRET_KEY}, rate_limit=0)
+        self.addCleanup(self.sim.stop)
+
+    def gateway(self, name, **kw):
+        os.makedirs(os.path.join(self.dir, name))
+        g = gw.Gateway(os.path.join(self.dir, name), self.sim.port, kw.pop("ca", self.sim.ca_file),
+                       **kw)
+        g.start()
+        self.addCleanup(g.stop)
+        return g
+
+    def test_unreachable(self):
+        closed = harness.free_port()
+        g = self.gateway("gw", connect_to=["gaap.tencentcloudapi.com:443:127.0.0.1:%d" % closed])
+        status, answer = g.call("ModifyProxyConfiguration", SEED)
+        self.assertEqual(gw.error_code(answer), "InternalError.UpstreamUnreachable")
+        self.assertIn("not sent", answer["Response"]["Error"]["Message"])
+
+    def test_untrusted_certificate(self):
+        other = harness.make_certs(os.path.join(self.dir, "other-ca"))
+        g = self.gateway("gw", ca=other["ca"])
+        status, answer = g.call("ModifyProxyConfiguration", SEED)
+        self.assertEqual(gw.error_code(answer), "InternalError.UpstreamTLSFailure", answer)
+        self.assertEqual(self.sim.records(), [])
+
+    def test_timeout_without_holding_the_server(self):
+        port, close = hanging_server()
+        self.addCleanup(close)
+        g = self.gateway("gw", connect_to=["gaap.tencentcloudapi.com:443:127.0.0.1:%d" % port],
+                         extra_config={"threads": 1, "upstream": {"timeout_ms": 1500}})
+        result = {}
+
+        def slow():
+            result["answer"] = g.call("ModifyProxyConfiguration", SEED)[1]
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.3)
+        # With one server thread, a call answered while the first one waits upstream proves
+        # that waiting does not hold the thread.
+        status, answer = g.call("DescribeProxies", {"Bogus": 1})
+        self.assertEqual(gw.error_code(answer), "UnknownParameter")
+        self.assertTrue(t.is_alive(), "the slow call should still be waiting upstream")
+        t.join(10)
+        self.assertEqual(gw.error_code(result["answer"]), "InternalError.UpstreamTimeout")
+        self.assertIn("1500 ms", result["answer"]["Response"]["Error"]["Message"])
+
+    def test_answer_over_the_size_limit(self):
+        g = self.gateway("gw", extra_config={"upstream": {"max_response_bytes": 1024}})
+        status, answer = g.call("DescribeProxies", {"Limit": 100})
+        self.assertEqual(gw.error_code(answer), "ResponseSizeLimitExceeded")
+        self.assertIn("1024 bytes", answer["Response"]["Error"]["Message"])
+
+    def test_missing_credential_refuses_to_start(self):
+        os.makedirs(os.path.join(self.dir, "nocred"))
+        g = gw.Gateway(os.path.join(self.dir, "nocred"), self.sim.port, self.sim.ca_file,
+                       extra_config={"credential": "prod"})
+        with self.assertRaises(AssertionError) as ctx:
+            g.start()
+        self.assertIn("credential 'prod'", str(ctx.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()

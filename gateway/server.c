@@ -31,6 +31,7 @@ struct exchange {
     struct gw_call *call;
     struct MHD_Connection *connection;
     enum exchange_state state;
+    bool is_connect; /* a proxy client's CONNECT: any 2xx would mean "tunnel established" */
 };
 
 static const char *upstream_failure_code(enum gw_upstream_outcome outcome)
@@ -153,6 +154,9 @@ static enum MHD_Result queue_answer(struct gw_server *srv, struct exchange *ex)
     if (body == NULL) {
         return MHD_NO;
     }
+    if (ex->is_connect) {
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+    }
     log_call(ex->call, status);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -163,7 +167,9 @@ static enum MHD_Result queue_answer(struct gw_server *srv, struct exchange *ex)
     enum MHD_Result ret = MHD_NO;
     if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, GW_CALL_CONTENT_TYPE) ==
             MHD_YES &&
-        MHD_add_response_header(resp, "X-Tcgw-Request-Id", ex->call->request_id) == MHD_YES) {
+        MHD_add_response_header(resp, "X-Tcgw-Request-Id", ex->call->request_id) == MHD_YES &&
+        (!ex->is_connect ||
+         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST") == MHD_YES)) {
         ret = MHD_queue_response(ex->connection, status, resp);
     }
     MHD_destroy_response(resp);
@@ -270,6 +276,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         }
         ex->connection = connection;
         ex->state = RECEIVING;
+        ex->is_connect = strcmp(method, MHD_HTTP_METHOD_CONNECT) == 0;
         *con_cls = ex;
         if (!begin(srv, ex, method, url)) {
             ex->state = FINISHED;

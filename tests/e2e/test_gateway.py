@@ -230,6 +230,15 @@ class TestRefusals(GatewayCase):
                 self.assertRefused(json.loads(data), code)
         self.assertNothingForwarded()
 
+    def test_connect_is_not_taken_for_a_tunnel(self):
+        status, headers, data = self.gw.request(
+            "CONNECT", "gaap.tencentcloudapi.com:443", {"Host": "gaap.tencentcloudapi.com:443"},
+            None)
+        self.assertEqual(status, 405)
+        self.assertEqual(headers.get("Allow"), "POST")
+        self.assertRefused(json.loads(data), "UnsupportedProtocol", "only POST")
+        self.assertNothingForwarded()
+
     def test_chunked_body_over_the_limit(self):
         import http.client
         conn = http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=10)

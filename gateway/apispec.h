@@ -20,9 +20,10 @@
  *                 (groups name members of the action's input object)
  * The description itself is checked at load: every action's input (and output) names an object,
  * every member type is known, list and object members name existing objects, extension keys are
- * well-typed and fit the member, names are identifiers ([A-Za-z0-9_]), and the objects reachable
- * from an input are not recursive and nest at most 16 deep. Two descriptions of the same service
- * and version are a load error.
+ * well-typed and fit the member, action/object/member names are identifiers ([A-Za-z0-9_]), and
+ * the objects reachable from an input are not recursive and nest at most 16 deep. A symbolic link
+ * back to a directory being walked, and two descriptions of the same service and version, are
+ * load errors.
  */
 #ifndef GW_APISPEC_H
 #define GW_APISPEC_H
@@ -65,7 +66,7 @@ size_t gw_apispec_action_count(const struct gw_apispec *spec);
  * problem found (service, version and action first; then, object by object, unknown keys in the
  * caller's order, then each present value's type and value in the description's order, with
  * recursion into it, then required members; last the action's groups):
- *   UnsupportedOperation   no description loaded for service
+ *   NoSuchProduct          no description loaded for service
  *   NoSuchVersion          service known, version not
  *   InvalidAction          action not in that version
  *   UnknownParameter       a key (at any depth) that the description does not list

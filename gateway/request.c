@@ -287,6 +287,13 @@ bool gw_request_parse_body(struct gw_call *call)
     }
     /* Duplicate keys are refused: the gateway and Tencent must not read different values. */
     call->params = json_loadb(call->body.data, call->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (call->params == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
+        gw_call_refuse(call, "InvalidParameterValue",
+                       "An integer in the body is out of range (line %d, column %d): send "
+                       "integers above 9223372036854775807 as decimal strings.",
+                       jerr.line, jerr.column);
+        return false;
+    }
     if (call->params == NULL) {
         gw_call_refuse(call, "InvalidRequest",
                        "The body is not valid JSON: %s (line %d, column %d).", jerr.text,

@@ -216,6 +216,11 @@ static void test_body_parsing(void **state)
     assert_false(gw_request_parse_body(call));
     assert_non_null(strstr(call->error_message, "duplicate"));
     gw_call_free(call);
+    call = with_body("{\"Offset\": 18446744073709551615}");
+    assert_false(gw_request_parse_body(call));
+    assert_string_equal(call->error_code, "InvalidParameterValue");
+    assert_non_null(strstr(call->error_message, "as decimal strings"));
+    gw_call_free(call);
 }
 
 int main(void)

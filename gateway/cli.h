@@ -17,4 +17,17 @@ int gw_cli_keygen(int argc, char **argv);
  */
 int gw_cli_secrets(int argc, char **argv);
 
+/*
+ * Shared by the verbs. Matches "--name VALUE" or "--name=VALUE" at argv[*i]: returns 1 (and
+ * advances *i past a separate value) when it matched, 0 when argv[*i] is another option, -1 when
+ * the value is missing. *out is borrowed from argv.
+ */
+int gw_cli_take_value(int argc, char **argv, int *i, const char *name, const char **out);
+
+/*
+ * Prints "tcgw <verb>: <what><option name>" and usage to stderr; returns 2. Only an option's name
+ * is repeated, never its value or a stray argument (either could be a pasted secret).
+ */
+int gw_cli_usage_error(const char *verb, const char *what, const char *option, const char *usage);
+
 #endif

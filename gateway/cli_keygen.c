@@ -8,42 +8,6 @@
 
 static const char usage_text[] = "usage: tcgw keygen [--config FILE | --key FILE]\n";
 
-/*
- * Prints "tcgw keygen: <what><option>" and the usage; returns the usage exit code. Only an
- * option's name is repeated, never a value (which could be a pasted secret).
- */
-static int usage_error(const char *what, const char *option)
-{
-    int n = (int)strcspn(option, "=");
-    fprintf(stderr, "tcgw keygen: %s%.*s\n%s", what, n, option, usage_text);
-    return 2;
-}
-
-/*
- * Matches "--name VALUE" or "--name=VALUE" at argv[*i]. Returns 1 (and advances *i past a
- * separate value) when it matched, 0 when argv[*i] is another option, -1 when the value is missing.
- */
-static int take_value(int argc, char **argv, int *i, const char *name, const char **out)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, n) != 0) {
-        return 0;
-    }
-    if (a[n] == '=') {
-        *out = a + n + 1;
-        return **out != '\0' ? 1 : -1;
-    }
-    if (a[n] != '\0') {
-        return 0;
-    }
-    if (*i + 1 >= argc || argv[*i + 1][0] == '\0') {
-        return -1;
-    }
-    *out = argv[++*i];
-    return 1;
-}
-
 int gw_cli_keygen(int argc, char **argv)
 {
     const char *config_path = NULL;
@@ -60,20 +24,21 @@ int gw_cli_keygen(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         }
-        if ((m = take_value(argc, argv, &i, "--config", &value)) != 0) {
+        if ((m = gw_cli_take_value(argc, argv, &i, "--config", &value)) != 0) {
             if (m < 0 || config_path != NULL) {
-                return usage_error("--config needs one FILE", "");
+                return gw_cli_usage_error("keygen", "--config needs one FILE", "", usage_text);
             }
             config_path = value;
-        } else if ((m = take_value(argc, argv, &i, "--key", &value)) != 0) {
+        } else if ((m = gw_cli_take_value(argc, argv, &i, "--key", &value)) != 0) {
             if (m < 0 || key_path != NULL) {
-                return usage_error("--key needs one FILE", "");
+                return gw_cli_usage_error("keygen", "--key needs one FILE", "", usage_text);
             }
             key_path = value;
         } else if (a[0] == '-') {
-            return usage_error("unknown option ", a);
+            return gw_cli_usage_error("keygen", "unknown option ", a, usage_text);
         } else {
-            return usage_error("takes no arguments besides the options", "");
+            return gw_cli_usage_error("keygen", "takes no arguments besides the options", "",
+                                      usage_text);
         }
     }
 

@@ -28,39 +28,6 @@ struct args {
     bool json;
 };
 
-/*
- * Prints "tcgw secrets: <what><option>" and the usage; returns the usage exit code. Only an
- * option's name is repeated, never a value or a stray argument (either could be a pasted secret).
- */
-static int usage_error(const char *what, const char *option)
-{
-    int n = (int)strcspn(option, "=");
-    fprintf(stderr, "tcgw secrets: %s%.*s\n%s", what, n, option, usage_text);
-    return 2;
-}
-
-/* As in cli_keygen.c: 1 matched, 0 another option, -1 value missing. */
-static int take_value(int argc, char **argv, int *i, const char *name, const char **out)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, n) != 0) {
-        return 0;
-    }
-    if (a[n] == '=') {
-        *out = a + n + 1;
-        return **out != '\0' ? 1 : -1;
-    }
-    if (a[n] != '\0') {
-        return 0;
-    }
-    if (*i + 1 >= argc || argv[*i + 1][0] == '\0') {
-        return -1;
-    }
-    *out = argv[++*i];
-    return 1;
-}
-
 /* Returns 0 when the arguments are good, 2 after printing a usage error, -1 for --help. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
@@ -70,13 +37,13 @@ static int parse_args(int argc, char **argv, struct args *a)
 
     memset(a, 0, sizeof *a);
     if (argc < 2) {
-        return usage_error("say put or list", "");
+        return gw_cli_usage_error("secrets", "say put or list", "", usage_text);
     }
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         return -1;
     }
     if (strcmp(argv[1], "put") != 0 && strcmp(argv[1], "list") != 0) {
-        return usage_error("unknown subcommand: say put or list", "");
+        return gw_cli_usage_error("secrets", "unknown subcommand: say put or list", "", usage_text);
     }
     a->verb = argv[1];
     for (int i = 2; i < argc; i++) {
@@ -97,16 +64,17 @@ static int parse_args(int argc, char **argv, struct args *a)
             }
             for (size_t k = 0; k < sizeof file_opts / sizeof *file_opts && matched == 0; k++) {
                 const char *value = NULL;
-                matched = take_value(argc, argv, &i, file_opts[k], &value);
+                matched = gw_cli_take_value(argc, argv, &i, file_opts[k], &value);
                 if (matched < 0 || (matched > 0 && *slots[k] != NULL)) {
-                    return usage_error("give one FILE to ", file_opts[k]);
+                    return gw_cli_usage_error("secrets", "give one FILE to ", file_opts[k],
+                                              usage_text);
                 }
                 if (matched > 0) {
                     *slots[k] = value;
                 }
             }
             if (matched == 0) {
-                return usage_error("unknown option ", arg);
+                return gw_cli_usage_error("secrets", "unknown option ", arg, usage_text);
             }
             continue;
         }
@@ -118,12 +86,14 @@ static int parse_args(int argc, char **argv, struct args *a)
 
     if (strcmp(a->verb, "put") == 0) {
         if (positional == 0) {
-            return usage_error("put needs the credential NAME", "");
+            return gw_cli_usage_error("secrets", "put needs the credential NAME", "", usage_text);
         }
         if (positional > 1) {
-            return usage_error("put takes only NAME: the SecretId and SecretKey are read from "
-                               "standard input, never from the command line",
-                               "");
+            return gw_cli_usage_error(
+                "secrets",
+                "put takes only NAME: the SecretId and SecretKey are read from "
+                "standard input, never from the command line",
+                "", usage_text);
         }
         if (!gw_vault_name_valid(a->name)) {
             fprintf(stderr,
@@ -133,10 +103,11 @@ static int parse_args(int argc, char **argv, struct args *a)
             return 2;
         }
         if (a->json) {
-            return usage_error("--json is for list only", "");
+            return gw_cli_usage_error("secrets", "--json is for list only", "", usage_text);
         }
     } else if (positional > 0) {
-        return usage_error("list takes no arguments besides the options", "");
+        return gw_cli_usage_error("secrets", "list takes no arguments besides the options", "",
+                                  usage_text);
     }
     return 0;
 }

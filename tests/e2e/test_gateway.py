@@ -269,6 +269,31 @@ class TestSimulatorRefusalsPassThrough(GatewayCase):
         self.assertEqual(len(self.sim.records()), 6)
 
 
+class TestResolveOverride(unittest.TestCase):
+    """libcurl's RESOLVE override with the simulator on the real port 443, as in production."""
+
+    def test_seed_call_through_resolve(self):
+        tmp = tempfile.TemporaryDirectory(prefix="tcgw-e2e-")
+        self.addCleanup(tmp.cleanup)
+        sim = harness.Simulator()
+        try:
+            sim.start(os.path.join(tmp.name, "sim"), {gw.DEV_SECRET_ID: gw.DEV_SECRET_KEY},
+                      extra_args=("--port", "443"))
+        except RuntimeError as e:
+            self.skipTest("port 443 cannot be bound here (needs root and a free port): %s" % e)
+        self.addCleanup(sim.stop)
+        g = gw.Gateway(tmp.name, sim.port, sim.ca_file, connect_to=[],
+                       extra_config={"upstream": {"resolve": [
+                           "gaap.tencentcloudapi.com:443:127.0.0.1"]}})
+        g.start()
+        self.addCleanup(g.stop)
+        status, answer = g.call("ModifyProxyConfiguration", SEED)
+        self.assertEqual(list(answer["Response"].keys()), ["RequestId"], answer)
+        (rec,) = sim.records()
+        self.assertEqual(rec["headers"]["host"], "gaap.tencentcloudapi.com")
+        self.assertIsNone(rec["error_code"])
+
+
 def hanging_server():
     """A TCP listener that accepts and never answers: an upstream that times out."""
     sock = socket.socket()

@@ -27,7 +27,7 @@ install_deps() {
 
 build() { # build DIR [cmake options...]
     local dir=$1; shift
-    cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake -S "$ROOT" -B "$dir" "$@" >/dev/null
     cmake --build "$dir" -j "$(nproc)"
 }
 
@@ -39,9 +39,9 @@ node_sdk() {
 cmd_test() {
     install_deps
     node_sdk
-    build build
-    build build-asan -DTCGW_SANITIZE=ON
-    echo "== tests (plain build)"
+    build build -DCMAKE_BUILD_TYPE=Release
+    build build-asan -DCMAKE_BUILD_TYPE=Debug -DTCGW_SANITIZE=ON
+    echo "== tests (release build, as shipped)"
     ctest --test-dir build --output-on-failure -j 2
     echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer build)"
     ctest --test-dir build-asan --output-on-failure -j 2
@@ -49,13 +49,13 @@ cmd_test() {
 
 cmd_demo() {
     install_deps
-    build build
+    build build -DCMAKE_BUILD_TYPE=Release
     exec python3 tests/e2e/demo.py --build build
 }
 
 case "${1:-}" in
     test) cmd_test ;;
     demo) cmd_demo ;;
-    build) install_deps; build build ;;
+    build) install_deps; build build -DCMAKE_BUILD_TYPE=Release ;;
     *) echo "usage: ./dev.sh demo|test|build" >&2; exit 2 ;;
 esac

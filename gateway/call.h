@@ -31,6 +31,8 @@ enum gw_upstream_outcome {
     GW_UPSTREAM_TIMEOUT,   /* the connect or total timeout passed */
     GW_UPSTREAM_TOO_LARGE, /* the answer exceeded max_response_bytes */
     GW_UPSTREAM_FAILED,    /* any other transfer failure */
+    GW_UPSTREAM_NOT_SENT,  /* the gateway stopped before the transfer began */
+    GW_UPSTREAM_ABORTED,   /* the gateway stopped while the transfer was under way */
 };
 
 struct gw_call {
@@ -55,7 +57,7 @@ struct gw_call {
     enum gw_upstream_outcome outcome;
     long http_status;
     struct gw_buf response;       /* the upstream body, returned unchanged */
-    char upstream_detail[256];    /* libcurl's words when outcome is a failure */
+    char upstream_detail[256];    /* libcurl's words on a failure: for the log, not the caller */
 
     /* Set by whichever stage refuses the call; error_code NULL means no refusal. */
     const char *error_code; /* static string */

@@ -177,15 +177,20 @@ int gw_cli_serve(int argc, char **argv)
     int sig = 0;
     sigwait(&stop_signals, &sig);
     fprintf(stderr, "level=info event=stopping signal=%d\n", sig);
-    /* Stop taking connections, answer what is in flight, then close. */
+    /*
+     * Stop taking connections and let calls in flight finish (up to the upstream timeout). What
+     * is still waiting then is ended with ServiceUnavailable and answered, and only once the
+     * server is gone can nothing submit to the upstream any more.
+     */
     gw_server_quiesce(server);
-    gw_server_drain(server, 2000);
-    gw_upstream_stop(upstream);
-    upstream = NULL;
+    if (!gw_server_drain(server, cfg->upstream.timeout_ms + 1000)) {
+        gw_upstream_stop(upstream);
+        gw_server_drain(server, 1000);
+    }
     rc = 0;
 out:
     gw_server_stop(server);
-    gw_upstream_stop(upstream);
+    gw_upstream_free(upstream);
     gw_pipeline_free(pipeline);
     gw_vault_free(vault);
     gw_apispec_free(spec);

@@ -30,8 +30,9 @@ struct gw_request_input {
 /*
  * Checks the method and headers and fills call->service, host, action, version, region and
  * language. endpoint_suffix is "tencentcloudapi.com". Returns true, or false with the refusal
- * recorded on the call (UnsupportedProtocol, InvalidRequest, MissingParameter,
- * InvalidParameterValue). Runs before the body is read, so a bad request costs no upload.
+ * recorded on the call (UnsupportedProtocol, InvalidRequest, MissingParameter, InvalidAction,
+ * NoSuchVersion, InvalidParameterValue). Runs before the body is read, so a bad request costs no
+ * upload.
  */
 bool gw_request_check_head(const struct gw_request_input *in, const char *endpoint_suffix,
                            struct gw_call *call);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 struct gw_server {
     struct MHD_Daemon *daemon;
+    atomic_size_t unanswered; /* calls handed upstream whose answer is not queued yet */
     struct gw_pipeline *pipeline;
     struct gw_server_options opts;
     uint16_t port;
@@ -31,58 +33,60 @@ struct exchange {
     struct gw_call *call;
     struct MHD_Connection *connection;
     enum exchange_state state;
+    bool unanswered; /* counted in gw_server.unanswered */
     bool is_connect; /* a proxy client's CONNECT: any 2xx would mean "tunnel established" */
 };
 
-static const char *upstream_failure_code(enum gw_upstream_outcome outcome)
-{
-    switch (outcome) {
-    case GW_UPSTREAM_CONNECT:
-        return "InternalError.UpstreamUnreachable";
-    case GW_UPSTREAM_TLS:
-        return "InternalError.UpstreamTLSFailure";
-    case GW_UPSTREAM_TIMEOUT:
-        return "InternalError.UpstreamTimeout";
-    case GW_UPSTREAM_TOO_LARGE:
-        return "ResponseSizeLimitExceeded";
-    default:
-        return "InternalError.UpstreamFailure";
-    }
-}
-
+/*
+ * The gateway's own failures. libcurl's detail (which can name internal addresses) goes to the
+ * log line of the call, not to the caller.
+ */
 static void explain_upstream_failure(struct gw_call *call, long timeout_ms, size_t max_bytes)
 {
-    const char *code = upstream_failure_code(call->outcome);
     switch (call->outcome) {
     case GW_UPSTREAM_CONNECT:
-        gw_call_refuse(call, code,
-                       "The gateway (tcgw) could not connect to %s: %s. The call was not sent to "
+        gw_call_refuse(call, "InternalError.UpstreamUnreachable",
+                       "The gateway (tcgw) could not connect to %s. The call was not sent to "
                        "Tencent Cloud; it is safe to retry.",
-                       call->host, call->upstream_detail);
+                       call->host);
         break;
     case GW_UPSTREAM_TLS:
-        gw_call_refuse(call, code,
-                       "The gateway (tcgw) refused the TLS connection to %s: %s. The call was not "
-                       "sent to Tencent Cloud.",
-                       call->host, call->upstream_detail);
+        gw_call_refuse(call, "InternalError.UpstreamTLSFailure",
+                       "The gateway (tcgw) refused the TLS connection to %s: its certificate or "
+                       "handshake failed verification. The call was not sent to Tencent Cloud.",
+                       call->host);
         break;
     case GW_UPSTREAM_TIMEOUT:
-        gw_call_refuse(call, code,
+        gw_call_refuse(call, "InternalError.UpstreamTimeout",
                        "The gateway (tcgw) got no complete answer from %s within %ld ms. The call "
                        "may have reached Tencent Cloud: retry with the same ClientToken.",
                        call->host, timeout_ms);
         break;
     case GW_UPSTREAM_TOO_LARGE:
-        gw_call_refuse(call, code,
+        gw_call_refuse(call, "ResponseSizeLimitExceeded",
                        "The answer from %s was larger than the gateway's limit of %zu bytes "
                        "(upstream.max_response_bytes); narrow the query, e.g. with Limit.",
                        call->host, max_bytes);
         break;
+    case GW_UPSTREAM_NOT_SENT:
+        gw_call_refuse(call, "ServiceUnavailable",
+                       "The gateway (tcgw) is shutting down. The call was not sent to Tencent "
+                       "Cloud; it is safe to retry.");
+        break;
+    case GW_UPSTREAM_ABORTED:
+        gw_call_refuse(call, "ServiceUnavailable",
+                       "The gateway (tcgw) shut down while waiting for %s. The call may have "
+                       "reached Tencent Cloud: retry with the same ClientToken.",
+                       call->host);
+        break;
+    case GW_UPSTREAM_NONE:
+    case GW_UPSTREAM_ANSWERED:
+    case GW_UPSTREAM_FAILED:
     default:
-        gw_call_refuse(call, code,
-                       "The gateway (tcgw) failed while talking to %s: %s. The call may have "
-                       "reached Tencent Cloud.",
-                       call->host, call->upstream_detail);
+        gw_call_refuse(call, "InternalError.UpstreamFailure",
+                       "The gateway (tcgw) failed while talking to %s. The call may have reached "
+                       "Tencent Cloud: retry with the same ClientToken.",
+                       call->host);
         break;
     }
 }
@@ -122,6 +126,10 @@ static const char *outcome_name(enum gw_upstream_outcome outcome)
         return "timeout";
     case GW_UPSTREAM_TOO_LARGE:
         return "too_large";
+    case GW_UPSTREAM_NOT_SENT:
+        return "not_sent";
+    case GW_UPSTREAM_ABORTED:
+        return "aborted";
     default:
         return "failed";
     }
@@ -139,10 +147,12 @@ static void log_call(const struct gw_call *call, unsigned status)
                 (double)(now.tv_nsec - call->started.tv_nsec) / 1e6;
     fprintf(stderr,
             "level=info event=call request_id=%s service=%s action=%s upstream=%s status=%u "
-            "error=%s ms=%.3f\n",
+            "error=%s ms=%.3f%s%s%s\n",
             call->request_id, call->service[0] ? call->service : "-",
             call->action[0] ? call->action : "-", outcome_name(call->outcome), status,
-            call->error_code != NULL ? call->error_code : "-", ms);
+            call->error_code != NULL ? call->error_code : "-", ms,
+            call->upstream_detail[0] ? " detail=\"" : "", call->upstream_detail,
+            call->upstream_detail[0] ? "\"" : "");
 }
 
 static enum MHD_Result queue_answer(struct gw_server *srv, struct exchange *ex)
@@ -208,6 +218,15 @@ static void on_forwarded(struct gw_call *call, void *arg)
     MHD_resume_connection(connection);
 }
 
+/* The call no longer waits for its answer: it is being answered, or its connection is gone. */
+static void settle(struct gw_server *srv, struct exchange *ex)
+{
+    if (ex->unanswered) {
+        ex->unanswered = false;
+        atomic_fetch_sub(&srv->unanswered, 1);
+    }
+}
+
 /* The first callback of a request: the head is known, no body has been read. */
 static bool begin(struct gw_server *srv, struct exchange *ex, const char *method, const char *url)
 {
@@ -244,6 +263,8 @@ static enum MHD_Result dispatch(struct gw_server *srv, struct exchange *ex)
     }
     /* Suspend before forwarding, so the resume from the upstream thread can never come first. */
     ex->state = WAITING;
+    ex->unanswered = true;
+    atomic_fetch_add(&srv->unanswered, 1);
     MHD_suspend_connection(ex->connection);
     if (gw_pipeline_forward(srv->pipeline, ex->call, on_forwarded, ex) != GW_OK) {
         ex->state = FINISHED;
@@ -306,6 +327,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     case WAITING:
         return MHD_YES; /* a spurious call while suspended: nothing to do yet */
     case FINISHED:
+        settle(srv, ex);
         return queue_answer(srv, ex);
     default:
         return MHD_NO;
@@ -315,13 +337,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct gw_server *srv = cls;
     struct exchange *ex = *con_cls;
-    (void)cls;
     (void)connection;
     (void)toe;
     if (ex == NULL) {
         return;
     }
+    settle(srv, ex);
     gw_call_free(ex->call);
     free(ex);
     *con_cls = NULL;
@@ -374,7 +397,7 @@ enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_pipe
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(opts->threads > 1 ? opts->threads : 0),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opts->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_END);
+        on_completed, srv, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         snprintf(msg, msglen, "cannot listen on %s port %u (in use, or not an address of this host)",
                  opts->address, (unsigned)opts->port);
@@ -404,17 +427,18 @@ void gw_server_quiesce(struct gw_server *server)
     }
 }
 
-void gw_server_drain(struct gw_server *server, long timeout_ms)
+bool gw_server_drain(struct gw_server *server, long timeout_ms)
 {
+    struct timespec ten_ms = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
     for (long waited = 0; waited < timeout_ms; waited += 10) {
-        const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        if (info == NULL || info->num_connections == 0) {
-            return;
+        if (atomic_load(&server->unanswered) == 0) {
+            /* Queued answers are written by the server threads right after this. */
+            nanosleep(&ten_ms, NULL);
+            return true;
         }
-        struct timespec ten_ms = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
         nanosleep(&ten_ms, NULL);
     }
+    return false;
 }
 
 void gw_server_stop(struct gw_server *server)

@@ -7,6 +7,7 @@
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,8 +38,11 @@ uint16_t gw_server_port(const struct gw_server *server);
 /* Stops accepting new connections; calls in flight still get their answers. */
 void gw_server_quiesce(struct gw_server *server);
 
-/* Waits up to timeout_ms for open connections to end (after quiesce). */
-void gw_server_drain(struct gw_server *server, long timeout_ms);
+/*
+ * Waits up to timeout_ms until every call handed upstream has its answer queued. Returns false if
+ * some still wait.
+ */
+bool gw_server_drain(struct gw_server *server, long timeout_ms);
 
 /* Closes every connection and frees the server. Accepts NULL. */
 void gw_server_stop(struct gw_server *server);

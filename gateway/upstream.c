@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* One transfer in flight: owned by the upstream module from submit until done. */
 struct transfer {
@@ -83,15 +84,31 @@ static enum gw_upstream_outcome outcome_of(CURLcode rc, const struct transfer *t
     }
 }
 
+/* How a transfer ends when the gateway stops: before curl started it, or while it ran. */
+#define STOPPED_BEFORE_START ((CURLcode)-1)
+#define STOPPED_WHILE_RUNNING ((CURLcode)-2)
+
 static void finish(struct transfer *t, CURLcode rc)
 {
     struct gw_call *call = t->call;
-    call->outcome = outcome_of(rc, t);
+    if (rc == STOPPED_BEFORE_START) {
+        call->outcome = GW_UPSTREAM_NOT_SENT;
+    } else if (rc == STOPPED_WHILE_RUNNING) {
+        call->outcome = GW_UPSTREAM_ABORTED;
+    } else {
+        call->outcome = outcome_of(rc, t);
+    }
     if (rc == CURLE_OK) {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &call->http_status);
-    } else {
+    } else if (rc >= 0) {
         snprintf(call->upstream_detail, sizeof call->upstream_detail, "%s",
                  t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(rc));
+        /* It goes into a quoted log field: keep it to one plain line. */
+        for (char *p = call->upstream_detail; *p != '\0'; p++) {
+            if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7f) {
+                *p = '?';
+            }
+        }
     }
     gw_upstream_done_fn done = t->done;
     void *arg = t->arg;
@@ -122,8 +139,12 @@ static void *loop(void *arg)
         while (batch != NULL) {
             struct transfer *t = batch;
             batch = t->next;
-            if (stopping || curl_multi_add_handle(up->multi, t->easy) != CURLM_OK) {
-                finish(t, CURLE_ABORTED_BY_CALLBACK);
+            if (stopping) {
+                finish(t, STOPPED_BEFORE_START);
+                continue;
+            }
+            if (curl_multi_add_handle(up->multi, t->easy) != CURLM_OK) {
+                finish(t, CURLE_FAILED_INIT);
                 continue;
             }
             t->next = up->running;
@@ -134,13 +155,13 @@ static void *loop(void *arg)
                 struct transfer *t = up->running;
                 up->running = t->next;
                 curl_multi_remove_handle(up->multi, t->easy);
-                finish(t, CURLE_ABORTED_BY_CALLBACK);
+                finish(t, STOPPED_WHILE_RUNNING);
             }
             return NULL;
         }
 
         int still_running = 0;
-        curl_multi_perform(up->multi, &still_running);
+        CURLMcode mc = curl_multi_perform(up->multi, &still_running);
         CURLMsg *m;
         int left;
         while ((m = curl_multi_info_read(up->multi, &left)) != NULL) {
@@ -154,7 +175,16 @@ static void *loop(void *arg)
             unlink_running(up, t);
             finish(t, rc);
         }
-        curl_multi_poll(up->multi, NULL, 0, 1000, NULL);
+        if (mc == CURLM_OK) {
+            mc = curl_multi_poll(up->multi, NULL, 0, 1000, NULL);
+        }
+        if (mc != CURLM_OK) {
+            /* Not expected short of memory exhaustion: say so, and do not spin. */
+            fprintf(stderr, "level=error event=upstream_loop error=\"%s\"\n",
+                    curl_multi_strerror(mc));
+            struct timespec pause = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
     }
 }
 
@@ -242,6 +272,8 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+        /* Where signed calls go is the configuration's business, not the environment's. */
+        curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, up->connect_timeout_ms) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, up->timeout_ms) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
@@ -315,9 +347,16 @@ enum gw_err gw_upstream_start(const struct gw_upstream_options *opts, struct gw_
     up->connect_timeout_ms = opts->connect_timeout_ms;
     up->timeout_ms = opts->timeout_ms;
     up->multi = curl_multi_init();
+    /*
+     * The connection cache must outlive the transfers: by default libcurl sizes it to the handles
+     * currently added, and each call's handle is removed when it ends, so connections (and their
+     * TLS handshakes) would be thrown away and made again.
+     */
     if (up->multi == NULL ||
         curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                          (long)opts->max_host_connections) != CURLM_OK) {
+                          (long)opts->max_host_connections) != CURLM_OK ||
+        curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS,
+                          (long)opts->max_host_connections * 4) != CURLM_OK) {
         snprintf(msg, msglen, "cannot set up libcurl");
         err = GW_ERR_INTERNAL;
         goto out;
@@ -352,16 +391,22 @@ void gw_upstream_stop(struct gw_upstream *up)
         return;
     }
     pthread_mutex_lock(&up->lock);
+    bool already = up->stopping;
     up->stopping = true;
     pthread_mutex_unlock(&up->lock);
+    if (already) {
+        return;
+    }
     curl_multi_wakeup(up->multi);
     pthread_join(up->thread, NULL);
-    /* Anything submitted after the loop saw stopping is refused by submit, not queued. */
-    struct transfer *t = up->pending;
-    while (t != NULL) {
-        struct transfer *next = t->next;
-        finish(t, CURLE_ABORTED_BY_CALLBACK);
-        t = next;
+    /* The loop took every queued transfer when it saw stopping; submit refuses from then on. */
+}
+
+void gw_upstream_free(struct gw_upstream *up)
+{
+    if (up == NULL) {
+        return;
     }
+    gw_upstream_stop(up);
     upstream_free(up);
 }

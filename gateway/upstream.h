@@ -40,9 +40,13 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
                                gw_upstream_done_fn done, void *arg) GW_MUST_CHECK;
 
 /*
- * Ends every transfer still queued or running (each gets GW_UPSTREAM_FAILED and its done call),
- * stops the thread and frees everything. Accepts NULL.
+ * Ends every transfer still queued (GW_UPSTREAM_NOT_SENT) or running (GW_UPSTREAM_ABORTED), each
+ * with its done call, and stops the thread. Submitting afterwards fails cleanly, so the server may
+ * still be running. Accepts NULL; a second call does nothing.
  */
 void gw_upstream_stop(struct gw_upstream *up);
+
+/* Stops (if not yet stopped) and frees. Only once nothing can submit any more. Accepts NULL. */
+void gw_upstream_free(struct gw_upstream *up);
 
 #endif

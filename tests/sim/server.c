@@ -153,11 +153,11 @@ static enum sim_err process(const struct sim_server *s, const char *url, const c
                             struct sim_fault *f, struct sim_sign_debug *dbg)
 {
     enum sim_err err;
-    const char *ct;
-    const char *action;
-    const char *version;
-    const char *ts_text;
-    const char *ignored;
+    const char *ct = NULL;
+    const char *action = NULL;
+    const char *version = NULL;
+    const char *ts_text = NULL;
+    const char *ignored = NULL;
     uint64_t ts;
     int index;
     json_t *params = NULL;

@@ -985,7 +985,8 @@ static json_t *load_json(const char *dir, const char *name)
 {
     char path[PATH_LEN];
     json_error_t jerr;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_true(n > 0 && (size_t)n < sizeof path);
     json_t *j = json_load_file(path, 0, &jerr);
     if (j == NULL) {
         print_error("%s: %s\n", path, jerr.text);

@@ -1,6 +1,5 @@
 /* tcgw serve: wires config, API descriptions, vault, upstream, pipeline and server together. */
 #include <curl/curl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -21,49 +20,50 @@ struct serve_args {
     long port; /* -1: from the config */
 };
 
+static const char usage_text[] = "usage: tcgw serve [--config FILE] [--listen ADDR] [--port N]\n";
+
 static int parse_args(int argc, char **argv, struct serve_args *a)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"listen", required_argument, NULL, 'l'},
-        {"port", required_argument, NULL, 'p'},
-        {NULL, 0, NULL, 0},
-    };
     a->config_path = NULL;
     a->listen = NULL;
     a->port = -1;
-    optind = 1;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "c:l:p:", longopts, NULL)) != -1) {
-        char *end = NULL;
-        switch (ch) {
-        case 'c':
-            a->config_path = optarg;
-            break;
-        case 'l':
-            a->listen = optarg;
-            break;
-        case 'p':
-            a->port = strtol(optarg, &end, 10);
-            if (end == optarg || *end != '\0' || a->port < 0 || a->port > 65535) {
-                fprintf(stderr, "tcgw serve: --port takes a number from 0 to 65535\n");
-                return 2;
-            }
-            break;
-        default:
-            return 2;
+    for (int i = 1; i < argc; i++) {
+        const char *value = NULL;
+        int m;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(usage_text, stdout);
+            return -1;
         }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "tcgw serve: unexpected argument '%s'\n", argv[optind]);
-        return 2;
+        if ((m = gw_cli_take_value(argc, argv, &i, "--config", &value)) != 0) {
+            if (m < 0) {
+                return gw_cli_usage_error("serve", "--config needs a FILE", "", usage_text);
+            }
+            a->config_path = value;
+        } else if ((m = gw_cli_take_value(argc, argv, &i, "--listen", &value)) != 0) {
+            if (m < 0) {
+                return gw_cli_usage_error("serve", "--listen needs an ADDR", "", usage_text);
+            }
+            a->listen = value;
+        } else if ((m = gw_cli_take_value(argc, argv, &i, "--port", &value)) != 0) {
+            char *end = NULL;
+            a->port = m > 0 ? strtol(value, &end, 10) : -1;
+            if (m < 0 || end == value || *end != '\0' || a->port < 0 || a->port > 65535) {
+                return gw_cli_usage_error("serve", "--port takes a number from 0 to 65535", "",
+                                          usage_text);
+            }
+        } else if (argv[i][0] == '-') {
+            return gw_cli_usage_error("serve", "unknown option ", argv[i], usage_text);
+        } else {
+            return gw_cli_usage_error("serve", "takes no arguments besides the options", "",
+                                      usage_text);
+        }
     }
     return 0;
 }
 
 static int load_config(const struct serve_args *a, struct gw_config **out)
 {
-    char msg[512];
+    char msg[512] = "out of memory";
     struct gw_config *cfg = NULL;
     if (a->config_path != NULL) {
         if (gw_config_load(a->config_path, &cfg, msg, sizeof msg) != GW_OK) {
@@ -93,7 +93,7 @@ static int load_config(const struct serve_args *a, struct gw_config **out)
 int gw_cli_serve(int argc, char **argv)
 {
     int rc;
-    char msg[512];
+    char msg[512] = "";
     struct serve_args args;
     struct gw_config *cfg = NULL;
     struct gw_apispec *spec = NULL;
@@ -103,7 +103,11 @@ int gw_cli_serve(int argc, char **argv)
     struct gw_server *server = NULL;
     bool curl_ready = false;
 
-    if ((rc = parse_args(argc, argv, &args)) != 0 || (rc = load_config(&args, &cfg)) != 0) {
+    if ((rc = parse_args(argc, argv, &args)) != 0) {
+        rc = rc < 0 ? 0 : rc;
+        goto out;
+    }
+    if ((rc = load_config(&args, &cfg)) != 0) {
         goto out;
     }
     rc = 1;

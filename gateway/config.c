@@ -254,6 +254,7 @@ enum gw_err gw_config_load(const char *path, struct gw_config **out, char *msg, 
     json_error_t jerr;
     char *dir = NULL;
     json_t *root = NULL;
+    snprintf(msg, msglen, "out of memory");
     struct gw_config *cfg = gw_config_defaults();
     if (cfg == NULL) {
         err = GW_ERR_NOMEM;

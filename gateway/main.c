@@ -1,7 +1,9 @@
 /* tcgw: Tencent Cloud API credentials gateway. main only dispatches to the CLI verbs. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 
@@ -17,7 +19,16 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     /* Secrets live in this process: no core dumps, no ptrace by other users. */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    struct rlimit no_core = {0, 0};
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || setrlimit(RLIMIT_CORE, &no_core) != 0) {
+        fputs("tcgw: cannot disable core dumps; refusing to handle secrets\n", stderr);
+        return 1;
+    }
+    /* libcurl would write TLS session keys there, making captured signed calls readable. */
+    if (getenv("SSLKEYLOGFILE") != NULL) {
+        unsetenv("SSLKEYLOGFILE");
+        fputs("tcgw: ignoring SSLKEYLOGFILE: TLS session keys are never written out\n", stderr);
+    }
 
     if (argc < 2) {
         usage(stderr);

@@ -164,7 +164,7 @@ static bool check_target(const struct gw_request_input *in, const char *suffix,
         return false;
     }
     split_absolute(in->target, &authority, &authority_len, &path);
-    if (strchr(path, '?') != NULL) {
+    if (in->has_query || strchr(path, '?') != NULL) {
         gw_call_refuse(call, "InvalidRequest",
                        "Query strings are not accepted: send the parameters as a JSON body.");
         return false;
@@ -289,7 +289,7 @@ bool gw_request_parse_body(struct gw_call *call)
     call->params = json_loadb(call->body.data, call->body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (call->params == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
         gw_call_refuse(call, "InvalidParameterValue",
-                       "An integer in the body is out of range (line %d, column %d): send "
+                       "A number in the body is out of range (line %d, column %d): send "
                        "integers above 9223372036854775807 as decimal strings.",
                        jerr.line, jerr.column);
         return false;

@@ -25,6 +25,7 @@ struct gw_request_input {
     const char *version;  /* X-TC-Version */
     const char *region;   /* X-TC-Region */
     const char *language; /* X-TC-Language */
+    bool has_query;       /* the target had a query string (the server strips it from target) */
 };
 
 /*

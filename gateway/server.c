@@ -240,6 +240,7 @@ static bool begin(struct gw_server *srv, struct exchange *ex, const char *method
         .version = header(c, "X-TC-Version"),
         .region = header(c, "X-TC-Region"),
         .language = header(c, "X-TC-Language"),
+        .has_query = MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0,
     };
     if (!gw_request_check_head(&in, srv->opts.endpoint_suffix, ex->call)) {
         return false;

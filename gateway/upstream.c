@@ -362,6 +362,7 @@ enum gw_err gw_upstream_start(const struct gw_upstream_options *opts, struct gw_
         goto out;
     }
     if (opts->ca_file != NULL && (up->ca_file = strdup(opts->ca_file)) == NULL) {
+        snprintf(msg, msglen, "out of memory");
         err = GW_ERR_NOMEM;
         goto out;
     }

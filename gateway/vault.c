@@ -41,6 +41,28 @@
 #define CACHE_SLOTS 4
 
 /* A derived signing key for one (date, service). last_used == 0 marks an empty slot. */
+
+/*
+ * Key memory goes back to no-access after every use. If the kernel refuses, keys would stay
+ * readable: that is not a state to run on, so the process stops.
+ */
+static void lock_away(void *p)
+{
+    if (sodium_mprotect_noaccess(p) != 0) {
+        fputs("tcgw: cannot make key memory inaccessible again; stopping\n", stderr);
+        abort();
+    }
+}
+
+/* Makes key memory readable; stops the process if it cannot (the read would fault anyway). */
+static void open_for_reading(void *p)
+{
+    if (sodium_mprotect_readonly(p) != 0) {
+        fputs("tcgw: cannot make key memory readable; stopping\n", stderr);
+        abort();
+    }
+}
+
 struct cache_slot {
     uint64_t last_used;
     char date[GW_TC3_DATE_LEN + 1];
@@ -312,7 +334,7 @@ enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *s
             return GW_ERR_INTERNAL;
         }
         secret_fill(c->sec, secret_id, secret_id_len, secret_key, secret_key_len);
-        sodium_mprotect_noaccess(c->sec);
+        lock_away(c->sec);
         make_tail(secret_id, secret_id_len, c->id_tail);
         pthread_mutex_unlock(&c->lock);
         return GW_OK;
@@ -345,7 +367,7 @@ enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *s
     memcpy(c->name, name, strlen(name) + 1);
     make_tail(secret_id, secret_id_len, c->id_tail);
     secret_fill(c->sec, secret_id, secret_id_len, secret_key, secret_key_len);
-    sodium_mprotect_noaccess(c->sec);
+    lock_away(c->sec);
     memmove(&vault->creds[pos + 1], &vault->creds[pos], (vault->count - pos) * sizeof *grown);
     vault->creds[pos] = c;
     vault->count++;
@@ -532,7 +554,7 @@ static enum gw_err load_master_key(const char *path, unsigned char **out, char *
         err = GW_ERR_IO;
         goto out;
     }
-    sodium_mprotect_noaccess(key);
+    lock_away(key);
     *out = key;
     key = NULL;
     err = GW_OK;
@@ -706,11 +728,11 @@ static enum gw_err load_store(struct gw_vault *vault, const char *path, char *ms
         err = GW_ERR_NOMEM;
         goto out;
     }
-    sodium_mprotect_readonly(vault->master);
+    open_for_reading(vault->master);
     int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &pt_len, NULL, file + HEADER_LEN,
                                                         ct_len, file, STORE_MAGIC_LEN,
                                                         file + STORE_MAGIC_LEN, vault->master);
-    sodium_mprotect_noaccess(vault->master);
+    lock_away(vault->master);
     if (rc != 0 || pt_len != pt_cap) {
         say(msg, msglen, "cannot decrypt %s: wrong master key or the file was modified", path);
         err = GW_ERR_CRYPTO;
@@ -785,7 +807,7 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
         memcpy(pt + n, c->name, name_n);
         n += name_n;
         pthread_mutex_lock(&c->lock);
-        sodium_mprotect_readonly(c->sec);
+        open_for_reading(c->sec);
         const struct secret *s = c->sec;
         pt[n++] = (unsigned char)(s->id_len >> 8);
         pt[n++] = (unsigned char)s->id_len;
@@ -795,7 +817,7 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
         pt[n++] = (unsigned char)s->key_len;
         memcpy(pt + n, s->key, s->key_len);
         n += s->key_len;
-        sodium_mprotect_noaccess(c->sec);
+        lock_away(c->sec);
         pthread_mutex_unlock(&c->lock);
     }
     *out = pt;
@@ -871,11 +893,11 @@ enum gw_err gw_vault_save(const struct gw_vault *vault, const char *store_path, 
     }
     memcpy(file, STORE_MAGIC, STORE_MAGIC_LEN);
     randombytes_buf(file + STORE_MAGIC_LEN, NONCE_LEN);
-    sodium_mprotect_readonly(vault->master);
+    open_for_reading(vault->master);
     int rc = crypto_aead_xchacha20poly1305_ietf_encrypt(file + HEADER_LEN, &ct_len, pt, pt_len,
                                                         file, STORE_MAGIC_LEN, NULL,
                                                         file + STORE_MAGIC_LEN, vault->master);
-    sodium_mprotect_noaccess(vault->master);
+    lock_away(vault->master);
     if (rc != 0 || ct_len != pt_len + TAG_LEN) {
         say(msg, msglen, "cannot encrypt the credential store");
         err = GW_ERR_INTERNAL;
@@ -962,7 +984,7 @@ enum gw_err gw_vault_sign(struct gw_vault *vault, const char *name,
         (err = gw_tc3_signature(key, sts.data, sts.len, sig)) == GW_OK) {
         err = gw_tc3_authorization(c->sec->id, req, sig, &auth);
     }
-    sodium_mprotect_noaccess(c->sec);
+    lock_away(c->sec);
     pthread_mutex_unlock(&c->lock);
     if (err != GW_OK) {
         goto out;

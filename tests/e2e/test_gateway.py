@@ -230,6 +230,13 @@ class TestRefusals(GatewayCase):
                 self.assertRefused(json.loads(data), code)
         self.assertNothingForwarded()
 
+    def test_query_string_is_refused(self):
+        status, _, data = self.gw.request("POST", "/?Action=DeleteProxies&ProxyIds.0=link-1", {
+            "Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
+            "X-TC-Action": "DescribeProxies", "X-TC-Version": "2018-05-29"}, b"{}")
+        self.assertRefused(json.loads(data), "InvalidRequest", "Query strings")
+        self.assertNothingForwarded()
+
     def test_connect_is_not_taken_for_a_tunnel(self):
         status, headers, data = self.gw.request(
             "CONNECT", "gaap.tencentcloudapi.com:443", {"Host": "gaap.tencentcloudapi.com:443"},
@@ -267,6 +274,26 @@ class TestSimulatorRefusalsPassThrough(GatewayCase):
         self.assertIn("RequestLimitExceeded", codes)
         self.assertIn(None, codes)
         self.assertEqual(len(self.sim.records()), 6)
+
+
+class TestServeCommandLine(unittest.TestCase):
+
+    def test_usage_errors_do_not_echo_values(self):
+        for args in (["--bogus=SECRETVALUE"], ["SECRETVALUE"], ["--port", "SECRETVALUE"]):
+            proc = gw.run_tcgw(["serve"] + args, check=False)
+            self.assertEqual(proc.returncode, 2, proc.stderr)
+            self.assertNotIn(b"SECRETVALUE", proc.stderr + proc.stdout)
+            self.assertIn(b"usage: tcgw serve", proc.stderr)
+
+    def test_bad_config_names_the_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "tcgw.json")
+            with open(path, "w") as f:
+                f.write('{"listen_port": "eighty"}')
+            proc = gw.run_tcgw(["serve", "--config", path], check=False)
+            self.assertEqual(proc.returncode, 1)
+            self.assertIn(path.encode(), proc.stderr)
+            self.assertIn(b"listen_port", proc.stderr)
 
 
 class TestResolveOverride(unittest.TestCase):
@@ -380,6 +407,30 @@ class TestUpstreamFailures(unittest.TestCase):
         status, answer = g.call("DescribeProxies", {"Limit": 100})
         self.assertEqual(gw.error_code(answer), "ResponseSizeLimitExceeded")
         self.assertIn("1024 bytes", answer["Response"]["Error"]["Message"])
+
+    def test_shutdown_lets_a_call_in_flight_finish(self):
+        port, close = hanging_server()
+        self.addCleanup(close)
+        g = gw.Gateway(self.dir, self.sim.port, self.sim.ca_file,
+                       connect_to=["gaap.tencentcloudapi.com:443:127.0.0.1:%d" % port],
+                       extra_config={"upstream": {"timeout_ms": 1500}})
+        g.start()
+        self.addCleanup(g.stop)
+        result = {}
+
+        def slow():
+            result["answer"] = g.call("ModifyProxyConfiguration", SEED)[1]
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.3)
+        g.proc.send_signal(15)
+        t.join(10)
+        # The call got its real outcome (the upstream timed out), not a dropped connection.
+        self.assertEqual(gw.error_code(result["answer"]), "InternalError.UpstreamTimeout")
+        self.assertEqual(g.stop(), 0)
+        # And the gateway no longer accepts calls.
+        with self.assertRaises(OSError):
+            g.port and socket.create_connection(("127.0.0.1", g.port), timeout=1).close()
 
     def test_missing_credential_refuses_to_start(self):
         os.makedirs(os.path.join(self.dir, "nocred"))

@@ -121,6 +121,10 @@ static void test_service_unknown_or_conflicting(void **state)
     expect_refusal(&in, "InvalidRequest", "The path must be");
     in.target = "/?Action=DescribeProxies";
     expect_refusal(&in, "InvalidRequest", "Query strings");
+    in.target = "/";
+    in.has_query = true; /* libmicrohttpd hands over the path without its query */
+    expect_refusal(&in, "InvalidRequest", "Query strings");
+    in.has_query = false;
     in.target = "/GAAP/";
     expect_refusal(&in, "InvalidRequest", "The path must be");
 }

@@ -140,6 +140,10 @@ int gw_cli_serve(int argc, char **argv)
                 cfg->credential, cfg->credential_store, cfg->credential);
         goto out;
     }
+    if (cfg->vault_keys_resident && gw_vault_keep_resident(vault) != GW_OK) {
+        fprintf(stderr, "tcgw: cannot change the protection of key memory\n");
+        goto out;
+    }
     struct gw_upstream_options uo = {
         .ca_file = cfg->upstream.ca_file,
         .connect_timeout_ms = cfg->upstream.connect_timeout_ms,
@@ -173,9 +177,10 @@ int gw_cli_serve(int argc, char **argv)
         goto out;
     }
     fprintf(stderr,
-            "level=info event=listening address=%s port=%u actions=%zu credential=%s\n",
+            "level=info event=listening address=%s port=%u actions=%zu credential=%s "
+            "keys=%s\n",
             cfg->listen_address, (unsigned)gw_server_port(server), gw_apispec_action_count(spec),
-            cfg->credential);
+            cfg->credential, cfg->vault_keys_resident ? "resident" : "no-access-between-uses");
     fflush(stderr);
 
     int sig = 0;

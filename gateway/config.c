@@ -221,6 +221,12 @@ static enum gw_err load_top(struct loader *ld, json_t *root, struct gw_config *c
             err = take_path(ld, key, v, &cfg->credential_store);
         } else if (strcmp(key, "credential") == 0) {
             err = take_string(ld, key, v, &cfg->credential);
+        } else if (strcmp(key, "vault_keys_resident") == 0) {
+            if (!json_is_boolean(v)) {
+                err = fail(ld, key, "must be true or false");
+            } else {
+                cfg->vault_keys_resident = json_is_true(v);
+            }
         } else if (strcmp(key, "upstream") == 0) {
             err = load_upstream(ld, v, cfg);
         } else {

@@ -5,6 +5,7 @@
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@ struct gw_config {
     char *master_key_file;   /* $TCGW_MASTER_KEY_FILE, else "master.key" */
     char *credential_store;  /* "credentials.store" */
     char *credential;        /* "default": the credential that signs */
+    bool vault_keys_resident; /* false: key memory is no-access between signatures */
     struct {
         char *endpoint_suffix;        /* "tencentcloudapi.com" */
         char *ca_file;                /* NULL: the system's trust store */

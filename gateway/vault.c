@@ -98,7 +98,25 @@ struct gw_vault {
     size_t count;
     _Atomic uint64_t hits;
     _Atomic uint64_t misses;
+    bool resident; /* credential memory stays accessible between uses (gw_vault_keep_resident) */
 };
+
+/* Makes a credential's memory readable and writable, unless it is resident already. */
+static enum gw_err cred_open(const struct gw_vault *vault, struct cred *c)
+{
+    if (vault->resident || sodium_mprotect_readwrite(c->sec) == 0) {
+        return GW_OK;
+    }
+    return GW_ERR_INTERNAL;
+}
+
+/* Puts a credential's memory back to no-access, unless the vault keeps it resident. */
+static void cred_close(const struct gw_vault *vault, struct cred *c)
+{
+    if (!vault->resident) {
+        lock_away(c->sec);
+    }
+}
 
 static void say(char *msg, size_t msglen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -328,13 +346,13 @@ enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *s
         /* Replacing a key also drops the signing keys derived from the old one. */
         c = vault->creds[pos];
         pthread_mutex_lock(&c->lock);
-        if (sodium_mprotect_readwrite(c->sec) != 0) {
+        if (cred_open(vault, c) != GW_OK) {
             pthread_mutex_unlock(&c->lock);
             say(msg, msglen, "cannot unprotect key memory");
             return GW_ERR_INTERNAL;
         }
         secret_fill(c->sec, secret_id, secret_id_len, secret_key, secret_key_len);
-        lock_away(c->sec);
+        cred_close(vault, c);
         make_tail(secret_id, secret_id_len, c->id_tail);
         pthread_mutex_unlock(&c->lock);
         return GW_OK;
@@ -367,7 +385,7 @@ enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *s
     memcpy(c->name, name, strlen(name) + 1);
     make_tail(secret_id, secret_id_len, c->id_tail);
     secret_fill(c->sec, secret_id, secret_id_len, secret_key, secret_key_len);
-    lock_away(c->sec);
+    cred_close(vault, c);
     memmove(&vault->creds[pos + 1], &vault->creds[pos], (vault->count - pos) * sizeof *grown);
     vault->creds[pos] = c;
     vault->count++;
@@ -807,7 +825,11 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
         memcpy(pt + n, c->name, name_n);
         n += name_n;
         pthread_mutex_lock(&c->lock);
-        open_for_reading(c->sec);
+        if (cred_open(vault, c) != GW_OK) {
+            pthread_mutex_unlock(&c->lock);
+            sodium_free(pt);
+            return GW_ERR_INTERNAL;
+        }
         const struct secret *s = c->sec;
         pt[n++] = (unsigned char)(s->id_len >> 8);
         pt[n++] = (unsigned char)s->id_len;
@@ -817,7 +839,7 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
         pt[n++] = (unsigned char)s->key_len;
         memcpy(pt + n, s->key, s->key_len);
         n += s->key_len;
-        lock_away(c->sec);
+        cred_close(vault, c);
         pthread_mutex_unlock(&c->lock);
     }
     *out = pt;
@@ -975,16 +997,15 @@ enum gw_err gw_vault_sign(struct gw_vault *vault, const char *name,
     }
 
     pthread_mutex_lock(&c->lock);
-    if (sodium_mprotect_readwrite(c->sec) != 0) {
+    if ((err = cred_open(vault, c)) != GW_OK) {
         pthread_mutex_unlock(&c->lock);
-        err = GW_ERR_INTERNAL;
         goto out;
     }
     if ((err = signing_key(vault, c->sec, date, req->service, &key)) == GW_OK &&
         (err = gw_tc3_signature(key, sts.data, sts.len, sig)) == GW_OK) {
         err = gw_tc3_authorization(c->sec->id, req, sig, &auth);
     }
-    lock_away(c->sec);
+    cred_close(vault, c);
     pthread_mutex_unlock(&c->lock);
     if (err != GW_OK) {
         goto out;
@@ -994,4 +1015,18 @@ out:
     gw_buf_free(&sts);
     gw_buf_free(&auth);
     return err;
+}
+
+enum gw_err gw_vault_keep_resident(struct gw_vault *vault)
+{
+    for (size_t i = 0; i < vault->count; i++) {
+        if (sodium_mprotect_readwrite(vault->creds[i]->sec) != 0) {
+            for (size_t j = 0; j < i; j++) {
+                lock_away(vault->creds[j]->sec);
+            }
+            return GW_ERR_INTERNAL;
+        }
+    }
+    vault->resident = true;
+    return GW_OK;
 }

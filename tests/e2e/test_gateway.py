@@ -276,6 +276,24 @@ class TestSimulatorRefusalsPassThrough(GatewayCase):
         self.assertEqual(len(self.sim.records()), 6)
 
 
+class TestResidentKeys(GatewayCase):
+    """vault_keys_resident trades the no-access protection for speed; answers must not change."""
+
+    gateway_config = {"vault_keys_resident": True}
+
+    def test_signed_calls_are_the_same(self):
+        self.assertIn("keys=resident", self.gw.read_log())
+        for _ in range(3):
+            status, answer = self.gw.call("DescribeProxies", {"Limit": 1})
+            self.assertIsNone(gw.error_code(answer), answer)
+        for rec in self.sim.records():
+            h = rec["headers"]
+            self.assertIsNone(rec["error_code"])
+            self.assertEqual(h["authorization"], harness.tc3_sign(
+                gw.DEV_SECRET_ID, gw.DEV_SECRET_KEY, h["host"], "gaap", int(h["x-tc-timestamp"]),
+                "application/json", self.sim.record_body_bytes(rec)))
+
+
 class TestServeCommandLine(unittest.TestCase):
 
     def test_usage_errors_do_not_echo_values(self):

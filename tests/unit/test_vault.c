@@ -608,6 +608,40 @@ static void test_sign_vectors(void **state)
     gw_vault_free(v);
 }
 
+/* Resident key memory: the same answers, through put, replace, save and reopen. */
+static void test_sign_resident(void **state)
+{
+    struct fixture *f = *state;
+    size_t i;
+    json_t *vec;
+    char name[32];
+
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+    put_vector(v, "v00", json_array_get(f->vectors, 0));
+    assert_int_equal(gw_vault_keep_resident(v), GW_OK);
+    json_array_foreach(f->vectors, i, vec)
+    {
+        snprintf(name, sizeof name, "v%02zu", i);
+        put_vector(v, name, vec); /* v00 is replaced, the others are new */
+    }
+    json_array_foreach(f->vectors, i, vec)
+    {
+        snprintf(name, sizeof name, "v%02zu", i);
+        sign_expect(v, name, vec);
+        sign_expect(v, name, vec); /* from the cache this time */
+    }
+    assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
+    gw_vault_free(v);
+    v = open_ok(f);
+    json_array_foreach(f->vectors, i, vec)
+    {
+        snprintf(name, sizeof name, "v%02zu", i);
+        sign_expect(v, name, vec);
+    }
+    gw_vault_free(v);
+}
+
 static void test_sign_cache(void **state)
 {
     struct fixture *f = *state;
@@ -801,6 +835,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_vectors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_resident, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_threads, setup, teardown),
     };

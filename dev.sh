@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tcgw developer entry point.
-#   ./dev.sh demo   install what is missing, build, and send the seed call through the gateway
-#   ./dev.sh test   install what is missing, build (plain and sanitized), run every test
-#   ./dev.sh build  build only
+#   bash dev.sh demo   install what is missing, build, and send the seed call through the gateway
+#   bash dev.sh test   install what is missing, build (plain and sanitized), run every test
+#   bash dev.sh build  build only
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -57,5 +57,5 @@ case "${1:-}" in
     test) cmd_test ;;
     demo) cmd_demo ;;
     build) install_deps; build build -DCMAKE_BUILD_TYPE=Release ;;
-    *) echo "usage: ./dev.sh demo|test|build" >&2; exit 2 ;;
+    *) echo "usage: bash dev.sh demo|test|build" >&2; exit 2 ;;
 esac

@@ -6,7 +6,7 @@
 2. Client: the SDK's CommonClient calls the gateway (tests/node/sdk_client.js) with a dummy caller
    credential, and reads tcgw's answers and refusals as it reads Tencent's.
 
-The SDK is installed into tests/node/node_modules by `cd tests/node && npm install` (./dev.sh test
+The SDK is installed into tests/node/node_modules by `cd tests/node && npm install` (bash dev.sh test
 does it). Without it these tests fail, on purpose: they are not optional.
 
 Run: cd tests/e2e && TCGW_BIN=... TCGW_SIM_BIN=... python3 -m unittest -v test_node_sdk
@@ -56,11 +56,11 @@ def setUpModule():
     """Fails (does not skip) when node or the SDK is missing: CI installs both."""
     if shutil.which("node") is None:
         raise AssertionError("node is not installed (Node.js 18 or later is needed for the official "
-                             "Tencent Cloud Node SDK tests); ./dev.sh test installs it")
+                             "Tencent Cloud Node SDK tests); bash dev.sh test installs it")
     if not os.path.isfile(os.path.join(SDK_PACKAGE, "package.json")):
         raise AssertionError(
             "the official Tencent Cloud Node SDK is not installed: %s is missing. "
-            "Run `cd tests/node && npm install` (./dev.sh test does it)." % SDK_PACKAGE)
+            "Run `cd tests/node && npm install` (bash dev.sh test does it)." % SDK_PACKAGE)
 
 
 def node_env():

@@ -429,6 +429,8 @@ def main():
     ap.add_argument("--gw-threads", type=int, default=2)
     ap.add_argument("--max-connections", type=int, default=4096)
     ap.add_argument("--scenarios", default="upstream,gateway-only")
+    ap.add_argument("--resident-keys", action="store_true",
+                    help="run the gateway with vault_keys_resident (no mprotect per signature)")
     ap.add_argument("--workdir", help="scratch directory (default: a new temporary one)")
     ap.add_argument("--pidfile", help="append the pid of every process started, for run.sh")
     args = ap.parse_args()
@@ -452,14 +454,15 @@ def main():
         note_pid(args.pidfile, sim.proc.pid)
         gateway = gw.Gateway(workdir, sim.port, sim.ca_file,
                              extra_config={"threads": args.gw_threads,
-                                           "max_connections": args.max_connections})
+                                           "max_connections": args.max_connections,
+                                           "vault_keys_resident": args.resident_keys})
         gateway.start()
         note_pid(args.pidfile, gateway.proc.pid)
         pids = {"gateway": gateway.proc.pid, "simulator": sim.proc.pid}
         print("simulator pid %d port %d (--rate-limit 0); gateway pid %d port %d "
-              "(threads %d, max_connections %d)"
+              "(threads %d, max_connections %d, vault_keys_resident %s)"
               % (sim.proc.pid, sim.port, gateway.proc.pid, gateway.port, args.gw_threads,
-                 args.max_connections))
+                 args.max_connections, str(args.resident_keys).lower()))
 
         time.sleep(0.5)
         idle = {n: proc_status(p) for n, p in pids.items()}

@@ -6,7 +6,8 @@
 
 #include "errors.h"
 
-/* Bytes are kept NUL-terminated (the NUL is not counted in len) so text can be used as a C string. */
+/* Bytes are kept NUL-terminated (the NUL is not counted in len) so text can be used as a C string.
+ */
 struct gw_buf {
     char *data;
     size_t len;

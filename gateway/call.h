@@ -56,8 +56,8 @@ struct gw_call {
     /* Set by the upstream stage. */
     enum gw_upstream_outcome outcome;
     long http_status;
-    struct gw_buf response;       /* the upstream body, returned unchanged */
-    char upstream_detail[256];    /* libcurl's words on a failure: for the log, not the caller */
+    struct gw_buf response;    /* the upstream body, returned unchanged */
+    char upstream_detail[256]; /* libcurl's words on a failure: for the log, not the caller */
 
     /* Set by whichever stage refuses the call; error_code NULL means no refusal. */
     const char *error_code; /* static string */

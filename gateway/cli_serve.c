@@ -121,8 +121,11 @@ int gw_cli_serve(int argc, char **argv)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0 ||
+        signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        fprintf(stderr, "tcgw: cannot set up signal handling\n");
+        goto out;
+    }
 
     if (gw_apispec_load_dir(cfg->spec_dir, &spec, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw: API descriptions: %s\n", msg);

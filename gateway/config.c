@@ -132,8 +132,7 @@ static enum gw_err take_list(struct loader *ld, const char *key, json_t *v,
     }
     size_t i;
     json_t *item;
-    json_array_foreach(v, i, item)
-    {
+    json_array_foreach (v, i, item) {
         enum gw_err err = take_string(ld, key, item, &slots[i]);
         if (err != GW_OK) {
             return err;
@@ -151,8 +150,7 @@ static enum gw_err load_upstream(struct loader *ld, json_t *obj, struct gw_confi
     if (!json_is_object(obj)) {
         return fail(ld, "upstream", "must be an object");
     }
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach (obj, key, v) {
         if (strcmp(key, "endpoint_suffix") == 0) {
             err = take_string(ld, key, v, &cfg->upstream.endpoint_suffix);
         } else if (strcmp(key, "ca_file") == 0) {
@@ -178,7 +176,8 @@ static enum gw_err load_upstream(struct loader *ld, json_t *obj, struct gw_confi
         } else if (strcmp(key, "resolve") == 0) {
             err = take_list(ld, key, v, cfg->upstream.resolve);
         } else {
-            err = fail(ld, key, "is not a known key of \"upstream\" (see README.md, Configuration)");
+            err =
+                fail(ld, key, "is not a known key of \"upstream\" (see README.md, Configuration)");
         }
         if (err != GW_OK) {
             return err;
@@ -193,8 +192,7 @@ static enum gw_err load_top(struct loader *ld, json_t *root, struct gw_config *c
     json_t *v;
     json_int_t n;
     enum gw_err err = GW_OK;
-    json_object_foreach(root, key, v)
-    {
+    json_object_foreach (root, key, v) {
         if (strcmp(key, "listen_address") == 0) {
             err = take_string(ld, key, v, &cfg->listen_address);
         } else if (strcmp(key, "listen_port") == 0) {

@@ -48,8 +48,8 @@ void gw_request_id_generate(char out[GW_REQUEST_ID_LEN + 1])
 char *gw_error_body(const char *code, const char *message, const char *request_id, size_t *len)
 {
     char *out = NULL;
-    json_t *root = json_pack("{s:{s:{s:s,s:s},s:s}}", "Response", "Error", "Code", code,
-                             "Message", message, "RequestId", request_id);
+    json_t *root = json_pack("{s:{s:{s:s,s:s},s:s}}", "Response", "Error", "Code", code, "Message",
+                             message, "RequestId", request_id);
     if (root == NULL) {
         /* Only invalid UTF-8 in message makes json_pack fail short of memory. */
         root = json_pack("{s:{s:{s:s,s:s},s:s}}", "Response", "Error", "Code", code, "Message",

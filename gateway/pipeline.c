@@ -50,7 +50,8 @@ static bool stage_sign(struct gw_pipeline *p, struct gw_call *call)
         .payload_len = call->body.len,
         .action = NULL, /* sign content-type;host only, exactly as the official SDKs do */
     };
-    enum gw_err err = gw_vault_sign(p->parts.vault, p->parts.credential, &req, &call->authorization);
+    enum gw_err err =
+        gw_vault_sign(p->parts.vault, p->parts.credential, &req, &call->authorization);
     if (err != GW_OK) {
         gw_call_refuse(call, "InternalError",
                        "tcgw could not sign the call (%s); nothing was sent to Tencent Cloud.",

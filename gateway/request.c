@@ -265,8 +265,7 @@ bool gw_request_check_head(const struct gw_request_input *in, const char *endpoi
         return false;
     }
     if (in->content_type == NULL || !is_json_content_type(in->content_type)) {
-        gw_call_refuse(call, "InvalidRequest",
-                       "The Content-Type header must be application/json.");
+        gw_call_refuse(call, "InvalidRequest", "The Content-Type header must be application/json.");
         return false;
     }
     return check_target(in, endpoint_suffix, call) && check_action_version(in, call) &&
@@ -296,8 +295,8 @@ bool gw_request_parse_body(struct gw_call *call)
     }
     if (call->params == NULL) {
         gw_call_refuse(call, "InvalidRequest",
-                       "The body is not valid JSON: %s (line %d, column %d).", jerr.text,
-                       jerr.line, jerr.column);
+                       "The body is not valid JSON: %s (line %d, column %d).", jerr.text, jerr.line,
+                       jerr.column);
         return false;
     }
     if (!json_is_object(call->params)) {

@@ -168,8 +168,7 @@ static enum MHD_Result queue_answer(struct gw_server *srv, struct exchange *ex)
         status = MHD_HTTP_METHOD_NOT_ALLOWED;
     }
     log_call(ex->call, status);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
         free(body);
         return MHD_NO;
@@ -275,9 +274,8 @@ static enum MHD_Result dispatch(struct gw_server *srv, struct exchange *ex)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct gw_server *srv = cls;
     struct exchange *ex = *con_cls;
@@ -388,19 +386,19 @@ enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_pipe
         goto out;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
-    srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(opts->threads > 1 ? opts->threads : 0),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opts->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, srv, MHD_OPTION_END);
+    srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
+                                   (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+                                   (unsigned int)(opts->threads > 1 ? opts->threads : 0),
+                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opts->max_connections,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
     if (srv->daemon == NULL) {
-        snprintf(msg, msglen, "cannot listen on %s port %u (in use, or not an address of this host)",
+        snprintf(msg, msglen,
+                 "cannot listen on %s port %u (in use, or not an address of this host)",
                  opts->address, (unsigned)opts->port);
         err = GW_ERR_IO;
         goto out;

@@ -279,8 +279,7 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
         curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body.len ? call->body.data : "") !=
             CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body.len) !=
-            CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body.len) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK ||
@@ -355,8 +354,8 @@ enum gw_err gw_upstream_start(const struct gw_upstream_options *opts, struct gw_
     if (up->multi == NULL ||
         curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                           (long)opts->max_host_connections) != CURLM_OK ||
-        curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS,
-                          (long)opts->max_host_connections * 4) != CURLM_OK) {
+        curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, (long)opts->max_host_connections * 4) !=
+            CURLM_OK) {
         snprintf(msg, msglen, "cannot set up libcurl");
         err = GW_ERR_INTERNAL;
         goto out;

@@ -16,7 +16,7 @@
 struct gw_upstream;
 
 struct gw_upstream_options {
-    const char *ca_file;           /* NULL: the system's trust store */
+    const char *ca_file; /* NULL: the system's trust store */
     long connect_timeout_ms;
     long timeout_ms;
     unsigned max_host_connections;

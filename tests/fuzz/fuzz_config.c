@@ -77,8 +77,7 @@ static void check_loaded(const struct gw_config *cfg)
     check(cfg->upstream.timeout_ms >= 1 && cfg->upstream.timeout_ms <= 3600000);
     check(cfg->upstream.max_response_bytes >= 1024 &&
           cfg->upstream.max_response_bytes <= ((size_t)1 << 30));
-    check(cfg->upstream.max_host_connections >= 1 &&
-          cfg->upstream.max_host_connections <= 10000);
+    check(cfg->upstream.max_host_connections >= 1 && cfg->upstream.max_host_connections <= 10000);
     /* The override lists are NULL-terminated within their arrays, with no holes. */
     check(cfg->upstream.connect_to[GW_CONFIG_MAX_OVERRIDES - 1] == NULL);
     check(cfg->upstream.resolve[GW_CONFIG_MAX_OVERRIDES - 1] == NULL);

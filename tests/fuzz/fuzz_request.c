@@ -47,10 +47,9 @@ static bool only(const char *s, const char *allowed)
 
 static bool is_known_code(const char *code)
 {
-    static const char *const codes[] = {"UnsupportedProtocol", "InvalidRequest",
-                                        "MissingParameter",    "InvalidParameterValue",
-                                        "InvalidAction",       "NoSuchVersion",
-                                        "InternalError"};
+    static const char *const codes[] = {
+        "UnsupportedProtocol", "InvalidRequest", "MissingParameter", "InvalidParameterValue",
+        "InvalidAction",       "NoSuchVersion",  "InternalError"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         if (strcmp(code, codes[i]) == 0) {
             return true;

@@ -119,8 +119,7 @@ static enum sim_err check_known_params(const json_t *params, const struct action
     const char *key;
     const json_t *v;
 
-    json_object_foreach((json_t *)params, key, v)
-    {
+    json_object_foreach ((json_t *)params, key, v) {
         size_t i;
         bool known = false;
         (void)v;
@@ -143,8 +142,7 @@ static bool int_in_list(const json_t *list, int64_t v)
     size_t i;
     const json_t *e;
 
-    json_array_foreach(list, i, e)
-    {
+    json_array_foreach (list, i, e) {
         if (json_is_integer(e) && (int64_t)json_integer_value(e) == v) {
             return true;
         }
@@ -160,8 +158,7 @@ static void list_text(const json_t *list, char *buf, size_t cap)
     const json_t *e;
 
     buf[0] = '\0';
-    json_array_foreach(list, i, e)
-    {
+    json_array_foreach (list, i, e) {
         int n = snprintf(buf + used, cap - used, "%s%" JSON_INTEGER_FORMAT, i > 0 ? ", " : "",
                          json_integer_value(e));
         if (n < 0 || (size_t)n >= cap - used) {
@@ -176,8 +173,7 @@ static json_t *find_proxy(const struct sim_gaap *g, const char *id)
     size_t i;
     json_t *p;
 
-    json_array_foreach(g->proxies, i, p)
-    {
+    json_array_foreach (g->proxies, i, p) {
         if (strcmp(json_string_value(json_object_get(p, "ProxyId")), id) == 0) {
             return p;
         }
@@ -193,8 +189,7 @@ static const json_t *find_access_region(const struct sim_gaap *g, const char *de
     size_t i;
     const json_t *e;
 
-    json_array_foreach(list, i, e)
-    {
+    json_array_foreach (list, i, e) {
         if (strcmp(json_string_value(json_object_get(e, "RegionId")), access) == 0) {
             return e;
         }
@@ -403,8 +398,7 @@ static enum sim_err check_string_array(const json_t *arr, const char *name, size
     if (json_array_size(arr) > max) {
         return sim_fault_set(f, "InvalidParameterValue", "%s holds at most %zu values", name, max);
     }
-    json_array_foreach(arr, i, e)
-    {
+    json_array_foreach (arr, i, e) {
         if (!json_is_string(e)) {
             return sim_fault_set(f, "InvalidParameter", "%s must be an array of strings", name);
         }
@@ -425,8 +419,7 @@ static enum sim_err parse_filters(const json_t *filters, struct sim_fault *f)
         return sim_fault_set(f, "InvalidParameterValue", "at most %d Filters are allowed",
                              MAX_FILTERS);
     }
-    json_array_foreach(filters, i, e)
-    {
+    json_array_foreach (filters, i, e) {
         const json_t *name = json_object_get(e, "Name");
         const json_t *values = json_object_get(e, "Values");
         size_t k;
@@ -464,8 +457,7 @@ static enum sim_err parse_tags(const json_t *tags, struct sim_fault *f)
     if (json_array_size(tags) > MAX_TAGS) {
         return sim_fault_set(f, "InvalidParameterValue", "at most %d tags are allowed", MAX_TAGS);
     }
-    json_array_foreach(tags, i, e)
-    {
+    json_array_foreach (tags, i, e) {
         if (!json_is_object(e) || json_object_size(e) != 2 ||
             !json_is_string(json_object_get(e, "TagKey")) ||
             !json_is_string(json_object_get(e, "TagValue"))) {
@@ -555,8 +547,7 @@ static bool in_string_array(const json_t *arr, const char *s)
     size_t i;
     const json_t *e;
 
-    json_array_foreach(arr, i, e)
-    {
+    json_array_foreach (arr, i, e) {
         if (strcmp(json_string_value(e), s) == 0) {
             return true;
         }
@@ -590,8 +581,7 @@ static bool proxy_matches(const json_t *proxy, const struct query *q)
     if (q->has_independent && (q->independent == 1) == grouped) {
         return false;
     }
-    json_array_foreach(q->filters, i, e)
-    {
+    json_array_foreach (q->filters, i, e) {
         char buf[32];
         const char *v =
             field_text(proxy, json_string_value(json_object_get(e, "Name")), buf, sizeof(buf));
@@ -604,10 +594,8 @@ static bool proxy_matches(const json_t *proxy, const struct query *q)
         bool any = false;
         size_t k;
         const json_t *t;
-        json_array_foreach(q->tags, i, e)
-        {
-            json_array_foreach(have, k, t)
-            {
+        json_array_foreach (q->tags, i, e) {
+            json_array_foreach (have, k, t) {
                 any = any ||
                       (json_equal(json_object_get(e, "TagKey"), json_object_get(t, "TagKey")) &&
                        json_equal(json_object_get(e, "TagValue"), json_object_get(t, "TagValue")));
@@ -682,8 +670,7 @@ static enum sim_err describe_locked(struct sim_gaap *g, const struct query *q, j
     if (hits == NULL || set == NULL) {
         goto out;
     }
-    json_array_foreach(g->proxies, i, p)
-    {
+    json_array_foreach (g->proxies, i, p) {
         if (proxy_matches(p, q)) {
             size_t j = nhits++;
             /* insertion sort: the table is small and bounded by SIM_GAAP_MAX_PROXIES */
@@ -832,8 +819,7 @@ static bool int_array(const json_t *a)
     if (!json_is_array(a)) {
         return false;
     }
-    json_array_foreach(a, i, e)
-    {
+    json_array_foreach (a, i, e) {
         if (!json_is_integer(e)) {
             return false;
         }
@@ -865,8 +851,7 @@ static enum sim_err validate_fixture(const json_t *root, char *errbuf, size_t er
                        "\"AccessRegionsByDestRegion\" (and \"Regions\" if given) must be objects");
         return SIM_EINVALID;
     }
-    json_array_foreach(proxies, i, v)
-    {
+    json_array_foreach (proxies, i, v) {
         const json_t *other;
         for (k = 0; str_fields[k] != NULL; k++) {
             if (!has_string(v, str_fields[k])) {
@@ -882,8 +867,7 @@ static enum sim_err validate_fixture(const json_t *root, char *errbuf, size_t er
                 return SIM_EINVALID;
             }
         }
-        json_array_foreach(proxies, k, other)
-        {
+        json_array_foreach (proxies, k, other) {
             if (k < i &&
                 json_equal(json_object_get(other, "ProxyId"), json_object_get(v, "ProxyId"))) {
                 (void)snprintf(errbuf, errlen, "Proxies[%zu].ProxyId repeats Proxies[%zu]", i, k);
@@ -891,15 +875,13 @@ static enum sim_err validate_fixture(const json_t *root, char *errbuf, size_t er
             }
         }
     }
-    json_object_foreach((json_t *)access, key, v)
-    {
+    json_object_foreach ((json_t *)access, key, v) {
         const json_t *e;
         if (!json_is_array(v)) {
             (void)snprintf(errbuf, errlen, "AccessRegionsByDestRegion.%s must be an array", key);
             return SIM_EINVALID;
         }
-        json_array_foreach(v, i, e)
-        {
+        json_array_foreach (v, i, e) {
             if (!has_string(e, "RegionId") || !int_array(json_object_get(e, "BandwidthList")) ||
                 !int_array(json_object_get(e, "ConcurrentList"))) {
                 (void)snprintf(errbuf, errlen,

@@ -156,8 +156,7 @@ static json_t *load_credentials(const char *path)
         json_decref(c);
         return NULL;
     }
-    json_object_foreach(c, id, key)
-    {
+    json_object_foreach (c, id, key) {
         if (!json_is_string(key) || json_string_length(key) == 0 || id[0] == '\0' ||
             strchr(id, '/') != NULL) {
             (void)fprintf(stderr,

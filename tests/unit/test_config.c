@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,13 +60,14 @@ static void test_defaults(void **state)
 static void test_load_full(void **state)
 {
     (void)state;
-    const char *path = write_config(
-        "{\"listen_address\": \"::1\", \"listen_port\": 0, \"threads\": 4,"
-        " \"max_body_bytes\": 4096, \"spec_dir\": \"specs\", \"master_key_file\": \"/k/master.key\","
-        " \"credential_store\": \"creds.store\", \"credential\": \"prod\","
-        " \"vault_keys_resident\": true,"
-        " \"upstream\": {\"ca_file\": \"ca.pem\", \"timeout_ms\": 1500,"
-        " \"connect_to\": [\"gaap.tencentcloudapi.com:443:127.0.0.1:9443\"]}}");
+    const char *path =
+        write_config("{\"listen_address\": \"::1\", \"listen_port\": 0, \"threads\": 4,"
+                     " \"max_body_bytes\": 4096, \"spec_dir\": \"specs\", \"master_key_file\": "
+                     "\"/k/master.key\","
+                     " \"credential_store\": \"creds.store\", \"credential\": \"prod\","
+                     " \"vault_keys_resident\": true,"
+                     " \"upstream\": {\"ca_file\": \"ca.pem\", \"timeout_ms\": 1500,"
+                     " \"connect_to\": [\"gaap.tencentcloudapi.com:443:127.0.0.1:9443\"]}}");
     struct gw_config *cfg = NULL;
     char msg[256] = "";
     assert_int_equal(gw_config_load(path, &cfg, msg, sizeof msg), GW_OK);

@@ -6,7 +6,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -126,9 +128,9 @@ static void test_valid_call_is_signed_over_its_exact_bytes(void **state)
                                  .payload_len = strlen(SEED)};
     struct gw_buf want;
     gw_buf_init(&want, GW_TC3_MAX_TEXT);
-    assert_int_equal(gw_tc3_sign(SECRET_ID, (const unsigned char *)SECRET_KEY, strlen(SECRET_KEY),
-                                 &req, &want),
-                     GW_OK);
+    assert_int_equal(
+        gw_tc3_sign(SECRET_ID, (const unsigned char *)SECRET_KEY, strlen(SECRET_KEY), &req, &want),
+        GW_OK);
     assert_string_equal(call->authorization.data, want.data);
     gw_buf_free(&want);
     gw_call_free(call);

@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <string.h>
 
 #include "request.h"
@@ -204,8 +206,8 @@ static void test_body_parsing(void **state)
     assert_int_equal(json_object_size(call->params), 0);
     gw_call_free(call);
 
-    const char *bad[] = {"{", "[1,2]", "\"text\"", "{\"a\":1} trailing", "{\"a\":1,\"a\":2}",
-                         "{\"a\":\"\\u0000\"}"};
+    const char *bad[] = {
+        "{", "[1,2]", "\"text\"", "{\"a\":1} trailing", "{\"a\":1,\"a\":2}", "{\"a\":\"\\u0000\"}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         call = with_body(bad[i]);
         assert_false(gw_request_parse_body(call));

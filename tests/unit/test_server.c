@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,10 +27,10 @@ static void expect_error(struct gw_call *call, const char *code, const char *wor
     unsigned status = 0;
     json_t *root = answer_json(call, &status);
     assert_int_equal(status, 200); /* the official SDKs read errors from HTTP 200 bodies */
-    const char *got = json_string_value(json_object_get(
-        json_object_get(json_object_get(root, "Response"), "Error"), "Code"));
-    const char *message = json_string_value(json_object_get(
-        json_object_get(json_object_get(root, "Response"), "Error"), "Message"));
+    const char *got = json_string_value(
+        json_object_get(json_object_get(json_object_get(root, "Response"), "Error"), "Code"));
+    const char *message = json_string_value(
+        json_object_get(json_object_get(json_object_get(root, "Response"), "Error"), "Message"));
     const char *rid =
         json_string_value(json_object_get(json_object_get(root, "Response"), "RequestId"));
     assert_non_null(got);

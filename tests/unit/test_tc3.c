@@ -167,8 +167,7 @@ static void test_vectors(void **state)
     assert_true(json_is_array(vectors));
     size_t i, official = 0, sdk = 0, with_action = 0, with_key = 0;
     json_t *v;
-    json_array_foreach(vectors, i, v)
-    {
+    json_array_foreach (vectors, i, v) {
         assert_non_null(str(v, "source"));
         const char *file = str(json_object_get(v, "from"), "file");
         assert_non_null(file);
@@ -200,17 +199,14 @@ static void cross_check_file(json_t *ours, const char *dir, const char *file)
     assert_true(json_is_array(theirs_v));
     size_t i, j, ours_from_file = 0;
     json_t *tv, *ov;
-    json_array_foreach(ours_v, j, ov)
-    {
+    json_array_foreach (ours_v, j, ov) {
         ours_from_file += strcmp(str(json_object_get(ov, "from"), "file"), file) == 0;
     }
     assert_int_equal(ours_from_file, json_array_size(theirs_v));
-    json_array_foreach(theirs_v, i, tv)
-    {
+    json_array_foreach (theirs_v, i, tv) {
         const char *name = need(tv, "name");
         json_t *match = NULL;
-        json_array_foreach(ours_v, j, ov)
-        {
+        json_array_foreach (ours_v, j, ov) {
             json_t *from = json_object_get(ov, "from");
             if (strcmp(str(from, "file"), file) == 0 && strcmp(str(from, "name"), name) == 0) {
                 match = ov;
@@ -221,8 +217,7 @@ static void cross_check_file(json_t *ours, const char *dir, const char *file)
         }
         const char *key;
         json_t *value;
-        json_object_foreach(tv, key, value)
-        {
+        json_object_foreach (tv, key, value) {
             if (!json_equal(value, json_object_get(match, key))) {
                 fail_msg("%s: vector %s: \"%s\" differs in tests/data/tc3-vectors.json", path, name,
                          key);

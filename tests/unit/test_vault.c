@@ -122,8 +122,7 @@ static json_t *vector_named(struct fixture *f, const char *name)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(f->vectors, i, v)
-    {
+    json_array_foreach (f->vectors, i, v) {
         if (strcmp(vstr(v, "name"), name) == 0) {
             return v;
         }
@@ -590,8 +589,7 @@ static void test_sign_vectors(void **state)
 
     assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
     struct gw_vault *v = open_ok(f);
-    json_array_foreach(f->vectors, i, vec)
-    {
+    json_array_foreach (f->vectors, i, vec) {
         snprintf(name, sizeof name, "v%02zu", i);
         put_vector(v, name, vec);
     }
@@ -599,8 +597,7 @@ static void test_sign_vectors(void **state)
     assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
     gw_vault_free(v);
     v = open_ok(f);
-    json_array_foreach(f->vectors, i, vec)
-    {
+    json_array_foreach (f->vectors, i, vec) {
         snprintf(name, sizeof name, "v%02zu", i);
         print_message("vault signs vector %s\n", vstr(vec, "name"));
         sign_expect(v, name, vec);
@@ -620,13 +617,11 @@ static void test_sign_resident(void **state)
     struct gw_vault *v = open_ok(f);
     put_vector(v, "v00", json_array_get(f->vectors, 0));
     assert_int_equal(gw_vault_keep_resident(v), GW_OK);
-    json_array_foreach(f->vectors, i, vec)
-    {
+    json_array_foreach (f->vectors, i, vec) {
         snprintf(name, sizeof name, "v%02zu", i);
         put_vector(v, name, vec); /* v00 is replaced, the others are new */
     }
-    json_array_foreach(f->vectors, i, vec)
-    {
+    json_array_foreach (f->vectors, i, vec) {
         snprintf(name, sizeof name, "v%02zu", i);
         sign_expect(v, name, vec);
         sign_expect(v, name, vec); /* from the cache this time */
@@ -634,8 +629,7 @@ static void test_sign_resident(void **state)
     assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
     gw_vault_free(v);
     v = open_ok(f);
-    json_array_foreach(f->vectors, i, vec)
-    {
+    json_array_foreach (f->vectors, i, vec) {
         snprintf(name, sizeof name, "v%02zu", i);
         sign_expect(v, name, vec);
     }
@@ -800,8 +794,7 @@ static void test_sign_threads(void **state)
 
     assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
     struct gw_vault *v = open_ok(f);
-    json_array_foreach(f->vectors, i, vec)
-    {
+    json_array_foreach (f->vectors, i, vec) {
         snprintf(name, sizeof name, "v%02zu", i);
         put_vector(v, name, vec);
     }

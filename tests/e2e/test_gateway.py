@@ -290,6 +290,40 @@ class TestResidentKeys(GatewayCase):
                 "application/json", self.sim.record_body_bytes(rec)))
 
 
+class TestTencentDescription(unittest.TestCase):
+    """The gateway pointed at the Tencent Cloud CLI's own api.json for GAAP (102 actions)."""
+
+    def test_any_described_action_is_checked_and_forwarded(self):
+        shared = os.environ.get("TCGW_SHARED_DIR", "")
+        spec_dir = os.path.join(shared, "reference", "tccli-gaap-v20180529")
+        if not os.path.exists(os.path.join(spec_dir, "api.json")):
+            self.skipTest("skipped: ../shared not present (Tencent's api.json)")
+        tmp = tempfile.TemporaryDirectory(prefix="tcgw-e2e-")
+        self.addCleanup(tmp.cleanup)
+        sim = harness.Simulator().start(os.path.join(tmp.name, "sim"),
+                                        {gw.DEV_SECRET_ID: gw.DEV_SECRET_KEY}, rate_limit=0)
+        self.addCleanup(sim.stop)
+        g = gw.Gateway(tmp.name, sim.port, sim.ca_file, spec_dir=spec_dir).start()
+        self.addCleanup(g.stop)
+        self.assertIn("actions=102", g.read_log())
+        # An action tcgw ships no description of: checked against Tencent's, then forwarded.
+        status, answer = g.call("DescribeRealServers", {"ProjectId": "0", "Limit": 1})
+        (rec,) = sim.records()
+        self.assertEqual(rec["action"], "DescribeRealServers")
+        h = rec["headers"]
+        self.assertEqual(h["authorization"], harness.tc3_sign(
+            gw.DEV_SECRET_ID, gw.DEV_SECRET_KEY, h["host"], "gaap", int(h["x-tc-timestamp"]),
+            "application/json", sim.record_body_bytes(rec)))
+        # (The simulator implements three actions only, so its answer here is InvalidAction.)
+        self.assertEqual(gw.error_code(answer), "InvalidAction")
+        sim.clear_records()
+        status, answer = g.call("DescribeRealServers", {"ProjectId": "zero"})
+        self.assertEqual(gw.error_code(answer), "InvalidParameter")
+        status, answer = g.call("CreateProxy", {"ProjectId": 0})
+        self.assertEqual(gw.error_code(answer), "MissingParameter")
+        self.assertEqual(sim.records(), [])
+
+
 class TestServeCommandLine(unittest.TestCase):
 
     def test_usage_errors_do_not_echo_values(self):

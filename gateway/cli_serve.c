@@ -190,17 +190,18 @@ int gw_cli_serve(int argc, char **argv)
     sigwait(&stop_signals, &sig);
     fprintf(stderr, "level=info event=stopping signal=%d\n", sig);
     /*
-     * Stop taking connections and let calls in flight finish (up to the upstream timeout). What
-     * is still waiting then is ended with ServiceUnavailable and answered, and only once the
-     * server is gone can nothing submit to the upstream any more.
+     * Stop taking connections and let calls in flight finish (up to the upstream timeout). Then
+     * stop the upstream: whatever still waits, or arrives on a kept-alive connection meanwhile,
+     * is answered ServiceUnavailable. Only then may the server close connections, since a
+     * transfer borrows its call until the upstream is done with it.
      */
     gw_server_quiesce(server);
-    if (!gw_server_drain(server, cfg->upstream.timeout_ms + 1000)) {
-        gw_upstream_stop(upstream);
-        gw_server_drain(server, 1000);
-    }
+    gw_server_drain(server, cfg->upstream.timeout_ms + 1000);
+    gw_upstream_stop(upstream);
+    gw_server_drain(server, 1000);
     rc = 0;
 out:
+    gw_upstream_stop(upstream);
     gw_server_stop(server);
     gw_upstream_free(upstream);
     gw_pipeline_free(pipeline);

@@ -28,6 +28,8 @@ const char *gw_err_str(enum gw_err err)
         return "file permissions too open";
     case GW_ERR_INTERNAL:
         return "internal error";
+    case GW_ERR_STOPPED:
+        return "shutting down";
     default:
         return "unknown error";
     }

@@ -18,6 +18,7 @@ enum gw_err {
     GW_ERR_CRYPTO,    /* authentication failed: wrong key or tampered data */
     GW_ERR_PERM,      /* a key file is readable by group or others */
     GW_ERR_INTERNAL,  /* a library call failed unexpectedly */
+    GW_ERR_STOPPED,   /* the component is shutting down and takes no more work */
 };
 
 /* Returns a static, human-readable name for err. */

@@ -90,7 +90,11 @@ enum gw_err gw_pipeline_forward(struct gw_pipeline *p, struct gw_call *call,
     f = NULL;
     err = GW_OK;
 out:
-    if (err != GW_OK) {
+    if (err == GW_ERR_STOPPED) {
+        gw_call_refuse(call, "ServiceUnavailable",
+                       "The gateway (tcgw) is shutting down. The call was not sent to Tencent "
+                       "Cloud; it is safe to retry.");
+    } else if (err != GW_OK) {
         gw_call_refuse(call, "InternalError",
                        "tcgw could not queue the call to Tencent Cloud (%s); nothing was sent.",
                        gw_err_str(err));

@@ -100,7 +100,7 @@ static void finish(struct transfer *t, CURLcode rc)
     }
     if (rc == CURLE_OK) {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &call->http_status);
-    } else if (rc >= 0) {
+    } else if (rc != STOPPED_BEFORE_START && rc != STOPPED_WHILE_RUNNING) {
         snprintf(call->upstream_detail, sizeof call->upstream_detail, "%s",
                  t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(rc));
         /* It goes into a quoted log field: keep it to one plain line. */
@@ -301,7 +301,7 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
     }
     pthread_mutex_unlock(&up->lock);
     if (stopping) {
-        err = GW_ERR_INTERNAL;
+        err = GW_ERR_STOPPED;
         goto out;
     }
     curl_multi_wakeup(up->multi);

@@ -34,7 +34,8 @@ enum gw_err gw_upstream_start(const struct gw_upstream_options *opts, struct gw_
 /*
  * Queues call: POST https://<call->host>/ with call->body as the exact bytes, the signed headers
  * (call->authorization, call->timestamp) and the X-TC-* headers. The call is borrowed until done
- * runs. On an error return done is never called.
+ * runs. On an error return done is never called: GW_ERR_STOPPED after gw_upstream_stop,
+ * GW_ERR_INVALID for a header value with CR or LF.
  */
 enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
                                gw_upstream_done_fn done, void *arg) GW_MUST_CHECK;

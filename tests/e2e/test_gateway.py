@@ -6,6 +6,7 @@ certificate check use the real name gaap.tencentcloudapi.com).
 """
 import json
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -479,6 +480,40 @@ class TestUpstreamFailures(unittest.TestCase):
         # And the gateway no longer accepts calls.
         with self.assertRaises(OSError):
             g.port and socket.create_connection(("127.0.0.1", g.port), timeout=1).close()
+
+    def test_shutdown_with_kept_alive_pipelined_calls(self):
+        """Calls that arrive on open connections while stopping are answered, never dropped."""
+        port, close = hanging_server()
+        self.addCleanup(close)
+        g = gw.Gateway(self.dir, self.sim.port, self.sim.ca_file,
+                       connect_to=["gaap.tencentcloudapi.com:443:127.0.0.1:%d" % port],
+                       extra_config={"upstream": {"timeout_ms": 1000}})
+        g.start()
+        self.addCleanup(g.stop)
+        one = (b"POST / HTTP/1.1\r\nHost: gaap.tencentcloudapi.com\r\n"
+               b"Content-Type: application/json\r\nX-TC-Action: ModifyProxyConfiguration\r\n"
+               b"X-TC-Version: 2018-05-29\r\nContent-Length: %d\r\n\r\n" % len(SEED)) + SEED
+        socks = []
+        for _ in range(8):
+            s = socket.create_connection(("127.0.0.1", g.port), timeout=15)
+            s.sendall(one * 3)
+            socks.append(s)
+        time.sleep(0.3)
+        g.proc.send_signal(15)
+        codes = []
+        for s in socks:
+            data = b""
+            while data.count(b'"RequestId"') < 3:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            codes += [c.decode() for c in re.findall(rb'"Code":"([A-Za-z.]+)"', data)]
+        self.assertEqual(g.stop(), 0)
+        self.assertEqual(len(codes), 24, codes)
+        self.assertLessEqual(set(codes), {"InternalError.UpstreamTimeout", "ServiceUnavailable"})
+        self.assertIn("ServiceUnavailable", codes)
 
     def test_missing_credential_refuses_to_start(self):
         os.makedirs(os.path.join(self.dir, "nocred"))

@@ -191,6 +191,18 @@ static void test_forwarded_call_comes_back_with_its_outcome(void **state)
     gw_call_free(call);
 }
 
+static void test_forward_after_stop_is_service_unavailable(void **state)
+{
+    struct parts *p = *state;
+    struct gw_call *call = parsed_call("DescribeProxies", "{\"Limit\": 1}");
+    assert_true(gw_pipeline_prepare(p->pipeline, call));
+    gw_upstream_stop(p->upstream);
+    assert_int_equal(gw_pipeline_forward(p->pipeline, call, on_done, NULL), GW_ERR_STOPPED);
+    assert_string_equal(call->error_code, "ServiceUnavailable");
+    assert_non_null(strstr(call->error_message, "not sent"));
+    gw_call_free(call);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -201,6 +213,7 @@ int main(void)
         cmocka_unit_test(test_valid_call_is_signed_over_its_exact_bytes),
         cmocka_unit_test(test_invalid_call_is_refused_before_signing),
         cmocka_unit_test(test_forwarded_call_comes_back_with_its_outcome),
+        cmocka_unit_test(test_forward_after_stop_is_service_unavailable), /* stops: last */
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();

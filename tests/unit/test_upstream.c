@@ -165,7 +165,7 @@ static void test_stop_ends_running_transfers_and_refuses_new_ones(void **state)
     }
     /* After stop, submitting fails cleanly and never calls back. */
     struct gw_call *late = signed_call();
-    assert_int_not_equal(gw_upstream_submit(up, late, on_done, &w), GW_OK);
+    assert_int_equal(gw_upstream_submit(up, late, on_done, &w), GW_ERR_STOPPED);
     gw_upstream_stop(up); /* a second stop does nothing */
     gw_upstream_free(up);
     assert_int_equal(w.done, 3);

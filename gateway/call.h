@@ -26,7 +26,7 @@
 enum gw_upstream_outcome {
     GW_UPSTREAM_NONE = 0,  /* not attempted */
     GW_UPSTREAM_ANSWERED,  /* an HTTP answer came back: status and body are set */
-    GW_UPSTREAM_CONNECT,   /* could not resolve or connect */
+    GW_UPSTREAM_CONNECT,   /* could not resolve, connect or finish the TLS handshake in time */
     GW_UPSTREAM_TLS,       /* TLS handshake or certificate verification failed */
     GW_UPSTREAM_TIMEOUT,   /* the connect or total timeout passed */
     GW_UPSTREAM_TOO_LARGE, /* the answer exceeded max_response_bytes */

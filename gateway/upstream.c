@@ -98,6 +98,13 @@ static void finish(struct transfer *t, CURLcode rc)
     } else {
         call->outcome = outcome_of(rc, t);
     }
+    /* A timeout before the request went out (connect or TLS handshake) sent nothing. */
+    curl_off_t pretransfer = 0;
+    if (call->outcome == GW_UPSTREAM_TIMEOUT &&
+        curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) == CURLE_OK &&
+        pretransfer == 0) {
+        call->outcome = GW_UPSTREAM_CONNECT;
+    }
     if (rc == CURLE_OK) {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &call->http_status);
     } else if (rc != STOPPED_BEFORE_START && rc != STOPPED_WHILE_RUNNING) {

@@ -38,7 +38,8 @@ class Gateway:
     """A tcgw process with its own master key, credential store and configuration."""
 
     def __init__(self, workdir, sim_port, ca_file, secret_id=DEV_SECRET_ID,
-                 secret_key=DEV_SECRET_KEY, spec_dir=None, extra_config=None, connect_to=None):
+                 secret_key=DEV_SECRET_KEY, spec_dir=None, extra_config=None, connect_to=None,
+                 env=None):
         self.workdir = workdir
         self.sim_port = sim_port
         self.ca_file = ca_file
@@ -47,6 +48,7 @@ class Gateway:
         self.spec_dir = spec_dir or os.path.join(repo_root(), "specs")
         self.extra_config = extra_config or {}
         self.connect_to = connect_to
+        self.env = env
         self.proc = None
         self.port = None
         self.log_path = os.path.join(workdir, "tcgw.log")
@@ -89,8 +91,9 @@ class Gateway:
             self.provision()
         self.write_config()
         self.log = open(self.log_path, "wb")
+        env = dict(os.environ, **(self.env or {}))
         self.proc = subprocess.Popen([tcgw_bin(), "serve", "--config", self.config_path],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 15
         while time.time() < deadline:
             if self.proc.poll() is not None:

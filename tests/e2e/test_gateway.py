@@ -15,6 +15,7 @@ import unittest
 
 import gw
 import harness
+import scripted
 
 SEED = gw.SEED_BODY
 
@@ -82,16 +83,19 @@ class TestSignedForwarding(GatewayCase):
                                   "gaap", int(h["x-tc-timestamp"]), "application/json", SEED)
         self.assertEqual(h["authorization"], expect)
 
-    def test_upstream_answer_comes_back_unchanged(self):
+    def test_simulator_answer_comes_back(self):
         status, headers, body = self.gw.request("POST", "/", {
             "Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
             "X-TC-Action": "DescribeProxies", "X-TC-Version": "2018-05-29"}, b'{"Limit": 2}')
         self.assertEqual(status, 200)
         answer = json.loads(body)
-        self.assertEqual(answer["Response"]["TotalCount"], len(answer["Response"]["ProxySet"])
-                         if answer["Response"]["TotalCount"] <= 2 else answer["Response"]["TotalCount"])
+        self.assertEqual(answer["Response"]["TotalCount"], 4)  # the fixture's proxies
+        self.assertEqual(len(answer["Response"]["ProxySet"]), 2)  # Limit 2
         (rec,) = self.sim.records()
         self.assertEqual(rec["request_id"], answer["Response"]["RequestId"])
+        # The gateway's own id for the call travels in a header, distinct from Tencent's.
+        self.assertRegex(headers["X-Tcgw-Request-Id"], r"^[0-9a-f-]{36}$")
+        self.assertNotEqual(headers["X-Tcgw-Request-Id"], rec["request_id"])
 
     def test_upstream_errors_pass_through(self):
         status, answer = self.gw.call("ModifyProxyConfiguration",
@@ -224,7 +228,10 @@ class TestRefusals(GatewayCase):
                 status, resp_headers, data = self.gw.request(method, "/", headers, body)
                 self.assertEqual(status, 200)
                 self.assertEqual(resp_headers.get("Content-Type"), "application/json")
-                self.assertRefused(json.loads(data), code)
+                answer = json.loads(data)
+                self.assertRefused(answer, code)
+                self.assertEqual(resp_headers.get("X-Tcgw-Request-Id"),
+                                 answer["Response"]["RequestId"])
         self.assertNothingForwarded()
 
     def test_query_string_is_refused(self):
@@ -241,6 +248,20 @@ class TestRefusals(GatewayCase):
         self.assertEqual(status, 405)
         self.assertEqual(headers.get("Allow"), "POST")
         self.assertRefused(json.loads(data), "UnsupportedProtocol", "only POST")
+        self.assertNothingForwarded()
+
+    def test_body_size_limit_boundary(self):
+        headers = {"Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
+                   "X-TC-Action": "DescribeProxies", "X-TC-Version": "2018-05-29"}
+        at_limit = b'{"Limit": 1' + b" " * (4096 - 12) + b"}"
+        self.assertEqual(len(at_limit), 4096)
+        status, _, data = self.gw.request("POST", "/", headers, at_limit)
+        self.assertIsNone(gw.error_code(json.loads(data)), data)
+        (rec,) = self.sim.records()
+        self.assertEqual(self.sim.record_body_bytes(rec), at_limit)
+        self.sim.clear_records()
+        status, _, data = self.gw.request("POST", "/", headers, at_limit + b" ")
+        self.assertRefused(json.loads(data), "RequestSizeLimitExceeded", "4096")
         self.assertNothingForwarded()
 
     def test_chunked_body_over_the_limit(self):
@@ -398,7 +419,7 @@ def hanging_server():
 
 
 class TestUpstreamFailures(unittest.TestCase):
-    """The gateway's own failures say so, with a precise code."""
+    """The gateway's own failures say so, with a precise code; what it forwards is what it got."""
 
     def setUp(self):
         tmp = tempfile.TemporaryDirectory(prefix="tcgw-e2e-")
@@ -407,64 +428,127 @@ class TestUpstreamFailures(unittest.TestCase):
         self.sim = harness.Simulator().start(os.path.join(self.dir, "sim"),
                                              {gw.DEV_SECRET_ID: gw.DEV_SECRET_KEY}, rate_limit=0)
         self.addCleanup(self.sim.stop)
+        self.names = iter(range(100))
 
-    def gateway(self, name, **kw):
-        os.makedirs(os.path.join(self.dir, name))
-        g = gw.Gateway(os.path.join(self.dir, name), self.sim.port, kw.pop("ca", self.sim.ca_file),
-                       **kw)
+    def gateway(self, upstream_port=None, ca=None, **kw):
+        d = os.path.join(self.dir, "gw%d" % next(self.names))
+        os.makedirs(d)
+        if upstream_port is not None:
+            kw["connect_to"] = ["gaap.tencentcloudapi.com:443:127.0.0.1:%d" % upstream_port]
+        g = gw.Gateway(d, self.sim.port, ca or self.sim.ca_file, **kw)
         g.start()
         self.addCleanup(g.stop)
         return g
 
+    def scripted(self, script, cert=None, key=None):
+        up = scripted.ScriptedUpstream(cert or self.sim.certs["server_cert"],
+                                       key or self.sim.certs["server_key"], script)
+        self.addCleanup(up.stop)
+        return up
+
     def test_unreachable(self):
-        closed = harness.free_port()
-        g = self.gateway("gw", connect_to=["gaap.tencentcloudapi.com:443:127.0.0.1:%d" % closed])
+        g = self.gateway(upstream_port=harness.free_port())
         status, answer = g.call("ModifyProxyConfiguration", SEED)
+        self.assertEqual(gw.error_code(answer), "InternalError.UpstreamUnreachable")
+        self.assertIn("not sent", answer["Response"]["Error"]["Message"])
+        self.assertNotIn("127.0.0.1", answer["Response"]["Error"]["Message"],
+                         "internal routing stays in the gateway's log")
+        self.assertIn("detail=", g.read_log())
+
+    def test_tls_handshake_that_never_ends_sends_nothing(self):
+        port, close = hanging_server()
+        self.addCleanup(close)
+        g = self.gateway(upstream_port=port,
+                         extra_config={"upstream": {"connect_timeout_ms": 300,
+                                                    "timeout_ms": 20000}})
+        started = time.monotonic()
+        status, answer = g.call("ModifyProxyConfiguration", SEED)
+        self.assertLess(time.monotonic() - started, 10, "the connect timeout must apply")
         self.assertEqual(gw.error_code(answer), "InternalError.UpstreamUnreachable")
         self.assertIn("not sent", answer["Response"]["Error"]["Message"])
 
     def test_untrusted_certificate(self):
         other = harness.make_certs(os.path.join(self.dir, "other-ca"))
-        g = self.gateway("gw", ca=other["ca"])
+        g = self.gateway(ca=other["ca"])
         status, answer = g.call("ModifyProxyConfiguration", SEED)
         self.assertEqual(gw.error_code(answer), "InternalError.UpstreamTLSFailure", answer)
         self.assertEqual(self.sim.records(), [])
 
+    def test_certificate_for_another_host(self):
+        certs = self.sim.certs
+        cert, key = scripted.make_cert_for(self.dir, "other.example", certs["ca"], certs["ca_key"])
+        up = self.scripted(lambda req: (200, "OK", {}, b"{}"), cert, key)
+        g = self.gateway(upstream_port=up.port)
+        status, answer = g.call("ModifyProxyConfiguration", SEED)
+        self.assertEqual(gw.error_code(answer), "InternalError.UpstreamTLSFailure", answer)
+        self.assertEqual(up.requests, [])
+
+    def test_status_and_bytes_come_back_unchanged_over_one_connection(self):
+        body = b'{"Response": {"Error": {"Code": "InternalError", "Message": "\u00e9"}, ' \
+               b'"RequestId": "r-1"}}\n  '
+        up = self.scripted(lambda req: (503, "Service Unavailable", {}, body))
+        g = self.gateway(upstream_port=up.port)
+        for _ in range(5):
+            status, headers, data = g.request("POST", "/", {
+                "Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
+                "X-TC-Action": "DescribeProxies", "X-TC-Version": "2018-05-29"}, b'{"Limit": 1}')
+            self.assertEqual(status, 503)
+            self.assertEqual(data, body)
+        self.assertEqual(len(up.requests), 5)
+        self.assertEqual(up.connections, 1, "the upstream connection must be reused")
+        self.assertTrue(up.requests[0].endswith(b'\r\n\r\n{"Limit": 1}'))
+
+    def test_redirect_is_not_followed(self):
+        up = self.scripted(lambda req: (302, "Found", {
+            "Location": "http://127.0.0.1:1/elsewhere"}, b"moved"))  # loopback, even if followed
+        g = self.gateway(upstream_port=up.port)
+        status, headers, data = g.request("POST", "/", {
+            "Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
+            "X-TC-Action": "DescribeProxies", "X-TC-Version": "2018-05-29"}, b"{}")
+        self.assertEqual((status, data), (302, b"moved"))
+        self.assertEqual(len(up.requests), 1)
+
+    def test_proxy_from_the_environment_is_ignored(self):
+        closed = "http://127.0.0.1:%d" % harness.free_port()
+        g = self.gateway(env={"https_proxy": closed, "HTTPS_PROXY": closed, "ALL_PROXY": closed})
+        status, answer = g.call("ModifyProxyConfiguration", SEED)
+        self.assertIsNone(gw.error_code(answer), answer)
+        self.assertEqual(len(self.sim.records()), 1)
+
     def test_timeout_without_holding_the_server(self):
-        port, close = hanging_server()
-        self.addCleanup(close)
-        g = self.gateway("gw", connect_to=["gaap.tencentcloudapi.com:443:127.0.0.1:%d" % port],
-                         extra_config={"threads": 1, "upstream": {"timeout_ms": 1500}})
+        up = self.scripted(lambda req: None)  # reads the call, never answers
+        g = self.gateway(upstream_port=up.port,
+                         extra_config={"threads": 1, "upstream": {"timeout_ms": 4000}})
         result = {}
 
         def slow():
             result["answer"] = g.call("ModifyProxyConfiguration", SEED)[1]
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.3)
-        # With one server thread, a call answered while the first one waits upstream proves
-        # that waiting does not hold the thread.
+        deadline = time.monotonic() + 5
+        while not up.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(len(up.requests), 1, "the slow call should be waiting upstream")
+        # With one server thread, a call answered while the first one waits upstream proves that
+        # waiting does not hold the thread: held, it would wait the 4 s upstream timeout.
+        started = time.monotonic()
         status, answer = g.call("DescribeProxies", {"Bogus": 1})
+        self.assertLess(time.monotonic() - started, 2.0)
         self.assertEqual(gw.error_code(answer), "UnknownParameter")
-        self.assertTrue(t.is_alive(), "the slow call should still be waiting upstream")
-        t.join(10)
+        t.join(15)
         self.assertEqual(gw.error_code(result["answer"]), "InternalError.UpstreamTimeout")
-        self.assertIn("1500 ms", result["answer"]["Response"]["Error"]["Message"])
+        self.assertIn("4000 ms", result["answer"]["Response"]["Error"]["Message"])
+        self.assertIn("may have reached", result["answer"]["Response"]["Error"]["Message"])
 
     def test_answer_over_the_size_limit(self):
-        g = self.gateway("gw", extra_config={"upstream": {"max_response_bytes": 1024}})
+        g = self.gateway(extra_config={"upstream": {"max_response_bytes": 1024}})
         status, answer = g.call("DescribeProxies", {"Limit": 100})
         self.assertEqual(gw.error_code(answer), "ResponseSizeLimitExceeded")
         self.assertIn("1024 bytes", answer["Response"]["Error"]["Message"])
 
     def test_shutdown_lets_a_call_in_flight_finish(self):
-        port, close = hanging_server()
-        self.addCleanup(close)
-        g = gw.Gateway(self.dir, self.sim.port, self.sim.ca_file,
-                       connect_to=["gaap.tencentcloudapi.com:443:127.0.0.1:%d" % port],
-                       extra_config={"upstream": {"timeout_ms": 1500}})
-        g.start()
-        self.addCleanup(g.stop)
+        up = self.scripted(lambda req: None)
+        g = self.gateway(upstream_port=up.port, extra_config={"upstream": {"timeout_ms": 1500}})
         result = {}
 
         def slow():
@@ -477,19 +561,13 @@ class TestUpstreamFailures(unittest.TestCase):
         # The call got its real outcome (the upstream timed out), not a dropped connection.
         self.assertEqual(gw.error_code(result["answer"]), "InternalError.UpstreamTimeout")
         self.assertEqual(g.stop(), 0)
-        # And the gateway no longer accepts calls.
         with self.assertRaises(OSError):
-            g.port and socket.create_connection(("127.0.0.1", g.port), timeout=1).close()
+            socket.create_connection(("127.0.0.1", g.port), timeout=1).close()
 
     def test_shutdown_with_kept_alive_pipelined_calls(self):
         """Calls that arrive on open connections while stopping are answered, never dropped."""
-        port, close = hanging_server()
-        self.addCleanup(close)
-        g = gw.Gateway(self.dir, self.sim.port, self.sim.ca_file,
-                       connect_to=["gaap.tencentcloudapi.com:443:127.0.0.1:%d" % port],
-                       extra_config={"upstream": {"timeout_ms": 1000}})
-        g.start()
-        self.addCleanup(g.stop)
+        up = self.scripted(lambda req: None)
+        g = self.gateway(upstream_port=up.port, extra_config={"upstream": {"timeout_ms": 1000}})
         one = (b"POST / HTTP/1.1\r\nHost: gaap.tencentcloudapi.com\r\n"
                b"Content-Type: application/json\r\nX-TC-Action: ModifyProxyConfiguration\r\n"
                b"X-TC-Version: 2018-05-29\r\nContent-Length: %d\r\n\r\n" % len(SEED)) + SEED

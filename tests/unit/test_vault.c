@@ -600,7 +600,8 @@ static void sign_all_vectors(struct fixture *f, struct gw_vault *v, int times)
     char name[32];
     json_array_foreach (f->vectors, i, vec) {
         snprintf(name, sizeof name, "v%02zu", i);
-        print_message("vault signs vector %s\n", vstr(vec, "name"));
+        const char *label = vstr(vec, "name");
+        print_message("vault signs vector %s\n", label != NULL ? label : "?");
         for (int t = 0; t < times; t++) {
             sign_expect(v, name, vec);
         }

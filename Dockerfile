@@ -17,7 +17,10 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libmicrohttpd12 libcurl4 libssl3 libjansson4 libsodium23 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --no-create-home --uid 10001 tcgw
+ && useradd --system --no-create-home --uid 10001 tcgw \
+ && mkdir -p /run/secrets/tcgw /var/lib/tcgw /etc/tcgw/policies \
+ && chown tcgw /run/secrets/tcgw /var/lib/tcgw \
+ && chmod 700 /run/secrets/tcgw /var/lib/tcgw
 COPY --from=build /src/build/tcgw /usr/local/bin/tcgw
 COPY specs /etc/tcgw/specs
 # Mount the configuration, the master key, the credential store and the policies:

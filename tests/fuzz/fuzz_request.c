@@ -23,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
-#include "request.h"
+#include "core/errors.h"
+#include "http/request.h"
 
 #define SUFFIX "tencentcloudapi.com"
 #define N_FIELDS 8

@@ -1,0 +1,350 @@
+/* tcgw secrets put|list: manages the encrypted credential store. */
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/config.h"
+#include "vault/vault.h"
+
+static const char usage_text[] =
+    "usage: tcgw secrets put NAME [--config FILE | --key FILE --store FILE]\n"
+    "       tcgw secrets list [--config FILE | --key FILE --store FILE] [--json]\n"
+    "put reads the SecretId, then the SecretKey, one per line from standard input.\n";
+
+struct args {
+    const char *verb; /* "put" or "list" */
+    const char *name;
+    const char *config_path;
+    const char *key_path;
+    const char *store_path;
+    bool json;
+};
+
+/* Returns 0 when the arguments are good, 2 after printing a usage error, -1 for --help. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    static const char *const file_opts[] = {"--config", "--key", "--store"};
+    int positional = 0;
+    bool only_positional = false;
+
+    memset(a, 0, sizeof *a);
+    if (argc < 2) {
+        return gw_cli_usage_error("secrets", "say put or list", "", usage_text);
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        return -1;
+    }
+    if (strcmp(argv[1], "put") != 0 && strcmp(argv[1], "list") != 0) {
+        return gw_cli_usage_error("secrets", "unknown subcommand: say put or list", "", usage_text);
+    }
+    a->verb = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i];
+        const char **slots[] = {&a->config_path, &a->key_path, &a->store_path};
+        int matched = 0;
+        if (!only_positional && arg[0] == '-' && arg[1] != '\0') {
+            if (strcmp(arg, "--") == 0) {
+                only_positional = true;
+                continue;
+            }
+            if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+                return -1;
+            }
+            if (strcmp(arg, "--json") == 0) {
+                a->json = true;
+                continue;
+            }
+            for (size_t k = 0; k < sizeof file_opts / sizeof *file_opts && matched == 0; k++) {
+                const char *value = NULL;
+                matched = gw_cli_take_value(argc, argv, &i, file_opts[k], &value);
+                if (matched < 0 || (matched > 0 && *slots[k] != NULL)) {
+                    return gw_cli_usage_error("secrets", "give one FILE to ", file_opts[k],
+                                              usage_text);
+                }
+                if (matched > 0) {
+                    *slots[k] = value;
+                }
+            }
+            if (matched == 0) {
+                return gw_cli_usage_error("secrets", "unknown option ", arg, usage_text);
+            }
+            continue;
+        }
+        positional++;
+        if (strcmp(a->verb, "put") == 0 && positional == 1) {
+            a->name = arg;
+        }
+    }
+
+    if (strcmp(a->verb, "put") == 0) {
+        if (positional == 0) {
+            return gw_cli_usage_error("secrets", "put needs the credential NAME", "", usage_text);
+        }
+        if (positional > 1) {
+            return gw_cli_usage_error(
+                "secrets",
+                "put takes only NAME: the SecretId and SecretKey are read from "
+                "standard input, never from the command line",
+                "", usage_text);
+        }
+        if (!gw_vault_name_valid(a->name)) {
+            fprintf(stderr,
+                    "tcgw secrets: a credential NAME is 1 to %d characters from "
+                    "A-Z a-z 0-9 . _ -\n%s",
+                    GW_VAULT_MAX_NAME, usage_text);
+            return 2;
+        }
+        if (a->json) {
+            return gw_cli_usage_error("secrets", "--json is for list only", "", usage_text);
+        }
+    } else if (positional > 0) {
+        return gw_cli_usage_error("secrets", "list takes no arguments besides the options", "",
+                                  usage_text);
+    }
+    return 0;
+}
+
+/* ---- Reading the secrets from standard input ---- */
+
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_changed;
+
+/* Puts echo back if the user interrupts while it is off, then dies of the same signal. */
+static void restore_tty_and_die(int sig)
+{
+    if (tty_changed) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/*
+ * Reads one line from fd 0 with read(2) straight into dst (protected memory the caller owns), so
+ * no stdio buffer ever holds a secret. Returns 0, or -1 after printing why.
+ */
+static int read_line(const char *what, char *dst, size_t max, size_t *len)
+{
+    size_t n = 0;
+    for (;;) {
+        char *slot = n < max ? dst + n : dst + max; /* dst has max + 1 bytes */
+        ssize_t r = read(STDIN_FILENO, slot, 1);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            fprintf(stderr, "tcgw secrets: cannot read the %s from standard input: %s\n", what,
+                    strerror(errno));
+            return -1;
+        }
+        if (r == 0 || *slot == '\n') {
+            *slot = '\0';
+            break;
+        }
+        if (n >= max) {
+            *slot = '\0';
+            fprintf(stderr, "tcgw secrets: the %s is longer than %zu characters\n", what, max);
+            return -1;
+        }
+        n++;
+    }
+    if (n == 0) {
+        fprintf(stderr,
+                "tcgw secrets: no %s on standard input: give the SecretId on the first line and "
+                "the SecretKey on the second\n",
+                what);
+        return -1;
+    }
+    *len = n;
+    return 0;
+}
+
+/*
+ * Reads the SecretKey line from the terminal with echo turned off. The prompt comes only once echo
+ * is off, so nothing typed after it can be echoed (TCSAFLUSH drops anything typed before).
+ */
+static int read_hidden_line(const char *prompt, const char *what, char *dst, size_t max,
+                            size_t *len)
+{
+    struct termios quiet;
+    struct sigaction sa, old_int, old_term, old_hup;
+    if (tcgetattr(STDIN_FILENO, &saved_tty) != 0) {
+        fputs(prompt, stderr);
+        return read_line(what, dst, max, len);
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = restore_tty_and_die;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGHUP, &sa, &old_hup);
+    quiet = saved_tty;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    quiet.c_lflag |= ECHONL;
+    tty_changed = 1;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    fputs(prompt, stderr);
+    int rc = read_line(what, dst, max, len);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+    tty_changed = 0;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    return rc;
+}
+
+/* ---- Subcommands ---- */
+
+static int put(struct gw_vault *vault, const struct args *a, const char *store_path)
+{
+    char msg[512];
+    char name[GW_VAULT_MAX_NAME + 1];
+    char tail[5] = "";
+    size_t id_len = 0, key_len = 0;
+    int rc = 1;
+    bool tty = isatty(STDIN_FILENO) == 1;
+
+    /* One protected region for both values: the only place they live in this process. */
+    char *id = sodium_malloc(GW_VAULT_MAX_SECRET_ID + 1 + GW_VAULT_MAX_SECRET_KEY + 1);
+    if (id == NULL) {
+        fputs("tcgw secrets: out of memory\n", stderr);
+        return 1;
+    }
+    char *key = id + GW_VAULT_MAX_SECRET_ID + 1;
+
+    if (tty) {
+        fprintf(stderr, "SecretId for '%s': ", a->name);
+    }
+    if (read_line("SecretId", id, GW_VAULT_MAX_SECRET_ID, &id_len) != 0) {
+        goto out;
+    }
+    if ((tty ? read_hidden_line("SecretKey (not shown): ", "SecretKey", key,
+                                GW_VAULT_MAX_SECRET_KEY, &key_len)
+             : read_line("SecretKey", key, GW_VAULT_MAX_SECRET_KEY, &key_len)) != 0) {
+        goto out;
+    }
+
+    bool existed = gw_vault_has(vault, a->name);
+    if (gw_vault_put(vault, a->name, id, id_len, key, key_len, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw secrets: %s; nothing was stored\n", msg);
+        goto out;
+    }
+    if (gw_vault_save(vault, store_path, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw secrets: %s; nothing was stored\n", msg);
+        goto out;
+    }
+    for (size_t i = 0; i < gw_vault_count(vault); i++) {
+        if (gw_vault_describe(vault, i, name, tail) == GW_OK && strcmp(name, a->name) == 0) {
+            break;
+        }
+    }
+    printf("%s credential '%s' (SecretId ...%s) in %s\n", existed ? "replaced" : "stored", a->name,
+           tail, store_path);
+    rc = 0;
+out:
+    sodium_free(id); /* zeroes both values */
+    return rc;
+}
+
+/* Prints [{"name":..,"secret_id_tail":..},...]. Names and tails only: nothing secret. */
+static int list_json(const struct gw_vault *vault)
+{
+    char name[GW_VAULT_MAX_NAME + 1];
+    char tail[5];
+    char *text = NULL;
+    int rc = 1;
+    json_t *arr = json_array();
+    if (arr == NULL) {
+        goto out;
+    }
+    for (size_t i = 0; i < gw_vault_count(vault); i++) {
+        if (gw_vault_describe(vault, i, name, tail) != GW_OK ||
+            json_array_append_new(
+                arr, json_pack("{s:s,s:s}", "name", name, "secret_id_tail", tail)) != 0) {
+            goto out;
+        }
+    }
+    if ((text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) == NULL) {
+        goto out;
+    }
+    printf("%s\n", text);
+    rc = 0;
+out:
+    if (rc != 0) {
+        fputs("tcgw secrets: out of memory\n", stderr);
+    }
+    free(text);
+    json_decref(arr);
+    return rc;
+}
+
+static int list(const struct gw_vault *vault, const struct args *a, const char *store_path)
+{
+    char name[GW_VAULT_MAX_NAME + 1];
+    char tail[5];
+    size_t n = gw_vault_count(vault);
+
+    if (a->json) {
+        return list_json(vault);
+    }
+    if (n == 0) {
+        printf("no credentials in %s\n", store_path);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (gw_vault_describe(vault, i, name, tail) != GW_OK) {
+            return 1;
+        }
+        printf("%-16s  SecretId ...%s\n", name, tail);
+    }
+    return 0;
+}
+
+int gw_cli_secrets(int argc, char **argv)
+{
+    struct args a;
+    struct gw_config *cfg = NULL;
+    struct gw_vault *vault = NULL;
+    char msg[512];
+    int rc = parse_args(argc, argv, &a);
+
+    if (rc < 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    rc = 1;
+
+    /* --key and --store win; then the config file; then the defaults, as `tcgw serve` uses. */
+    if (a.config_path != NULL) {
+        if (gw_config_load(a.config_path, &cfg, msg, sizeof msg) != GW_OK) {
+            fprintf(stderr, "tcgw secrets: %s\n", msg);
+            goto out;
+        }
+    } else if ((cfg = gw_config_defaults()) == NULL) {
+        fputs("tcgw secrets: out of memory\n", stderr);
+        goto out;
+    }
+    const char *key_path = a.key_path != NULL ? a.key_path : cfg->master_key_file;
+    const char *store_path = a.store_path != NULL ? a.store_path : cfg->credential_store;
+
+    if (gw_vault_open(key_path, store_path, &vault, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw secrets: %s\n", msg);
+        goto out;
+    }
+    rc = strcmp(a.verb, "put") == 0 ? put(vault, &a, store_path) : list(vault, &a, store_path);
+out:
+    gw_vault_free(vault);
+    gw_config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,215 @@
+/* tcgw serve: wires config, API descriptions, vault, upstream, pipeline and server together. */
+#include <curl/curl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apispec/apispec.h"
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/pipeline.h"
+#include "http/server.h"
+#include "upstream/upstream.h"
+#include "vault/vault.h"
+
+struct serve_args {
+    const char *config_path;
+    const char *listen;
+    long port; /* -1: from the config */
+};
+
+static const char usage_text[] = "usage: tcgw serve [--config FILE] [--listen ADDR] [--port N]\n";
+
+static int parse_args(int argc, char **argv, struct serve_args *a)
+{
+    a->config_path = NULL;
+    a->listen = NULL;
+    a->port = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *value = NULL;
+        int m;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(usage_text, stdout);
+            return -1;
+        }
+        if ((m = gw_cli_take_value(argc, argv, &i, "--config", &value)) != 0) {
+            if (m < 0) {
+                return gw_cli_usage_error("serve", "--config needs a FILE", "", usage_text);
+            }
+            a->config_path = value;
+        } else if ((m = gw_cli_take_value(argc, argv, &i, "--listen", &value)) != 0) {
+            if (m < 0) {
+                return gw_cli_usage_error("serve", "--listen needs an ADDR", "", usage_text);
+            }
+            a->listen = value;
+        } else if ((m = gw_cli_take_value(argc, argv, &i, "--port", &value)) != 0) {
+            char *end = NULL;
+            a->port = m > 0 ? strtol(value, &end, 10) : -1;
+            if (m < 0 || end == value || *end != '\0' || a->port < 0 || a->port > 65535) {
+                return gw_cli_usage_error("serve", "--port takes a number from 0 to 65535", "",
+                                          usage_text);
+            }
+        } else if (argv[i][0] == '-') {
+            return gw_cli_usage_error("serve", "unknown option ", argv[i], usage_text);
+        } else {
+            return gw_cli_usage_error("serve", "takes no arguments besides the options", "",
+                                      usage_text);
+        }
+    }
+    return 0;
+}
+
+static int load_config(const struct serve_args *a, struct gw_config **out)
+{
+    char msg[512] = "out of memory";
+    struct gw_config *cfg = NULL;
+    if (a->config_path != NULL) {
+        if (gw_config_load(a->config_path, &cfg, msg, sizeof msg) != GW_OK) {
+            fprintf(stderr, "tcgw: %s\n", msg);
+            return 1;
+        }
+    } else if ((cfg = gw_config_defaults()) == NULL) {
+        fprintf(stderr, "tcgw: out of memory\n");
+        return 1;
+    }
+    if (a->listen != NULL) {
+        char *s = strdup(a->listen);
+        if (s == NULL) {
+            gw_config_free(cfg);
+            return 1;
+        }
+        free(cfg->listen_address);
+        cfg->listen_address = s;
+    }
+    if (a->port >= 0) {
+        cfg->listen_port = (uint16_t)a->port;
+    }
+    *out = cfg;
+    return 0;
+}
+
+int gw_cli_serve(int argc, char **argv)
+{
+    int rc;
+    char msg[512] = "";
+    struct serve_args args;
+    struct gw_config *cfg = NULL;
+    struct gw_apispec *spec = NULL;
+    struct gw_vault *vault = NULL;
+    struct gw_upstream *upstream = NULL;
+    struct gw_pipeline *pipeline = NULL;
+    struct gw_server *server = NULL;
+    bool curl_ready = false;
+
+    if ((rc = parse_args(argc, argv, &args)) != 0) {
+        rc = rc < 0 ? 0 : rc;
+        goto out;
+    }
+    if ((rc = load_config(&args, &cfg)) != 0) {
+        goto out;
+    }
+    rc = 1;
+    if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "tcgw: cannot initialise libsodium or libcurl\n");
+        goto out;
+    }
+    curl_ready = true;
+    /* Signals are taken by sigwait below; every thread started from here inherits the mask. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0 ||
+        signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        fprintf(stderr, "tcgw: cannot set up signal handling\n");
+        goto out;
+    }
+
+    if (gw_apispec_load_dir(cfg->spec_dir, &spec, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw: API descriptions: %s\n", msg);
+        goto out;
+    }
+    if (gw_vault_open(cfg->master_key_file, cfg->credential_store, &vault, msg, sizeof msg) !=
+        GW_OK) {
+        fprintf(stderr, "tcgw: credentials: %s\n", msg);
+        goto out;
+    }
+    if (!gw_vault_has(vault, cfg->credential)) {
+        fprintf(stderr,
+                "tcgw: credential '%s' is not in %s: add it with 'tcgw secrets put %s' "
+                "or set \"credential\" in the configuration\n",
+                cfg->credential, cfg->credential_store, cfg->credential);
+        goto out;
+    }
+    if (cfg->vault_keys_resident && gw_vault_keep_resident(vault) != GW_OK) {
+        fprintf(stderr, "tcgw: cannot change the protection of key memory\n");
+        goto out;
+    }
+    struct gw_upstream_options uo = {
+        .ca_file = cfg->upstream.ca_file,
+        .connect_timeout_ms = cfg->upstream.connect_timeout_ms,
+        .timeout_ms = cfg->upstream.timeout_ms,
+        .max_host_connections = cfg->upstream.max_host_connections,
+        .connect_to = cfg->upstream.connect_to,
+        .resolve = cfg->upstream.resolve,
+    };
+    if (gw_upstream_start(&uo, &upstream, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw: upstream: %s\n", msg);
+        goto out;
+    }
+    struct gw_pipeline_parts parts = {
+        .spec = spec, .vault = vault, .credential = cfg->credential, .upstream = upstream};
+    if ((pipeline = gw_pipeline_new(&parts)) == NULL) {
+        fprintf(stderr, "tcgw: out of memory\n");
+        goto out;
+    }
+    struct gw_server_options so = {
+        .address = cfg->listen_address,
+        .port = cfg->listen_port,
+        .threads = cfg->threads,
+        .max_connections = cfg->max_connections,
+        .max_body_bytes = cfg->max_body_bytes,
+        .max_response_bytes = cfg->upstream.max_response_bytes,
+        .endpoint_suffix = cfg->upstream.endpoint_suffix,
+        .upstream_timeout_ms = cfg->upstream.timeout_ms,
+    };
+    if (gw_server_start(&so, pipeline, &server, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw: %s\n", msg);
+        goto out;
+    }
+    fprintf(stderr,
+            "level=info event=listening address=%s port=%u actions=%zu credential=%s "
+            "keys=%s\n",
+            cfg->listen_address, (unsigned)gw_server_port(server), gw_apispec_action_count(spec),
+            cfg->credential, cfg->vault_keys_resident ? "resident" : "no-access-between-uses");
+    fflush(stderr);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    fprintf(stderr, "level=info event=stopping signal=%d\n", sig);
+    /*
+     * Stop taking connections and let calls in flight finish (up to the upstream timeout). Then
+     * stop the upstream: whatever still waits, or arrives on a kept-alive connection meanwhile,
+     * is answered ServiceUnavailable. Only then may the server close connections, since a
+     * transfer borrows its call until the upstream is done with it.
+     */
+    gw_server_quiesce(server);
+    gw_server_drain(server, cfg->upstream.timeout_ms + 1000);
+    gw_upstream_stop(upstream);
+    gw_server_drain(server, 1000);
+    rc = 0;
+out:
+    gw_upstream_stop(upstream);
+    gw_server_stop(server);
+    gw_upstream_free(upstream);
+    gw_pipeline_free(pipeline);
+    gw_vault_free(vault);
+    gw_apispec_free(spec);
+    gw_config_free(cfg);
+    if (curl_ready) {
+        curl_global_cleanup();
+    }
+    return rc;
+}

@@ -1,0 +1,99 @@
+#include "core/buf.h"
+
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void gw_buf_init(struct gw_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+static enum gw_err reserve(struct gw_buf *b, size_t n)
+{
+    if (n > b->max - b->len) {
+        return GW_ERR_TOO_LARGE;
+    }
+    size_t need = b->len + n + 1; /* room for the NUL */
+    if (need <= b->cap) {
+        return GW_OK;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    }
+    char *p = realloc(b->data, cap);
+    if (p == NULL) {
+        return GW_ERR_NOMEM;
+    }
+    b->data = p;
+    b->cap = cap;
+    return GW_OK;
+}
+
+enum gw_err gw_buf_append(struct gw_buf *b, const void *p, size_t n)
+{
+    enum gw_err err;
+    if ((err = reserve(b, n)) != GW_OK) {
+        return err;
+    }
+    if (n > 0) {
+        memcpy(b->data + b->len, p, n);
+    }
+    b->len += n;
+    b->data[b->len] = '\0';
+    return GW_OK;
+}
+
+enum gw_err gw_buf_append_str(struct gw_buf *b, const char *s)
+{
+    return gw_buf_append(b, s, strlen(s));
+}
+
+enum gw_err gw_buf_printf(struct gw_buf *b, const char *fmt, ...)
+{
+    enum gw_err err;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return GW_ERR_INVALID;
+    }
+    if ((err = reserve(b, (size_t)n)) != GW_OK) {
+        return err;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return GW_OK;
+}
+
+void gw_buf_reset(struct gw_buf *b)
+{
+    b->len = 0;
+    if (b->data != NULL) {
+        b->data[0] = '\0';
+    }
+}
+
+void gw_buf_free(struct gw_buf *b)
+{
+    free(b->data);
+    gw_buf_init(b, b->max);
+}
+
+void gw_buf_free_wipe(struct gw_buf *b)
+{
+    if (b->data != NULL) {
+        sodium_memzero(b->data, b->cap);
+    }
+    gw_buf_free(b);
+}

@@ -1,0 +1,40 @@
+/* buf: a growable byte buffer with a mandatory maximum size. */
+#ifndef GW_BUF_H
+#define GW_BUF_H
+
+#include <stddef.h>
+
+#include "core/errors.h"
+
+/* Bytes are kept NUL-terminated (the NUL is not counted in len) so text can be used as a C string.
+ */
+struct gw_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t max; /* len never exceeds max */
+};
+
+/* Initialises an empty buffer that will refuse to grow beyond max bytes. Allocates nothing. */
+void gw_buf_init(struct gw_buf *b, size_t max);
+
+/* Appends n bytes. Returns GW_ERR_TOO_LARGE (buffer unchanged) when len + n would exceed max. */
+enum gw_err gw_buf_append(struct gw_buf *b, const void *p, size_t n) GW_MUST_CHECK;
+
+/* Appends a NUL-terminated string. */
+enum gw_err gw_buf_append_str(struct gw_buf *b, const char *s) GW_MUST_CHECK;
+
+/* Appends printf-formatted text. */
+enum gw_err gw_buf_printf(struct gw_buf *b, const char *fmt, ...) GW_MUST_CHECK
+    __attribute__((format(printf, 2, 3)));
+
+/* Empties the buffer, keeping its memory. */
+void gw_buf_reset(struct gw_buf *b);
+
+/* Frees the memory; the buffer is empty and usable again afterwards. Accepts a zeroed buffer. */
+void gw_buf_free(struct gw_buf *b);
+
+/* Wipes the bytes with sodium_memzero, then frees them: for buffers that held a secret. */
+void gw_buf_free_wipe(struct gw_buf *b);
+
+#endif

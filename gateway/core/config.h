@@ -1,0 +1,54 @@
+/*
+ * config: the gateway's JSON configuration file. Every field is optional; README.md documents each
+ * with its default. Relative paths are taken relative to the directory of the config file.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/errors.h"
+
+#define GW_CONFIG_MAX_OVERRIDES 16
+
+struct gw_config {
+    char *listen_address;     /* "127.0.0.1" */
+    uint16_t listen_port;     /* 8080; 0 picks a free port */
+    unsigned threads;         /* 2: libmicrohttpd worker threads */
+    unsigned max_connections; /* 1024 */
+    size_t max_body_bytes;    /* 1 MiB: larger bodies get RequestSizeLimitExceeded */
+    char *spec_dir;           /* "specs": directory of API descriptions */
+    char *master_key_file;    /* $TCGW_MASTER_KEY_FILE, else "master.key" */
+    char *credential_store;   /* "credentials.store" */
+    char *credential;         /* "default": the credential that signs */
+    bool vault_keys_resident; /* false: key memory is no-access between signatures */
+    struct {
+        char *endpoint_suffix;                     /* "tencentcloudapi.com" */
+        char *ca_file;                             /* NULL: the system's trust store */
+        long connect_timeout_ms;                   /* 5000 */
+        long timeout_ms;                           /* 30000: the whole transfer */
+        size_t max_response_bytes;                 /* 8 MiB */
+        unsigned max_host_connections;             /* 64 */
+        char *connect_to[GW_CONFIG_MAX_OVERRIDES]; /* CURLOPT_CONNECT_TO entries, NULL-terminated */
+        char *resolve[GW_CONFIG_MAX_OVERRIDES];    /* CURLOPT_RESOLVE entries, NULL-terminated */
+    } upstream;
+};
+
+/*
+ * Returns the defaults (new; free with gw_config_free), or NULL when out of memory.
+ */
+struct gw_config *gw_config_defaults(void);
+
+/*
+ * Loads path over the defaults. Unknown keys and wrong types are errors. On failure *out is
+ * untouched and msg names the file, the line and the fix. On success *out is new.
+ */
+enum gw_err gw_config_load(const char *path, struct gw_config **out, char *msg,
+                           size_t msglen) GW_MUST_CHECK;
+
+/* Accepts NULL. */
+void gw_config_free(struct gw_config *cfg);
+
+#endif

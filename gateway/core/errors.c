@@ -1,0 +1,70 @@
+#include "core/errors.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *gw_err_str(enum gw_err err)
+{
+    switch (err) {
+    case GW_OK:
+        return "ok";
+    case GW_ERR_NOMEM:
+        return "out of memory";
+    case GW_ERR_IO:
+        return "input/output error";
+    case GW_ERR_INVALID:
+        return "malformed input";
+    case GW_ERR_TOO_LARGE:
+        return "input too large";
+    case GW_ERR_NOT_FOUND:
+        return "not found";
+    case GW_ERR_EXISTS:
+        return "already exists";
+    case GW_ERR_CRYPTO:
+        return "authentication failed (wrong key or tampered data)";
+    case GW_ERR_PERM:
+        return "file permissions too open";
+    case GW_ERR_INTERNAL:
+        return "internal error";
+    case GW_ERR_STOPPED:
+        return "shutting down";
+    default:
+        return "unknown error";
+    }
+}
+
+void gw_request_id_generate(char out[GW_REQUEST_ID_LEN + 1])
+{
+    unsigned char r[16];
+    randombytes_buf(r, sizeof r);
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    snprintf(out, GW_REQUEST_ID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
+             r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
+             r[15]);
+}
+
+char *gw_error_body(const char *code, const char *message, const char *request_id, size_t *len)
+{
+    char *out = NULL;
+    json_t *root = json_pack("{s:{s:{s:s,s:s},s:s}}", "Response", "Error", "Code", code, "Message",
+                             message, "RequestId", request_id);
+    if (root == NULL) {
+        /* Only invalid UTF-8 in message makes json_pack fail short of memory. */
+        root = json_pack("{s:{s:{s:s,s:s},s:s}}", "Response", "Error", "Code", code, "Message",
+                         "(message withheld: not valid UTF-8)", "RequestId", request_id);
+    }
+    if (root == NULL) {
+        goto out;
+    }
+    out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (out != NULL) {
+        *len = strlen(out);
+    }
+out:
+    json_decref(root);
+    return out;
+}

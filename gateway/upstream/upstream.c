@@ -1,0 +1,419 @@
+#include "upstream/upstream.h"
+
+#include "vault/tc3.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* One transfer in flight: owned by the upstream module from submit until done. */
+struct transfer {
+    struct transfer *next;
+    CURL *easy;
+    struct curl_slist *headers;
+    struct gw_call *call;
+    gw_upstream_done_fn done;
+    void *arg;
+    bool too_large;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct gw_upstream {
+    CURLM *multi;
+    struct curl_slist *connect_to;
+    struct curl_slist *resolve;
+    char *ca_file;
+    long connect_timeout_ms;
+    long timeout_ms;
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards pending and stopping */
+    struct transfer *pending;
+    bool stopping;
+    struct transfer *running; /* only touched by the upstream thread */
+};
+
+static void transfer_free(struct transfer *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->headers);
+    free(t);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct transfer *t = userdata;
+    size_t n = size * nmemb;
+    if (gw_buf_append(&t->call->response, data, n) != GW_OK) {
+        t->too_large = true;
+        return 0; /* makes curl abort the transfer with CURLE_WRITE_ERROR */
+    }
+    return n;
+}
+
+static enum gw_upstream_outcome outcome_of(CURLcode rc, const struct transfer *t)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return GW_UPSTREAM_ANSWERED;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        return GW_UPSTREAM_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return GW_UPSTREAM_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return GW_UPSTREAM_TLS;
+    case CURLE_WRITE_ERROR:
+        return t->too_large ? GW_UPSTREAM_TOO_LARGE : GW_UPSTREAM_FAILED;
+    default:
+        return GW_UPSTREAM_FAILED;
+    }
+}
+
+/* How a transfer ends when the gateway stops: before curl started it, or while it ran. */
+#define STOPPED_BEFORE_START ((CURLcode)-1)
+#define STOPPED_WHILE_RUNNING ((CURLcode)-2)
+
+static void finish(struct transfer *t, CURLcode rc)
+{
+    struct gw_call *call = t->call;
+    if (rc == STOPPED_BEFORE_START) {
+        call->outcome = GW_UPSTREAM_NOT_SENT;
+    } else if (rc == STOPPED_WHILE_RUNNING) {
+        call->outcome = GW_UPSTREAM_ABORTED;
+    } else {
+        call->outcome = outcome_of(rc, t);
+    }
+    /* A timeout before the request went out (connect or TLS handshake) sent nothing. */
+    curl_off_t pretransfer = 0;
+    if (call->outcome == GW_UPSTREAM_TIMEOUT &&
+        curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) == CURLE_OK &&
+        pretransfer == 0) {
+        call->outcome = GW_UPSTREAM_CONNECT;
+    }
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &call->http_status);
+    } else if (rc != STOPPED_BEFORE_START && rc != STOPPED_WHILE_RUNNING) {
+        snprintf(call->upstream_detail, sizeof call->upstream_detail, "%s",
+                 t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(rc));
+        /* It goes into a quoted log field: keep it to one plain line. */
+        for (char *p = call->upstream_detail; *p != '\0'; p++) {
+            if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7f) {
+                *p = '?';
+            }
+        }
+    }
+    gw_upstream_done_fn done = t->done;
+    void *arg = t->arg;
+    transfer_free(t);
+    done(call, arg);
+}
+
+static void unlink_running(struct gw_upstream *up, struct transfer *t)
+{
+    for (struct transfer **p = &up->running; *p != NULL; p = &(*p)->next) {
+        if (*p == t) {
+            *p = t->next;
+            return;
+        }
+    }
+}
+
+static void *loop(void *arg)
+{
+    struct gw_upstream *up = arg;
+    for (;;) {
+        pthread_mutex_lock(&up->lock);
+        bool stopping = up->stopping;
+        struct transfer *batch = up->pending;
+        up->pending = NULL;
+        pthread_mutex_unlock(&up->lock);
+
+        while (batch != NULL) {
+            struct transfer *t = batch;
+            batch = t->next;
+            if (stopping) {
+                finish(t, STOPPED_BEFORE_START);
+                continue;
+            }
+            if (curl_multi_add_handle(up->multi, t->easy) != CURLM_OK) {
+                finish(t, CURLE_FAILED_INIT);
+                continue;
+            }
+            t->next = up->running;
+            up->running = t;
+        }
+        if (stopping) {
+            while (up->running != NULL) {
+                struct transfer *t = up->running;
+                up->running = t->next;
+                curl_multi_remove_handle(up->multi, t->easy);
+                finish(t, STOPPED_WHILE_RUNNING);
+            }
+            return NULL;
+        }
+
+        int still_running = 0;
+        CURLMcode mc = curl_multi_perform(up->multi, &still_running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(up->multi, &left)) != NULL) {
+            if (m->msg != CURLMSG_DONE) {
+                continue;
+            }
+            struct transfer *t = NULL;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+            CURLcode rc = m->data.result;
+            curl_multi_remove_handle(up->multi, t->easy);
+            unlink_running(up, t);
+            finish(t, rc);
+        }
+        if (mc == CURLM_OK) {
+            mc = curl_multi_poll(up->multi, NULL, 0, 1000, NULL);
+        }
+        if (mc != CURLM_OK) {
+            /* Not expected short of memory exhaustion: say so, and do not spin. */
+            fprintf(stderr, "level=error event=upstream_loop error=\"%s\"\n",
+                    curl_multi_strerror(mc));
+            struct timespec pause = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
+    }
+}
+
+static enum gw_err add_header(struct curl_slist **list, const char *name, const char *value)
+{
+    char line[GW_TC3_MAX_TEXT + 64];
+    int n = snprintf(line, sizeof line, "%s: %s", name, value);
+    if (n < 0 || (size_t)n >= sizeof line || strpbrk(line, "\r\n") != NULL) {
+        return GW_ERR_INVALID;
+    }
+    struct curl_slist *next = curl_slist_append(*list, line);
+    if (next == NULL) {
+        return GW_ERR_NOMEM;
+    }
+    *list = next;
+    return GW_OK;
+}
+
+static enum gw_err build_headers(const struct gw_call *call, struct curl_slist **out)
+{
+    enum gw_err err;
+    struct curl_slist *h = NULL;
+    char timestamp[24];
+    snprintf(timestamp, sizeof timestamp, "%lld", (long long)call->timestamp);
+    if ((err = add_header(&h, "Content-Type", GW_CALL_CONTENT_TYPE)) != GW_OK ||
+        (err = add_header(&h, "X-TC-Action", call->action)) != GW_OK ||
+        (err = add_header(&h, "X-TC-Version", call->version)) != GW_OK ||
+        (err = add_header(&h, "X-TC-Timestamp", timestamp)) != GW_OK ||
+        (err = add_header(&h, "Authorization", call->authorization.data)) != GW_OK) {
+        goto out;
+    }
+    if (call->region[0] != '\0' && (err = add_header(&h, "X-TC-Region", call->region)) != GW_OK) {
+        goto out;
+    }
+    if (call->language[0] != '\0' &&
+        (err = add_header(&h, "X-TC-Language", call->language)) != GW_OK) {
+        goto out;
+    }
+    /* No "Expect: 100-continue" round trip, and nothing else curl would add on its own. */
+    if ((err = add_header(&h, "Expect", "")) != GW_OK ||
+        (err = add_header(&h, "Accept", "")) != GW_OK) {
+        goto out;
+    }
+    *out = h;
+    h = NULL;
+    err = GW_OK;
+out:
+    curl_slist_free_all(h);
+    return err;
+}
+
+enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
+                               gw_upstream_done_fn done, void *arg)
+{
+    enum gw_err err;
+    char url[GW_CALL_HOST_MAX + 16];
+    struct transfer *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        err = GW_ERR_NOMEM;
+        goto out;
+    }
+    t->call = call;
+    t->done = done;
+    t->arg = arg;
+    if ((err = build_headers(call, &t->headers)) != GW_OK) {
+        goto out;
+    }
+    int n = snprintf(url, sizeof url, "https://%s/", call->host);
+    if (n < 0 || (size_t)n >= sizeof url) {
+        err = GW_ERR_INVALID;
+        goto out;
+    }
+    t->easy = curl_easy_init();
+    if (t->easy == NULL) {
+        err = GW_ERR_NOMEM;
+        goto out;
+    }
+    CURL *e = t->easy;
+    /* The body is borrowed from the call: the signed bytes are the bytes sent. */
+    if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+        /* Where signed calls go is the configuration's business, not the environment's. */
+        curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, up->connect_timeout_ms) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, up->timeout_ms) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body.len ? call->body.data : "") !=
+            CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body.len) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PRIVATE, t) != CURLE_OK ||
+        (up->ca_file != NULL && curl_easy_setopt(e, CURLOPT_CAINFO, up->ca_file) != CURLE_OK) ||
+        (up->connect_to != NULL &&
+         curl_easy_setopt(e, CURLOPT_CONNECT_TO, up->connect_to) != CURLE_OK) ||
+        (up->resolve != NULL && curl_easy_setopt(e, CURLOPT_RESOLVE, up->resolve) != CURLE_OK)) {
+        err = GW_ERR_INTERNAL;
+        goto out;
+    }
+    pthread_mutex_lock(&up->lock);
+    bool stopping = up->stopping;
+    if (!stopping) {
+        t->next = up->pending;
+        up->pending = t;
+        t = NULL;
+    }
+    pthread_mutex_unlock(&up->lock);
+    if (stopping) {
+        err = GW_ERR_STOPPED;
+        goto out;
+    }
+    curl_multi_wakeup(up->multi);
+    err = GW_OK;
+out:
+    transfer_free(t);
+    return err;
+}
+
+static enum gw_err copy_list(char *const *in, struct curl_slist **out)
+{
+    for (size_t i = 0; in != NULL && in[i] != NULL; i++) {
+        struct curl_slist *next = curl_slist_append(*out, in[i]);
+        if (next == NULL) {
+            return GW_ERR_NOMEM;
+        }
+        *out = next;
+    }
+    return GW_OK;
+}
+
+static void upstream_free(struct gw_upstream *up)
+{
+    curl_multi_cleanup(up->multi);
+    curl_slist_free_all(up->connect_to);
+    curl_slist_free_all(up->resolve);
+    free(up->ca_file);
+    pthread_mutex_destroy(&up->lock);
+    free(up);
+}
+
+enum gw_err gw_upstream_start(const struct gw_upstream_options *opts, struct gw_upstream **out,
+                              char *msg, size_t msglen)
+{
+    enum gw_err err;
+    struct gw_upstream *up = calloc(1, sizeof *up);
+    if (up == NULL) {
+        snprintf(msg, msglen, "out of memory");
+        return GW_ERR_NOMEM;
+    }
+    pthread_mutex_init(&up->lock, NULL);
+    up->connect_timeout_ms = opts->connect_timeout_ms;
+    up->timeout_ms = opts->timeout_ms;
+    up->multi = curl_multi_init();
+    /*
+     * The connection cache must outlive the transfers: by default libcurl sizes it to the handles
+     * currently added, and each call's handle is removed when it ends, so connections (and their
+     * TLS handshakes) would be thrown away and made again.
+     */
+    if (up->multi == NULL ||
+        curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                          (long)opts->max_host_connections) != CURLM_OK ||
+        curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, (long)opts->max_host_connections * 4) !=
+            CURLM_OK) {
+        snprintf(msg, msglen, "cannot set up libcurl");
+        err = GW_ERR_INTERNAL;
+        goto out;
+    }
+    if (opts->ca_file != NULL && (up->ca_file = strdup(opts->ca_file)) == NULL) {
+        snprintf(msg, msglen, "out of memory");
+        err = GW_ERR_NOMEM;
+        goto out;
+    }
+    if ((err = copy_list(opts->connect_to, &up->connect_to)) != GW_OK ||
+        (err = copy_list(opts->resolve, &up->resolve)) != GW_OK) {
+        snprintf(msg, msglen, "out of memory");
+        goto out;
+    }
+    if (pthread_create(&up->thread, NULL, loop, up) != 0) {
+        snprintf(msg, msglen, "cannot start the upstream thread");
+        err = GW_ERR_INTERNAL;
+        goto out;
+    }
+    *out = up;
+    up = NULL;
+    err = GW_OK;
+out:
+    if (up != NULL) {
+        upstream_free(up);
+    }
+    return err;
+}
+
+void gw_upstream_stop(struct gw_upstream *up)
+{
+    if (up == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&up->lock);
+    bool already = up->stopping;
+    up->stopping = true;
+    pthread_mutex_unlock(&up->lock);
+    if (already) {
+        return;
+    }
+    curl_multi_wakeup(up->multi);
+    pthread_join(up->thread, NULL);
+    /* The loop took every queued transfer when it saw stopping; submit refuses from then on. */
+}
+
+void gw_upstream_free(struct gw_upstream *up)
+{
+    if (up == NULL) {
+        return;
+    }
+    gw_upstream_stop(up);
+    upstream_free(up);
+}

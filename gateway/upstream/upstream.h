@@ -1,0 +1,53 @@
+/*
+ * upstream: forwards signed calls to Tencent Cloud over verified TLS with libcurl.
+ *
+ * One thread runs one curl multi handle, so connections are reused and no server thread ever
+ * waits on a socket. Submitting queues the transfer and wakes that thread; when the transfer
+ * ends, the outcome, status and body are stored on the call and the done callback runs on the
+ * upstream thread. Only https is spoken, certificates and host names are verified, redirects are
+ * not followed, and the answer's size is capped while it arrives.
+ */
+#ifndef GW_UPSTREAM_H
+#define GW_UPSTREAM_H
+
+#include "core/call.h"
+#include "core/errors.h"
+
+struct gw_upstream;
+
+struct gw_upstream_options {
+    const char *ca_file; /* NULL: the system's trust store */
+    long connect_timeout_ms;
+    long timeout_ms;
+    unsigned max_host_connections;
+    char *const *connect_to; /* CURLOPT_CONNECT_TO entries, NULL-terminated; may be NULL */
+    char *const *resolve;    /* CURLOPT_RESOLVE entries, NULL-terminated; may be NULL */
+};
+
+/* Called once per submitted call, on the upstream thread, after the call's result is stored. */
+typedef void (*gw_upstream_done_fn)(struct gw_call *call, void *arg);
+
+/* Starts the upstream thread. On success *out is new: stop it with gw_upstream_stop. */
+enum gw_err gw_upstream_start(const struct gw_upstream_options *opts, struct gw_upstream **out,
+                              char *msg, size_t msglen) GW_MUST_CHECK;
+
+/*
+ * Queues call: POST https://<call->host>/ with call->body as the exact bytes, the signed headers
+ * (call->authorization, call->timestamp) and the X-TC-* headers. The call is borrowed until done
+ * runs. On an error return done is never called: GW_ERR_STOPPED after gw_upstream_stop,
+ * GW_ERR_INVALID for a header value with CR or LF.
+ */
+enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
+                               gw_upstream_done_fn done, void *arg) GW_MUST_CHECK;
+
+/*
+ * Ends every transfer still queued (GW_UPSTREAM_NOT_SENT) or running (GW_UPSTREAM_ABORTED), each
+ * with its done call, and stops the thread. Submitting afterwards fails cleanly, so the server may
+ * still be running. Accepts NULL; a second call does nothing.
+ */
+void gw_upstream_stop(struct gw_upstream *up);
+
+/* Stops (if not yet stopped) and frees. Only once nothing can submit any more. Accepts NULL. */
+void gw_upstream_free(struct gw_upstream *up);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * vault: the only module that holds credential key bytes.
+ *
+ * A master key file (32 random bytes, mode 0600) encrypts a credential store file with
+ * XChaCha20-Poly1305. At start the gateway opens the store into sodium_malloc'ed memory that is
+ * kept PROT_NONE except while a signature is being computed. Nothing ever returns a SecretKey:
+ * callers ask the vault to sign.
+ */
+#ifndef GW_VAULT_H
+#define GW_VAULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/errors.h"
+#include "vault/tc3.h"
+
+#define GW_VAULT_MASTER_KEY_LEN 32
+#define GW_VAULT_MAX_NAME 64        /* credential names: [A-Za-z0-9._-], 1..64 characters */
+#define GW_VAULT_MAX_SECRET_ID 128  /* printable ASCII, no spaces */
+#define GW_VAULT_MAX_SECRET_KEY 128 /* the same rule as a SecretId */
+#define GW_VAULT_MAX_ENTRIES 256
+
+struct gw_vault;
+
+/*
+ * Writes a new random master key to path with mode 0600. Refuses (GW_ERR_EXISTS) to overwrite an
+ * existing file. On failure, msg (size msglen) says why, naming the file.
+ */
+enum gw_err gw_vault_keygen(const char *path, char *msg, size_t msglen) GW_MUST_CHECK;
+
+/*
+ * Opens the store at store_path with the master key at key_path. A missing store file yields an
+ * empty vault (so the first `secrets put` can create it). The key file must be exactly 32 bytes
+ * and not readable by group or others (GW_ERR_PERM). A wrong key or a tampered store gives
+ * GW_ERR_CRYPTO. On failure *out is untouched and msg says what to fix, naming the file.
+ * On success *out is new: free it with gw_vault_free.
+ */
+enum gw_err gw_vault_open(const char *key_path, const char *store_path, struct gw_vault **out,
+                          char *msg, size_t msglen) GW_MUST_CHECK;
+
+/* Wipes and frees everything. Accepts NULL. */
+void gw_vault_free(struct gw_vault *vault);
+
+/*
+ * Adds or replaces credential name. secret_id and secret_key are (pointer, length), copied into
+ * protected memory; the caller wipes its own copies. GW_ERR_INVALID if a field breaks the rules
+ * above (msg says which, never echoing the key).
+ */
+enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *secret_id,
+                         size_t secret_id_len, const char *secret_key, size_t secret_key_len,
+                         char *msg, size_t msglen) GW_MUST_CHECK;
+
+/* Encrypts the vault with a fresh nonce; replaces store_path atomically (temp, fsync, rename). */
+enum gw_err gw_vault_save(const struct gw_vault *vault, const char *store_path, char *msg,
+                          size_t msglen) GW_MUST_CHECK;
+
+/* True when name follows the rule for credential names above. */
+bool gw_vault_name_valid(const char *name);
+
+/* Number of credentials. */
+size_t gw_vault_count(const struct gw_vault *vault);
+
+/*
+ * Describes credential i (0 <= i < count, in name order): copies its name and the last four
+ * characters of its SecretId (plus NUL) into the given arrays.
+ */
+enum gw_err gw_vault_describe(const struct gw_vault *vault, size_t i,
+                              char name[GW_VAULT_MAX_NAME + 1], char id_tail[5]) GW_MUST_CHECK;
+
+/* True when a credential of that name exists. */
+bool gw_vault_has(const struct gw_vault *vault, const char *name);
+
+/*
+ * Signs req with credential name and appends the Authorization value to out. The derived signing
+ * key is cached per (credential, date, service) in protected memory. Safe to call from several
+ * threads at once (and alongside gw_vault_save); gw_vault_put and gw_vault_free must not run
+ * while other threads use the vault. GW_ERR_NOT_FOUND if no such credential, GW_ERR_INVALID (as
+ * gw_tc3_string_to_sign) for a malformed request; out is unchanged on failure.
+ */
+enum gw_err gw_vault_sign(struct gw_vault *vault, const char *name,
+                          const struct gw_tc3_request *req, struct gw_buf *out) GW_MUST_CHECK;
+
+/* Signatures served from the derived-key cache (hits) and keys derived (misses) since open. */
+void gw_vault_cache_stats(const struct gw_vault *vault, uint64_t *hits, uint64_t *misses);
+
+/*
+ * Leaves credential memory readable and writable between signatures instead of no-access. The
+ * memory is still sodium_malloc'ed (guard pages, locked in RAM, excluded from core dumps) and
+ * wiped when freed; what is given up is the fault on any stray read between uses. Switching
+ * protection twice per signature costs a TLB shootdown on every core: on a 2-core VM the gateway
+ * forwards about 1.3 times as many calls without it (bench/run.sh). Call once, before serving.
+ */
+enum gw_err gw_vault_keep_resident(struct gw_vault *vault) GW_MUST_CHECK;
+
+#endif

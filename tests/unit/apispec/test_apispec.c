@@ -1,0 +1,1254 @@
+/*
+ * Unit tests for apispec: the shipped description of GAAP, a test description that uses every
+ * type and extension, load errors, and (when ../shared is present) Tencent's full description
+ * of GAAP 2018-05-29 with all of its official examples.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "apispec/apispec.h"
+
+#define SVC "gaap"
+#define VER "2018-05-29"
+#define PATH_LEN 4096
+
+/* ---------------------------------------------------------------------------------------------
+ * Helpers.
+ */
+
+static struct gw_apispec *shipped;
+
+static void source_path(char *out, size_t n, const char *rel)
+{
+    const char *src = getenv("TCGW_SOURCE_DIR");
+    snprintf(out, n, "%s/%s", src != NULL ? src : "..", rel);
+}
+
+/* Returns the reference directory of Tencent's files, or NULL (and says so) when absent. */
+static const char *reference_dir(void)
+{
+    static char dir[PATH_LEN];
+    const char *shared = getenv("TCGW_SHARED_DIR");
+    struct stat st;
+    snprintf(dir, sizeof dir, "%s/reference/tccli-gaap-v20180529",
+             shared != NULL ? shared : "../../shared");
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        print_message("[  SKIP    ] %s not found: Tencent's reference files are not here\n", dir);
+        return NULL;
+    }
+    return dir;
+}
+
+static bool utf8_valid(const char *s)
+{
+    json_t *j = json_string(s); /* Jansson validates UTF-8 */
+    bool ok = j != NULL;
+    json_decref(j);
+    return ok;
+}
+
+/*
+ * Checks params_text against spec and fails the test at file:line unless the verdict has code
+ * (NULL: the call must pass) and a message containing every non-NULL substring.
+ */
+static void expect_at(const char *file, int line, const struct gw_apispec *spec,
+                      const char *service, const char *version, const char *action,
+                      const char *params_text, const char *code, const char *sub1, const char *sub2)
+{
+    json_error_t jerr;
+    json_t *params = json_loads(params_text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    struct gw_apispec_verdict v;
+    if (params == NULL) {
+        print_error("test input is not JSON: %s: %s\n", jerr.text, params_text);
+        _fail(file, line);
+    }
+    bool ok = gw_apispec_check(spec, service, version, action, params, &v);
+    json_decref(params);
+    const char *got = ok ? "(pass)" : v.code;
+    if (ok != (code == NULL) || (code != NULL && strcmp(code, v.code) != 0)) {
+        print_error("%s %s: expected %s, got %s: %s\n", action, params_text, code ? code : "(pass)",
+                    got, ok ? "" : v.message);
+        _fail(file, line);
+    }
+    if (ok) {
+        if (v.code != NULL) {
+            print_error("a passing call left code %s\n", v.code);
+            _fail(file, line);
+        }
+        return;
+    }
+    if ((sub1 != NULL && strstr(v.message, sub1) == NULL) ||
+        (sub2 != NULL && strstr(v.message, sub2) == NULL)) {
+        print_error("%s %s: message lacks \"%s\" / \"%s\": %s\n", action, params_text, sub1,
+                    sub2 ? sub2 : "", v.message);
+        _fail(file, line);
+    }
+    if (!utf8_valid(v.message) || strlen(v.message) >= GW_APISPEC_MSG_MAX) {
+        print_error("message is not valid UTF-8 or too long: %s\n", v.message);
+        _fail(file, line);
+    }
+}
+
+#define PASS(action, text)                                                                         \
+    expect_at(__FILE__, __LINE__, shipped, SVC, VER, action, text, NULL, NULL, NULL)
+#define FAIL(action, text, code, sub)                                                              \
+    expect_at(__FILE__, __LINE__, shipped, SVC, VER, action, text, code, sub, NULL)
+#define FAIL2(action, text, code, sub1, sub2)                                                      \
+    expect_at(__FILE__, __LINE__, shipped, SVC, VER, action, text, code, sub1, sub2)
+
+static void mkdirs(const char *path)
+{
+    char tmp[PATH_LEN];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p != '\0'; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            assert_true(mkdir(tmp, 0700) == 0 || errno == EEXIST);
+            *p = '/';
+        }
+    }
+    assert_true(mkdir(tmp, 0700) == 0 || errno == EEXIST);
+}
+
+/* Writes content to dir/rel, creating the directories in between. */
+static void write_file(const char *dir, const char *rel, const char *content)
+{
+    char path[PATH_LEN];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    mkdirs(path);
+    *slash = '/';
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(content, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        return;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        assert_non_null(d);
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+                continue;
+            }
+            char child[PATH_LEN];
+            snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+            remove_tree(child);
+        }
+        closedir(d);
+        assert_int_equal(rmdir(path), 0);
+    } else {
+        assert_int_equal(unlink(path), 0);
+    }
+}
+
+static void temp_dir(char out[PATH_LEN])
+{
+    snprintf(out, PATH_LEN, "/tmp/tcgw-test-apispec-XXXXXX");
+    assert_non_null(mkdtemp(out));
+}
+
+/* A minimal valid description with one action, for load tests; service and version vary. */
+static char *small_description(const char *service, const char *version)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof buf,
+             "{\"metadata\":{\"serviceShortName\":\"%s\",\"apiVersion\":\"%s\"},"
+             "\"actions\":{\"Ping\":{\"input\":\"PingRequest\",\"output\":\"PingResponse\"}},"
+             "\"objects\":{\"PingRequest\":{\"members\":[]},\"PingResponse\":{\"members\":[]}}}",
+             service, version);
+    return buf;
+}
+
+/*
+ * Writes files (pairs of relative path and content, NULL-terminated) into a new temp dir,
+ * loads it and expects failure with a message that contains sub1 and sub2 (when not NULL).
+ */
+static void load_fails_at(const char *file, int line, const char *sub1, const char *sub2,
+                          const char *const *files)
+{
+    char dir[PATH_LEN], msg[1024];
+    temp_dir(dir);
+    for (size_t i = 0; files[i] != NULL; i += 2) {
+        write_file(dir, files[i], files[i + 1]);
+    }
+    struct gw_apispec *sentinel = (struct gw_apispec *)(uintptr_t)0x1;
+    struct gw_apispec *spec = sentinel;
+    enum gw_err err = gw_apispec_load_dir(dir, &spec, msg, sizeof msg);
+    remove_tree(dir);
+    if (err == GW_OK || spec != sentinel) {
+        print_error("load succeeded or touched *out; expected an error with \"%s\"\n", sub1);
+        if (err == GW_OK) {
+            gw_apispec_free(spec);
+        }
+        _fail(file, line);
+    }
+    if ((sub1 != NULL && strstr(msg, sub1) == NULL) ||
+        (sub2 != NULL && strstr(msg, sub2) == NULL)) {
+        print_error("load error lacks \"%s\" / \"%s\": %s\n", sub1, sub2 ? sub2 : "", msg);
+        _fail(file, line);
+    }
+}
+
+#define LOAD_FAILS(sub1, sub2, ...)                                                                \
+    do {                                                                                           \
+        const char *const files_[] = {__VA_ARGS__, NULL};                                          \
+        load_fails_at(__FILE__, __LINE__, sub1, sub2, files_);                                     \
+    } while (0)
+
+/* A description of one object "R" (input of action "A") with the given members JSON. */
+static const char *one_object(const char *members, const char *action_extra)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf,
+             "{\"metadata\":{\"serviceShortName\":\"t\",\"apiVersion\":\"1\"},"
+             "\"actions\":{\"A\":{\"input\":\"R\"%s}},"
+             "\"objects\":{\"R\":{\"members\":[%s]},"
+             "\"O\":{\"members\":[{\"name\":\"N\",\"type\":\"string\",\"member\":\"string\"}]}}}",
+             action_extra, members);
+    return buf;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The shipped description.
+ */
+
+static int load_shipped(void **state)
+{
+    (void)state;
+    char dir[PATH_LEN], msg[512];
+    source_path(dir, sizeof dir, "specs");
+    if (gw_apispec_load_dir(dir, &shipped, msg, sizeof msg) != GW_OK) {
+        print_error("cannot load the shipped descriptions: %s\n", msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int free_shipped(void **state)
+{
+    (void)state;
+    gw_apispec_free(shipped);
+    shipped = NULL;
+    return 0;
+}
+
+static void test_shipped_loads(void **state)
+{
+    (void)state;
+    assert_int_equal(gw_apispec_action_count(shipped), 3);
+    assert_int_equal(gw_apispec_action_count(NULL), 0);
+    gw_apispec_free(NULL);
+}
+
+static void test_seed_call(void **state)
+{
+    (void)state;
+    /* The example of Tencent's ModifyProxyConfiguration page: integers sent as strings. */
+    PASS("ModifyProxyConfiguration",
+         "{\"ProxyId\": \"link-4ftf12sb\", \"Concurrent\": \"2\", \"Bandwidth\": \"10\"}");
+    PASS("ModifyProxyConfiguration", "{\"InstanceId\": \"link-p9888rix\", \"Bandwidth\": 20}");
+    PASS("ModifyProxyConfiguration",
+         "{\"ProxyId\": \"link-1\", \"Concurrent\": 1, \"ClientToken\": \"abc-123\", "
+         "\"BillingType\": 1}");
+    PASS("DescribeProxies", "{}");
+    PASS("DescribeProxies",
+         "{\"Offset\": 0, \"Limit\": 100, \"Filters\": [{\"Name\": \"ProjectId\", \"Values\": "
+         "[\"0\"]}], \"TagSet\": [{\"TagKey\": \"k\", \"TagValue\": \"v\"}], \"Independent\": "
+         "\"1\", \"Order\": \"asc\", \"OrderField\": \"concurrent_connections\"}");
+    PASS("DescribeProxies", "{\"ProxyIds\": [\"link-1\"], \"InstanceIds\": [\"link-2\"]}");
+    PASS("DescribeAccessRegionsByDestRegion",
+         "{\"DestRegion\": \"SouthChina\", \"IPAddressVersion\": \"IPv6\", \"PackageType\": "
+         "\"CrossBorder\"}");
+}
+
+static void test_service_version_action(void **state)
+{
+    (void)state;
+    struct gw_apispec_verdict v;
+    json_t *p = json_object();
+    assert_false(gw_apispec_check(shipped, "cvm", VER, "DescribeProxies", p, &v));
+    assert_string_equal(v.code, "NoSuchProduct");
+    assert_non_null(strstr(v.message, "\"cvm\""));
+    assert_false(gw_apispec_check(shipped, "GAAP", VER, "DescribeProxies", p, &v));
+    assert_string_equal(v.code, "NoSuchProduct");
+    assert_false(gw_apispec_check(shipped, SVC, "2019-01-01", "DescribeProxies", p, &v));
+    assert_string_equal(v.code, "NoSuchVersion");
+    assert_non_null(strstr(v.message, "\"2019-01-01\""));
+    assert_non_null(strstr(v.message, VER)); /* says which version exists */
+    /* A real GAAP action that the gateway does not describe, and a misspelt one. */
+    assert_false(gw_apispec_check(shipped, SVC, VER, "DescribeRealServers", p, &v));
+    assert_string_equal(v.code, "InvalidAction");
+    assert_non_null(strstr(v.message, "\"DescribeRealServers\""));
+    assert_false(gw_apispec_check(shipped, SVC, VER, "describeproxies", p, &v));
+    assert_string_equal(v.code, "InvalidAction");
+    /* NULL names, a NULL spec and a NULL verdict are refused, not crashed on. */
+    assert_false(gw_apispec_check(shipped, NULL, NULL, NULL, p, &v));
+    assert_string_equal(v.code, "NoSuchProduct");
+    assert_false(gw_apispec_check(NULL, SVC, VER, "DescribeProxies", p, &v));
+    assert_string_equal(v.code, "NoSuchProduct");
+    assert_false(gw_apispec_check(shipped, SVC, VER, "Nope", p, NULL));
+    assert_true(gw_apispec_check(shipped, SVC, VER, "DescribeProxies", p, NULL));
+    /* Caller data in names is cut and made printable. */
+    char longname[200];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    longname[3] = '\n';
+    assert_false(gw_apispec_check(shipped, longname, VER, "DescribeProxies", p, &v));
+    assert_null(strchr(v.message, '\n'));
+    assert_non_null(strstr(v.message, "xxx?xxx"));
+    assert_null(strstr(v.message, longname + 4));
+    json_decref(p);
+    /* The parameters must be an object. */
+    FAIL("DescribeProxies", "[]", "InvalidParameter", "must be a JSON object, got a list");
+    FAIL("DescribeProxies", "\"x\"", "InvalidParameter", "got string \"x\"");
+    assert_false(gw_apispec_check(shipped, SVC, VER, "DescribeProxies", NULL, &v));
+    assert_string_equal(v.code, "InvalidParameter");
+}
+
+static void test_unknown_parameter(void **state)
+{
+    (void)state;
+    FAIL2("ModifyProxyConfiguration", "{\"ProxyId\": \"l\", \"Bandwidth\": 1, \"Region\": \"x\"}",
+          "UnknownParameter", "\"Region\"", "ModifyProxyConfiguration does not take it");
+    FAIL("ModifyProxyConfiguration", "{\"proxyid\": \"l\", \"Bandwidth\": 1}", "UnknownParameter",
+         "did you mean \"ProxyId\"?");
+    FAIL2("DescribeProxies",
+          "{\"Filters\": [{\"Name\": \"a\", \"Values\": []}, {\"Nmae\": \"b\"}]}",
+          "UnknownParameter", "\"Filters.1.Nmae\"", "Filter has no such member");
+    FAIL("DescribeProxies", "{\"TagSet\": [{\"TagKey\": \"k\", \"TagValue\": \"v\", \"X\": 1}]}",
+         "UnknownParameter", "\"TagSet.0.X\"");
+    /* Unknown keys come first, before the type of other values. */
+    FAIL("DescribeProxies", "{\"Limit\": \"bad\", \"Zzz\": 1}", "UnknownParameter", "\"Zzz\"");
+    /* Long and non-ASCII keys are echoed cut, as valid UTF-8. */
+    FAIL("DescribeProxies",
+         "{\"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+         "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\": 1}",
+         "UnknownParameter", "\xc3\xa9...\"");
+    /* Output members are not input members. */
+    FAIL("DescribeProxies", "{\"RequestId\": \"x\"}", "UnknownParameter", "\"RequestId\"");
+}
+
+static void test_invalid_parameter(void **state)
+{
+    (void)state;
+    FAIL2("ModifyProxyConfiguration", "{\"ProxyId\": 7, \"Bandwidth\": 1}", "InvalidParameter",
+          "\"ProxyId\" must be a string", "got number 7");
+    FAIL2("ModifyProxyConfiguration", "{\"ProxyId\": null, \"Bandwidth\": 1}", "InvalidParameter",
+          "must be a string", "got null");
+    FAIL2("ModifyProxyConfiguration", "{\"ProxyId\": \"l\", \"Bandwidth\": true}",
+          "InvalidParameter", "\"Bandwidth\" must be an integer (uint64", "got true");
+    FAIL("ModifyProxyConfiguration", "{\"ProxyId\": \"l\", \"Bandwidth\": 2.0}", "InvalidParameter",
+         "got number 2");
+    FAIL("DescribeProxies", "{\"Filters\": {\"Name\": \"a\"}}", "InvalidParameter",
+         "\"Filters\" must be a list of Filter objects, got an object");
+    FAIL("DescribeProxies", "{\"Filters\": [\"a\"]}", "InvalidParameter",
+         "\"Filters.0\" must be an object (Filter), got string \"a\"");
+    FAIL2("DescribeProxies", "{\"Filters\": [{\"Name\": \"a\", \"Values\": [\"x\", 5]}]}",
+          "InvalidParameter", "\"Filters.0.Values.1\" must be a string", "got number 5");
+    FAIL("DescribeProxies", "{\"Filters\": [{\"Name\": \"a\", \"Values\": [null]}]}",
+         "InvalidParameter", "\"Filters.0.Values.0\" must be a string, got null");
+    FAIL("DescribeProxies", "{\"ProxyIds\": \"link-1\"}", "InvalidParameter",
+         "a list of string values, got string \"link-1\"");
+    FAIL("DescribeProxies", "{\"TagSet\": [[]]}", "InvalidParameter", "got a list");
+    /* Strings that are not decimal integers. */
+    const char *bad[] = {"2.5", " 2", "2 ", "", "0x10", "+2", "-", "--1", "1e3", "１", "2\\u0000"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "{\"Offset\": \"%s\"}", bad[i]);
+        FAIL2("DescribeProxies", text, "InvalidParameter", "\"Offset\" must be an integer (uint64",
+              "got string");
+    }
+}
+
+static void test_integers(void **state)
+{
+    (void)state;
+    PASS("DescribeProxies", "{\"Offset\": \"18446744073709551615\"}");
+    PASS("DescribeProxies", "{\"Offset\": \"0018446744073709551615\"}");
+    PASS("DescribeProxies", "{\"Offset\": 9223372036854775807}");
+    PASS("DescribeProxies", "{\"Offset\": \"-0\", \"Limit\": \"007\"}");
+    FAIL2("DescribeProxies", "{\"Offset\": \"18446744073709551616\"}", "InvalidParameterValue",
+          "\"Offset\" must be an integer from 0 to 18446744073709551615 (uint64)",
+          "got string \"18446744073709551616\"");
+    FAIL("DescribeProxies", "{\"Offset\": \"99999999999999999999999999999999\"}",
+         "InvalidParameterValue", "from 0 to 18446744073709551615");
+    FAIL("DescribeProxies", "{\"Offset\": -1}", "InvalidParameterValue", "got number -1");
+    FAIL("DescribeProxies", "{\"Offset\": \"-1\"}", "InvalidParameterValue", "got string \"-1\"");
+    /* Limit: max 100, as strings too. */
+    PASS("DescribeProxies", "{\"Limit\": \"100\"}");
+    FAIL2("DescribeProxies", "{\"Limit\": 101}", "InvalidParameterValue",
+          "\"Limit\" must be at most 100", "got number 101");
+    FAIL("DescribeProxies", "{\"Limit\": \"18446744073709551615\"}", "InvalidParameterValue",
+         "must be at most 100");
+    /* Bandwidth and Concurrent: min 1. */
+    FAIL2("ModifyProxyConfiguration", "{\"ProxyId\": \"l\", \"Bandwidth\": \"0\"}",
+          "InvalidParameterValue", "\"Bandwidth\" must be at least 1", "got string \"0\"");
+    FAIL("ModifyProxyConfiguration", "{\"ProxyId\": \"l\", \"Concurrent\": 0}",
+         "InvalidParameterValue", "\"Concurrent\" must be at least 1");
+    /* int64 enums: BillingType and Independent in {0, 1}. */
+    PASS("ModifyProxyConfiguration", "{\"ProxyId\": \"l\", \"Bandwidth\": 1, \"BillingType\": 0}");
+    FAIL2("ModifyProxyConfiguration",
+          "{\"ProxyId\": \"l\", \"Bandwidth\": 1, \"BillingType\": \"2\"}", "InvalidParameterValue",
+          "\"BillingType\" must be one of 0, 1", "got string \"2\"");
+    FAIL("ModifyProxyConfiguration", "{\"ProxyId\": \"l\", \"Bandwidth\": 1, \"BillingType\": -1}",
+         "InvalidParameterValue", "must be one of 0, 1");
+    FAIL("DescribeProxies", "{\"Independent\": 2}", "InvalidParameterValue", "one of 0, 1");
+    FAIL("DescribeProxies", "{\"Independent\": \"9223372036854775808\"}", "InvalidParameterValue",
+         "-9223372036854775808 to 9223372036854775807 (int64)");
+}
+
+static void test_missing_parameter(void **state)
+{
+    (void)state;
+    FAIL2("DescribeAccessRegionsByDestRegion", "{}", "MissingParameter", "\"DestRegion\"",
+          "a string");
+    FAIL("DescribeAccessRegionsByDestRegion", "{\"IPAddressVersion\": \"IPv4\"}",
+         "MissingParameter", "\"DestRegion\"");
+    FAIL2("DescribeProxies", "{\"Filters\": [{\"Name\": \"a\", \"Values\": []}, {\"Values\": []}]}",
+          "MissingParameter", "\"Filters.1.Name\"", "a string");
+    FAIL2("DescribeProxies", "{\"Filters\": [{\"Name\": \"a\"}]}", "MissingParameter",
+          "\"Filters.0.Values\"", "a list of string values");
+    FAIL("DescribeProxies", "{\"TagSet\": [{\"TagKey\": \"k\"}]}", "MissingParameter",
+         "\"TagSet.0.TagValue\"");
+    /* Values are checked before required members: the wrong value is reported first. */
+    FAIL("DescribeProxies", "{\"Filters\": [{\"Values\": [1]}]}", "InvalidParameter",
+         "\"Filters.0.Values.0\"");
+    /* require_one_of groups. */
+    FAIL2("ModifyProxyConfiguration", "{\"ProxyId\": \"l\"}", "MissingParameter",
+          "ModifyProxyConfiguration needs at least one of", "Bandwidth, Concurrent");
+    FAIL("ModifyProxyConfiguration", "{\"Bandwidth\": 10}", "MissingParameter",
+         "ProxyId, InstanceId");
+    FAIL("ModifyProxyConfiguration", "{}", "MissingParameter", "Bandwidth, Concurrent");
+}
+
+static void test_invalid_parameter_value(void **state)
+{
+    (void)state;
+    /* exclusive groups */
+    FAIL2("ModifyProxyConfiguration",
+          "{\"ProxyId\": \"l\", \"InstanceId\": \"l\", \"Bandwidth\": 1}", "InvalidParameterValue",
+          "\"ProxyId\" and \"InstanceId\" cannot be used together",
+          "set only one of ProxyId, InstanceId");
+    FAIL("DescribeProxies", "{\"ProxyIds\": [\"a\"], \"Filters\": []}", "InvalidParameterValue",
+         "\"ProxyIds\" and \"Filters\" cannot be used together");
+    FAIL("DescribeProxies", "{\"InstanceIds\": [], \"Filters\": []}", "InvalidParameterValue",
+         "\"InstanceIds\" and \"Filters\" cannot be used together");
+    /* ClientToken: 64 bytes of printable ASCII at most. */
+    char text[256], token[80];
+    memset(token, 'a', 64);
+    token[64] = '\0';
+    snprintf(text, sizeof text, "{\"ProxyId\": \"l\", \"Bandwidth\": 1, \"ClientToken\": \"%s\"}",
+             token);
+    PASS("ModifyProxyConfiguration", text);
+    snprintf(text, sizeof text, "{\"ProxyId\": \"l\", \"Bandwidth\": 1, \"ClientToken\": \"%sb\"}",
+             token);
+    FAIL2("ModifyProxyConfiguration", text, "InvalidParameterValue",
+          "\"ClientToken\" must be at most 64 bytes long", "got 65 bytes");
+    FAIL2("ModifyProxyConfiguration",
+          "{\"ProxyId\": \"l\", \"Bandwidth\": 1, \"ClientToken\": \"t\\u00e9\"}",
+          "InvalidParameterValue", "only printable ASCII", "byte 1 of");
+    FAIL("ModifyProxyConfiguration",
+         "{\"ProxyId\": \"l\", \"Bandwidth\": 1, \"ClientToken\": \"a\\tb\"}",
+         "InvalidParameterValue", "string \"a?b\"");
+    /* List sizes. */
+    FAIL2("DescribeProxies",
+          "{\"Filters\": [{\"Name\": \"a\", \"Values\": [\"1\",\"2\",\"3\",\"4\",\"5\",\"6\"]}]}",
+          "InvalidParameterValue", "\"Filters.0.Values\" must have at most 5 items", "got 6");
+    PASS("DescribeProxies",
+         "{\"Filters\": [{\"Name\": \"a\", \"Values\": [\"1\",\"2\",\"3\",\"4\",\"5\"]}]}");
+    FAIL("DescribeProxies", "{\"TagSet\": [{},{},{},{},{},{}]}", "InvalidParameterValue",
+         "\"TagSet\" must have at most 5 items");
+    char big[4096];
+    size_t len = (size_t)snprintf(big, sizeof big, "{\"Filters\": [");
+    for (int i = 0; i < 11; i++) {
+        len += (size_t)snprintf(big + len, sizeof big - len, "%s{\"Name\": \"n\", \"Values\": []}",
+                                i ? "," : "");
+    }
+    snprintf(big + len, sizeof big - len, "]}");
+    FAIL("DescribeProxies", big, "InvalidParameterValue", "\"Filters\" must have at most 10 items");
+    for (const char *key = "ProxyIds"; key != NULL;
+         key = strcmp(key, "ProxyIds") == 0 ? "InstanceIds" : NULL) {
+        for (int n = 100; n <= 101; n++) {
+            len = (size_t)snprintf(big, sizeof big, "{\"%s\": [", key);
+            for (int i = 0; i < n; i++) {
+                len +=
+                    (size_t)snprintf(big + len, sizeof big - len, "%s\"link-%d\"", i ? "," : "", i);
+            }
+            snprintf(big + len, sizeof big - len, "]}");
+            if (n == 100) {
+                PASS("DescribeProxies", big);
+            } else {
+                FAIL("DescribeProxies", big, "InvalidParameterValue", "at most 100 items, got 101");
+            }
+        }
+    }
+    /* String enums, case-sensitive. */
+    FAIL2("DescribeProxies", "{\"Order\": \"ASC\"}", "InvalidParameterValue",
+          "\"Order\" must be one of \"asc\", \"desc\"", "got string \"ASC\"");
+    FAIL("DescribeProxies", "{\"OrderField\": \"name\"}", "InvalidParameterValue",
+         "\"create_time\", \"proxy_id\", \"bandwidth\", \"concurrent_connections\"");
+    FAIL("DescribeAccessRegionsByDestRegion",
+         "{\"DestRegion\": \"x\", \"IPAddressVersion\": \"ipv4\"}", "InvalidParameterValue",
+         "\"IPv4\", \"IPv6\"");
+    FAIL("DescribeAccessRegionsByDestRegion", "{\"DestRegion\": \"x\", \"PackageType\": \"\"}",
+         "InvalidParameterValue", "\"Thunder\", \"Accelerator\", \"CrossBorder\"; got string \"\"");
+    /* Long values are echoed cut at 40 bytes, on a character boundary. */
+    FAIL("DescribeProxies",
+         "{\"Order\": \"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+         "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9x\\u00e9\"}",
+         "InvalidParameterValue",
+         "got string \"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+         "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+         "...\"");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * A test description that uses every type and extension.
+ */
+
+static const char types_description[] =
+    "{\"metadata\": {\"serviceShortName\": \"tcgwtest\", \"apiVersion\": \"2020-01-01\"},"
+    " \"actions\": {"
+    "  \"Types\": {\"input\": \"TypesRequest\", \"output\": \"Empty\"},"
+    "  \"Groups\": {\"input\": \"GroupsRequest\", \"require_one_of\": [[\"A\", \"B\", \"C\"]],"
+    "              \"exclusive\": [[\"A\", \"B\", \"C\"]]}},"
+    " \"objects\": {"
+    "  \"Empty\": {\"members\": []},"
+    "  \"GroupsRequest\": {\"type\": \"object\", \"members\": ["
+    "    {\"name\": \"A\", \"type\": \"string\", \"member\": \"string\"},"
+    "    {\"name\": \"B\", \"type\": \"string\", \"member\": \"string\"},"
+    "    {\"name\": \"C\", \"type\": \"string\", \"member\": \"string\"}]},"
+    "  \"Inner\": {\"members\": ["
+    "    {\"name\": \"Req\", \"type\": \"string\", \"member\": \"string\", \"required\": true},"
+    "    {\"name\": \"Deep\", \"type\": \"object\", \"member\": \"Leaf\"}]},"
+    "  \"Leaf\": {\"members\": ["
+    "    {\"name\": \"N\", \"type\": \"int\", \"member\": \"uint64\", \"required\": true}]},"
+    "  \"TypesRequest\": {\"members\": ["
+    "    {\"name\": \"S\", \"type\": \"string\", \"member\": \"string\"},"
+    "    {\"name\": \"D\", \"type\": \"string\", \"member\": \"datetime\"},"
+    "    {\"name\": \"I\", \"type\": \"int\", \"member\": \"int64\"},"
+    "    {\"name\": \"U\", \"type\": \"int\", \"member\": \"uint64\"},"
+    "    {\"name\": \"F\", \"type\": \"float\", \"member\": \"float\"},"
+    "    {\"name\": \"B\", \"type\": \"bool\", \"member\": \"bool\"},"
+    "    {\"name\": \"Obj\", \"type\": \"object\", \"member\": \"Inner\"},"
+    "    {\"name\": \"Objs\", \"type\": \"list\", \"member\": \"Inner\", \"max_items\": 3},"
+    "    {\"name\": \"Is\", \"type\": \"list\", \"member\": \"int64\", \"min\": -5, \"max\": 5},"
+    "    {\"name\": \"Us\", \"type\": \"list\", \"member\": \"uint64\"},"
+    "    {\"name\": \"Fs\", \"type\": \"list\", \"member\": \"float\"},"
+    "    {\"name\": \"Bs\", \"type\": \"list\", \"member\": \"bool\"},"
+    "    {\"name\": \"Ss\", \"type\": \"list\", \"member\": \"string\", \"enum\": [\"x\", \"yy\"],"
+    "     \"max_length\": 1},"
+    "    {\"name\": \"FR\", \"type\": \"float\", \"member\": \"float\", \"min\": -1.5, \"max\": "
+    "2.5},"
+    "    {\"name\": \"FE\", \"type\": \"float\", \"member\": \"float\", \"enum\": [0.5, 1]},"
+    "    {\"name\": \"IR\", \"type\": \"int\", \"member\": \"int64\", \"min\": -10, \"max\": 10},"
+    "    {\"name\": \"UE\", \"type\": \"int\", \"member\": \"uint64\","
+    "     \"enum\": [0, 9223372036854775807]},"
+    "    {\"name\": \"Txt\", \"type\": \"string\", \"member\": \"string\", \"ascii\": true},"
+    /* 30 values of 9 bytes with quotes: the listing in a message fills its buffer exactly. */
+    "    {\"name\": \"Many\", \"type\": \"string\", \"member\": \"string\", \"enum\": ["
+    "\"v000001\", \"v000002\", \"v000003\", \"v000004\", \"v000005\", \"v000006\", "
+    "\"v000007\", \"v000008\", \"v000009\", \"v000010\", \"v000011\", \"v000012\", "
+    "\"v000013\", \"v000014\", \"v000015\", \"v000016\", \"v000017\", \"v000018\", "
+    "\"v000019\", \"v000020\", \"v000021\", \"v000022\", \"v000023\", \"v000024\", "
+    "\"v000025\", \"v000026\", \"v000027\", \"v000028\", \"v000029\", \"v000030\""
+    "    ]}]}}}";
+
+static struct gw_apispec *types;
+
+#define TPASS(text)                                                                                \
+    expect_at(__FILE__, __LINE__, types, "tcgwtest", "2020-01-01", "Types", text, NULL, NULL, NULL)
+#define TFAIL(text, code, sub)                                                                     \
+    expect_at(__FILE__, __LINE__, types, "tcgwtest", "2020-01-01", "Types", text, code, sub, NULL)
+#define GFAIL(text, code, sub)                                                                     \
+    expect_at(__FILE__, __LINE__, types, "tcgwtest", "2020-01-01", "Groups", text, code, sub, NULL)
+
+static int load_types(void **state)
+{
+    (void)state;
+    char dir[PATH_LEN], msg[512];
+    temp_dir(dir);
+    write_file(dir, "tcgwtest.api.json", types_description);
+    /* Found below subdirectories too; files with other names are skipped, even broken ones. */
+    write_file(dir, "a/b/c/api.json", small_description("tcgwtest", "2021-06-01"));
+    write_file(dir, "README.json", "not json");
+    write_file(dir, "api.json.orig", "not json");
+    write_file(dir, ".hidden/api.json", "not json");
+    enum gw_err err = gw_apispec_load_dir(dir, &types, msg, sizeof msg);
+    remove_tree(dir);
+    if (err != GW_OK) {
+        print_error("cannot load the test description: %s\n", msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int free_types(void **state)
+{
+    (void)state;
+    gw_apispec_free(types);
+    types = NULL;
+    return 0;
+}
+
+static void test_types_all(void **state)
+{
+    (void)state;
+    assert_int_equal(gw_apispec_action_count(types), 3);
+    TPASS("{\"S\": \"s\", \"D\": \"2020-01-01 00:00:00\", \"I\": \"-9223372036854775808\", \"U\": "
+          "\"18446744073709551615\", \"F\": \"-1.5e3\", \"B\": false, \"Obj\": {\"Req\": \"r\", "
+          "\"Deep\": {\"N\": 1}}, \"Objs\": [{\"Req\": \"r\"}], \"Is\": [-5, \"5\"], \"Us\": [0], "
+          "\"Fs\": [1, 2.5, \"3\"], \"Bs\": [true], \"Ss\": [\"x\"], \"FR\": 2.5, \"FE\": \"1\", "
+          "\"IR\": -10, \"UE\": 9223372036854775807, \"Txt\": \" ~\"}");
+    expect_at(__FILE__, __LINE__, types, "tcgwtest", "2021-06-01", "Ping", "{}", NULL, NULL, NULL);
+    expect_at(__FILE__, __LINE__, types, "tcgwtest", "2022-01-01", "Ping", "{}", "NoSuchVersion",
+              "2020-01-01, 2021-06-01", NULL);
+    /* int64 bounds */
+    TPASS("{\"I\": -9223372036854775808}");
+    TPASS("{\"I\": \"9223372036854775807\"}");
+    TFAIL("{\"I\": \"9223372036854775808\"}", "InvalidParameterValue",
+          "from -9223372036854775808 to 9223372036854775807 (int64)");
+    TFAIL("{\"I\": \"-9223372036854775809\"}", "InvalidParameterValue",
+          "-9223372036854775808 to 9223372036854775807");
+    TFAIL("{\"I\": 1.5}", "InvalidParameter", "\"I\" must be an integer (int64");
+    /* uint64 */
+    TFAIL("{\"U\": \"-1\"}", "InvalidParameterValue", "0 to 18446744073709551615");
+    TFAIL("{\"U\": \"18446744073709551616\"}", "InvalidParameterValue", "(uint64)");
+    TFAIL("{\"Us\": [1, -2]}", "InvalidParameterValue", "\"Us.1\" must be an integer from 0");
+    /* int min/max, in lists too */
+    TFAIL("{\"IR\": 11}", "InvalidParameterValue", "\"IR\" must be at most 10, got number 11");
+    TFAIL("{\"IR\": \"-11\"}", "InvalidParameterValue", "\"IR\" must be at least -10");
+    TFAIL("{\"IR\": \"-9223372036854775808\"}", "InvalidParameterValue", "at least -10");
+    TFAIL("{\"Is\": [0, 6]}", "InvalidParameterValue", "\"Is.1\" must be at most 5");
+    TFAIL("{\"Is\": [\"-6\"]}", "InvalidParameterValue", "\"Is.0\" must be at least -5");
+    TPASS("{\"UE\": \"9223372036854775807\"}");
+    TFAIL("{\"UE\": \"9223372036854775806\"}", "InvalidParameterValue",
+          "one of 0, 9223372036854775807");
+    /* floats */
+    TPASS("{\"F\": 1}");
+    TPASS("{\"F\": \"0.25\"}");
+    TPASS("{\"F\": \"1E-3\"}");
+    const char *badf[] = {"1.", ".5", "+1", "1e", " 1", "inf", "nan", "0x1p3", "1,5", ""};
+    for (size_t i = 0; i < sizeof badf / sizeof badf[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "{\"F\": \"%s\"}", badf[i]);
+        TFAIL(text, "InvalidParameter", "\"F\" must be a number (float");
+    }
+    TFAIL("{\"F\": \"1e999\"}", "InvalidParameterValue", "out of the range of a float");
+    TFAIL("{\"F\": true}", "InvalidParameter", "got true");
+    TFAIL("{\"FR\": 2.6}", "InvalidParameterValue", "\"FR\" must be at most 2.5, got number 2.6");
+    TFAIL("{\"FR\": \"-1.51\"}", "InvalidParameterValue", "\"FR\" must be at least -1.5");
+    TPASS("{\"FE\": 0.5}");
+    TFAIL("{\"FE\": 0.6}", "InvalidParameterValue", "must be one of 0.5, 1");
+    TFAIL("{\"Fs\": [1, \"x\"]}", "InvalidParameter", "\"Fs.1\" must be a number");
+    /* bools are JSON booleans only */
+    TFAIL("{\"B\": \"true\"}", "InvalidParameter", "\"B\" must be a boolean (true or false)");
+    TFAIL("{\"B\": 1}", "InvalidParameter", "got number 1");
+    TFAIL("{\"Bs\": [true, null]}", "InvalidParameter", "\"Bs.1\" must be a boolean");
+    /* strings */
+    TFAIL("{\"S\": {}}", "InvalidParameter", "\"S\" must be a string, got an object");
+    TFAIL("{\"D\": 20200101}", "InvalidParameter", "\"D\" must be a string");
+    TFAIL("{\"Ss\": [\"x\", \"yy\"]}", "InvalidParameterValue",
+          "\"Ss.1\" must be at most 1 bytes long");
+    TFAIL("{\"Ss\": [\"z\"]}", "InvalidParameterValue", "\"Ss.0\" must be one of \"x\", \"yy\"");
+    TFAIL("{\"Txt\": \"a\\u007f\"}", "InvalidParameterValue", "printable ASCII");
+    TFAIL("{\"Many\": \"v\"}", "InvalidParameterValue",
+          "\"v000021\", \"v000022\", ...; got string \"v\"");
+    /* objects, nested */
+    TFAIL("{\"Obj\": []}", "InvalidParameter", "\"Obj\" must be an object (Inner), got a list");
+    TFAIL("{\"Obj\": {}}", "MissingParameter", "\"Obj.Req\": a string");
+    TFAIL("{\"Obj\": {\"Req\": \"r\", \"Deep\": {}}}", "MissingParameter",
+          "\"Obj.Deep.N\": an integer (uint64");
+    TFAIL("{\"Objs\": [{\"Req\": \"r\"}, {\"Req\": \"r\", \"Deep\": {\"N\": \"x\"}}]}",
+          "InvalidParameter", "\"Objs.1.Deep.N\" must be an integer");
+    TFAIL("{\"Objs\": [{\"Req\": \"r\", \"Deep\": {\"N\": 1, \"M\": 2}}]}", "UnknownParameter",
+          "\"Objs.0.Deep.M\": Leaf has no such member");
+    TFAIL("{\"Objs\": [{}, {}, {}, {}]}", "InvalidParameterValue", "at most 3 items");
+    /* groups of three */
+    GFAIL("{}", "MissingParameter", "at least one of these parameters: A, B, C");
+    expect_at(__FILE__, __LINE__, types, "tcgwtest", "2020-01-01", "Groups", "{\"C\": \"c\"}", NULL,
+              NULL, NULL);
+    GFAIL("{\"C\": \"c\", \"A\": \"a\"}", "InvalidParameterValue",
+          "\"A\" and \"C\" cannot be used together");
+}
+
+/* Many threads check against one spec at once; run under TSan to make this meaningful. */
+static void *thread_main(void *arg)
+{
+    (void)arg;
+    json_t *ok = json_loads("{\"Filters\": [{\"Name\": \"a\", \"Values\": [\"b\"]}]}", 0, NULL);
+    json_t *bad = json_loads("{\"Filters\": [{\"Name\": \"a\", \"Values\": [1]}]}", 0, NULL);
+    struct gw_apispec_verdict v;
+    bool all = ok != NULL && bad != NULL;
+    for (int i = 0; all && i < 2000; i++) {
+        all = gw_apispec_check(shipped, SVC, VER, "DescribeProxies", ok, &v) &&
+              !gw_apispec_check(shipped, SVC, VER, "DescribeProxies", bad, &v) &&
+              strstr(v.message, "\"Filters.0.Values.0\"") != NULL;
+    }
+    json_decref(ok);
+    json_decref(bad);
+    return all ? arg : NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    pthread_t t[4];
+    int tag = 1;
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, thread_main, &tag), 0);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        void *r = NULL;
+        assert_int_equal(pthread_join(t[i], &r), 0);
+        assert_ptr_equal(r, &tag);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Load errors.
+ */
+
+static void test_load_errors(void **state)
+{
+    (void)state;
+    char msg[256], dir[PATH_LEN];
+    struct gw_apispec *spec = NULL;
+
+    /* Not a directory, nothing found, only other files. */
+    assert_int_equal(gw_apispec_load_dir("/nonexistent/tcgw", &spec, msg, sizeof msg), GW_ERR_IO);
+    assert_non_null(strstr(msg, "/nonexistent/tcgw: not a directory"));
+    assert_null(spec);
+    temp_dir(dir);
+    assert_int_equal(gw_apispec_load_dir(dir, &spec, msg, sizeof msg), GW_ERR_INVALID);
+    assert_non_null(strstr(msg, "no API description"));
+    write_file(dir, "notes.txt", "x");
+    write_file(dir, "sub/readme.json", "{}");
+    assert_int_equal(gw_apispec_load_dir(dir, &spec, msg, sizeof msg), GW_ERR_INVALID);
+    assert_non_null(strstr(msg, "no API description"));
+    assert_null(spec);
+    /* A NULL or empty message buffer is allowed. */
+    assert_int_equal(gw_apispec_load_dir(dir, &spec, NULL, 0), GW_ERR_INVALID);
+    assert_int_equal(gw_apispec_load_dir(dir, &spec, msg, 0), GW_ERR_INVALID);
+    remove_tree(dir);
+
+    /* Files: bad JSON (with its line), duplicate keys, wrong top-level shape. */
+    LOAD_FAILS("/api.json: line 2", "not valid JSON", "api.json", "{\n\"metadata\": }");
+    LOAD_FAILS("x.api.json: ", "duplicate", "x.api.json", "{\"metadata\": {}, \"metadata\": {}}");
+    LOAD_FAILS("must be JSON objects", NULL, "api.json", "[]");
+    LOAD_FAILS("metadata.serviceShortName", NULL, "api.json",
+               "{\"metadata\": {\"apiVersion\": \"1\"}, \"objects\": {}, \"actions\": {}}");
+    LOAD_FAILS("metadata.apiVersion", NULL, "api.json",
+               "{\"metadata\": {\"serviceShortName\": \"s\", \"apiVersion\": \"1 2\"}, "
+               "\"objects\": {}, \"actions\": {}}");
+    LOAD_FAILS("\"actions\" is empty", NULL, "api.json",
+               "{\"metadata\": {\"serviceShortName\": \"s\", \"apiVersion\": \"1\"}, "
+               "\"objects\": {}, \"actions\": {}}");
+    /* Actions whose input or output object does not exist. */
+    LOAD_FAILS("actions.Ping: \"input\" must name an object", NULL, "api.json",
+               "{\"metadata\": {\"serviceShortName\": \"s\", \"apiVersion\": \"1\"}, "
+               "\"objects\": {}, \"actions\": {\"Ping\": {\"input\": \"PingRequest\"}}}");
+    LOAD_FAILS("actions.A: \"output\" must name an object", NULL, "api.json",
+               one_object("", ", \"output\": \"Nope\""));
+    LOAD_FAILS("actions.A is not a JSON object", NULL, "api.json",
+               "{\"metadata\": {\"serviceShortName\": \"s\", \"apiVersion\": \"1\"}, "
+               "\"objects\": {}, \"actions\": {\"A\": 1}}");
+    /* Members: dangling object types, unknown types and kinds, bad names, duplicates. */
+    LOAD_FAILS("objects.R.members[0] (X): member \"Nope\" is not a known object", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"list\", \"member\": \"Nope\"}", ""));
+    LOAD_FAILS("member \"Nope\" is not a known object", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"object\", \"member\": \"Nope\"}", ""));
+    LOAD_FAILS("type \"lst\" is not one of", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"lst\", \"member\": \"string\"}", ""));
+    LOAD_FAILS("member \"int32\" is not a known kind for type \"int\"", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"int\", \"member\": \"int32\"}", ""));
+    LOAD_FAILS("member \"O\" is not a known kind for type \"string\"", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"string\", \"member\": \"O\"}", ""));
+    LOAD_FAILS("\"type\" and \"member\" must be strings", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"string\"}", ""));
+    LOAD_FAILS("members[0]: \"name\" must be an identifier", NULL, "api.json",
+               one_object("{\"name\": \"X Y\", \"type\": \"string\", \"member\": \"string\"}", ""));
+    LOAD_FAILS("\"required\" must be true or false", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"string\", \"member\": \"string\", "
+                          "\"required\": \"yes\"}",
+                          ""));
+    LOAD_FAILS("objects.R: member X is listed twice", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"string\", \"member\": \"string\"},"
+                          "{\"name\": \"X\", \"type\": \"int\", \"member\": \"int64\"}",
+                          ""));
+    LOAD_FAILS("objects.R.members[0] is not a JSON object", NULL, "api.json", one_object("1", ""));
+    LOAD_FAILS("objects.R: \"type\" must be \"object\"", NULL, "api.json",
+               "{\"metadata\": {\"serviceShortName\": \"s\", \"apiVersion\": \"1\"}, "
+               "\"objects\": {\"R\": {\"type\": \"list\", \"members\": []}}, "
+               "\"actions\": {\"A\": {\"input\": \"R\"}}}");
+    LOAD_FAILS("objects.R: \"members\" must be a list", NULL, "api.json",
+               "{\"metadata\": {\"serviceShortName\": \"s\", \"apiVersion\": \"1\"}, "
+               "\"objects\": {\"R\": {}}, \"actions\": {\"A\": {\"input\": \"R\"}}}");
+    /* Extension keys: well-typed, and only where they apply. */
+    LOAD_FAILS("(X): \"enum\" does not apply to a bool member", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"bool\", \"member\": \"bool\", "
+                          "\"enum\": [true]}",
+                          ""));
+    LOAD_FAILS("\"enum\" must hold integers", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"int\", \"member\": \"int64\", "
+                          "\"enum\": [\"1\"]}",
+                          ""));
+    LOAD_FAILS("\"enum\" must hold strings", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"string\", \"member\": \"string\", "
+                          "\"enum\": [1]}",
+                          ""));
+    LOAD_FAILS("\"enum\" must be a non-empty list", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"string\", \"member\": \"string\", "
+                          "\"enum\": []}",
+                          ""));
+    LOAD_FAILS("\"enum\" has a negative value for a uint64", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"int\", \"member\": \"uint64\", "
+                          "\"enum\": [-1]}",
+                          ""));
+    LOAD_FAILS("\"min\" and \"max\" apply to int and float only", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"string\", \"member\": \"string\", "
+                          "\"min\": 1}",
+                          ""));
+    LOAD_FAILS("\"max\" must hold integers", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"int\", \"member\": \"int64\", "
+                          "\"max\": 1.5}",
+                          ""));
+    LOAD_FAILS("\"min\" is greater than \"max\"", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"float\", \"member\": \"float\", "
+                          "\"min\": 2, \"max\": 1}",
+                          ""));
+    LOAD_FAILS("\"max_length\" applies to strings only", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"int\", \"member\": \"int64\", "
+                          "\"max_length\": 1}",
+                          ""));
+    LOAD_FAILS("\"max_length\" must be a non-negative integer", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"string\", \"member\": \"string\", "
+                          "\"max_length\": -1}",
+                          ""));
+    LOAD_FAILS("\"max_items\" applies to lists only", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"string\", \"member\": \"string\", "
+                          "\"max_items\": 1}",
+                          ""));
+    LOAD_FAILS("\"max_items\" must be a non-negative integer", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"list\", \"member\": \"string\", "
+                          "\"max_items\": \"5\"}",
+                          ""));
+    LOAD_FAILS("\"ascii\" must be true or false, on strings", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"int\", \"member\": \"int64\", "
+                          "\"ascii\": true}",
+                          ""));
+    LOAD_FAILS("\"enum\" does not apply to a O member", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"object\", \"member\": \"O\", "
+                          "\"enum\": [1]}",
+                          ""));
+    /* Groups name members of the input. */
+    LOAD_FAILS("actions.A: \"require_one_of\"[0][1] is not a member of R", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"string\", \"member\": \"string\"}",
+                          ", \"require_one_of\": [[\"X\", \"Y\"]]"));
+    LOAD_FAILS("\"exclusive\"[0] must be a list of at least 2 member names", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"string\", \"member\": \"string\"}",
+                          ", \"exclusive\": [[\"X\"]]"));
+    LOAD_FAILS("\"exclusive\"[0] lists X twice", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"string\", \"member\": \"string\"}",
+                          ", \"exclusive\": [[\"X\", \"X\"]]"));
+    LOAD_FAILS("\"require_one_of\" must be a list of lists", NULL, "api.json",
+               one_object("", ", \"require_one_of\": {}"));
+    /* Recursive input objects, directly or through a list. */
+    LOAD_FAILS(
+        "contains itself", NULL, "api.json",
+        "{\"metadata\": {\"serviceShortName\": \"s\", \"apiVersion\": \"1\"}, "
+        "\"actions\": {\"A\": {\"input\": \"R\"}}, \"objects\": {"
+        "\"R\": {\"members\": [{\"name\": \"X\", \"type\": \"object\", \"member\": \"Q\"}]},"
+        "\"Q\": {\"members\": [{\"name\": \"Y\", \"type\": \"list\", \"member\": \"R\"}]}}}");
+    LOAD_FAILS("objects.R contains itself", NULL, "api.json",
+               one_object("{\"name\": \"X\", \"type\": \"object\", \"member\": \"R\"}", ""));
+    /* Input nesting deeper than 16 objects. */
+    char deep[8192];
+    size_t len =
+        (size_t)snprintf(deep, sizeof deep,
+                         "{\"metadata\": {\"serviceShortName\": \"s\", \"apiVersion\": "
+                         "\"1\"}, \"actions\": {\"A\": {\"input\": \"O0\"}}, \"objects\": {");
+    for (int i = 0; i < 18; i++) {
+        len += (size_t)snprintf(deep + len, sizeof deep - len,
+                                "%s\"O%d\": {\"members\": [{\"name\": \"X\", \"type\": \"object\", "
+                                "\"member\": \"O%d\"}]}",
+                                i ? "," : "", i, i + 1);
+    }
+    snprintf(deep + len, sizeof deep - len, ", \"O18\": {\"members\": []}}}");
+    LOAD_FAILS("nested more than 16 objects deep", NULL, "api.json", deep);
+    /* Duplicate service and version: both files are named. */
+    LOAD_FAILS("/a/api.json and ", "/b/c.api.json both describe s version 1", "a/api.json",
+               small_description("s", "1"), "b/c.api.json", small_description("s", "1"));
+    /* One bad file among good ones fails the whole load. */
+    LOAD_FAILS("/b/api.json: ", "not valid JSON", "a/api.json", small_description("s", "1"),
+               "b/api.json", "");
+    /* Directories nested deeper than 8 levels. */
+    LOAD_FAILS("nested more than 8 levels deep", NULL, "1/2/3/4/5/6/7/8/9/api.json",
+               small_description("s", "1"));
+    /* A symbolic link back up the tree is refused, not walked until the depth limit. */
+    temp_dir(dir);
+    write_file(dir, "a/api.json", small_description("s", "1"));
+    char link[PATH_LEN + 16];
+    snprintf(link, sizeof link, "%s/a/up", dir);
+    assert_int_equal(symlink("..", link), 0);
+    assert_int_equal(gw_apispec_load_dir(dir, &spec, msg, sizeof msg), GW_ERR_INVALID);
+    assert_non_null(strstr(msg, "/a/up: directory loop"));
+    remove_tree(dir);
+    /* The same service in two versions is fine; a clean load leaves msg empty. */
+    temp_dir(dir);
+    write_file(dir, "1/2/3/4/5/6/7/8/api.json", small_description("s", "1"));
+    write_file(dir, "v2.api.json", small_description("s", "2"));
+    msg[0] = 'x';
+    assert_int_equal(gw_apispec_load_dir(dir, &spec, msg, sizeof msg), GW_OK);
+    assert_string_equal(msg, "");
+    assert_int_equal(gw_apispec_action_count(spec), 2);
+    gw_apispec_free(spec);
+    remove_tree(dir);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Tencent's own description and examples (skipped when ../shared is absent).
+ */
+
+struct example {
+    char action[128];
+    json_t *body; /* new */
+};
+
+/* Splits one example's HTTP request text: X-TC-Action header, then the body after a blank line. */
+static bool parse_example(const char *text, struct example *ex)
+{
+    const char *body = strstr(text, "\n\n");
+    size_t skip = 2;
+    const char *crlf = strstr(text, "\r\n\r\n");
+    if (crlf != NULL && (body == NULL || crlf < body)) {
+        body = crlf;
+        skip = 4;
+    }
+    if (body == NULL) {
+        return false;
+    }
+    ex->action[0] = '\0';
+    for (const char *line = text; line < body;) {
+        const char *end = strchr(line, '\n');
+        if (end == NULL || end > body) {
+            end = body;
+        }
+        static const char header[] = "X-TC-Action:";
+        if (strncasecmp(line, header, sizeof header - 1) == 0) {
+            const char *v = line + sizeof header - 1;
+            while (v < end && (*v == ' ' || *v == '\t')) {
+                v++;
+            }
+            size_t n = (size_t)(end - v);
+            while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == ' ')) {
+                n--;
+            }
+            if (n >= sizeof ex->action) {
+                return false;
+            }
+            memcpy(ex->action, v, n);
+            ex->action[n] = '\0';
+        }
+        line = end + 1;
+    }
+    json_error_t jerr;
+    ex->body = json_loads(body + skip, JSON_REJECT_DUPLICATES, &jerr);
+    return ex->action[0] != '\0' && ex->body != NULL;
+}
+
+static json_t *load_json(const char *dir, const char *name)
+{
+    char path[PATH_LEN];
+    json_error_t jerr;
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_true(n > 0 && (size_t)n < sizeof path);
+    json_t *j = json_load_file(path, 0, &jerr);
+    if (j == NULL) {
+        print_error("%s: %s\n", path, jerr.text);
+    }
+    return j;
+}
+
+static struct gw_apispec *load_tencent(const char *ref)
+{
+    char msg[512];
+    struct gw_apispec *spec = NULL;
+    if (gw_apispec_load_dir(ref, &spec, msg, sizeof msg) != GW_OK) {
+        print_error("cannot load Tencent's description: %s\n", msg);
+        return NULL;
+    }
+    return spec;
+}
+
+static bool check_quiet(const struct gw_apispec *spec, const char *action, const json_t *body,
+                        const char *code, const char *sub)
+{
+    struct gw_apispec_verdict v;
+    bool ok = gw_apispec_check(spec, SVC, VER, action, body, &v);
+    if (code == NULL) {
+        if (!ok) {
+            print_error("%s: refused: %s %s\n", action, v.code, v.message);
+        }
+        return ok;
+    }
+    if (ok || strcmp(v.code, code) != 0 || (sub != NULL && strstr(v.message, sub) == NULL) ||
+        !utf8_valid(v.message)) {
+        print_error("%s: expected %s with \"%s\", got %s: %s\n", action, code, sub ? sub : "",
+                    ok ? "(pass)" : v.code, ok ? "" : v.message);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Prints, and counts, the integers that an example sends as strings: Tencent accepts them, and so
+ * does apispec, but a stricter checker would refuse these official examples.
+ */
+static size_t note_int_strings(const json_t *objects, const char *object, const json_t *value,
+                               const char *action, const char *path)
+{
+    size_t found = 0;
+    const json_t *members = json_object_get(json_object_get(objects, object), "members");
+    for (size_t i = 0; i < json_array_size(members); i++) {
+        const json_t *m = json_array_get(members, i);
+        const char *name = json_string_value(json_object_get(m, "name"));
+        const char *type = json_string_value(json_object_get(m, "type"));
+        const char *elem = json_string_value(json_object_get(m, "member"));
+        const json_t *v = json_object_get(value, name);
+        if (v == NULL || name == NULL || type == NULL || elem == NULL) {
+            continue;
+        }
+        bool list = strcmp(type, "list") == 0;
+        for (size_t k = 0; k < (list ? json_array_size(v) : 1); k++) {
+            const json_t *item = list ? json_array_get(v, k) : v;
+            char sub[512];
+            if (list) {
+                snprintf(sub, sizeof sub, "%s%s%s.%zu", path, *path ? "." : "", name, k);
+            } else {
+                snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", name);
+            }
+            if (json_object_get(objects, elem) != NULL) {
+                found += note_int_strings(objects, elem, item, action, sub);
+            } else if ((strcmp(elem, "int64") == 0 || strcmp(elem, "uint64") == 0) &&
+                       json_is_string(item)) {
+                print_message("[  NOTE    ] example %s: %s is an integer sent as the string \"%s\" "
+                              "(accepted, as Tencent accepts it)\n",
+                              action, sub, json_string_value(item));
+                found++;
+            }
+        }
+    }
+    return found;
+}
+
+static void test_tencent_examples(void **state)
+{
+    (void)state;
+    const char *ref = reference_dir();
+    if (ref == NULL) {
+        skip();
+    }
+    struct gw_apispec *spec = load_tencent(ref);
+    assert_non_null(spec);
+    assert_int_equal(gw_apispec_action_count(spec), 102);
+    json_t *examples = load_json(ref, "examples.json");
+    assert_non_null(examples);
+    json_t *actions = json_object_get(examples, "actions");
+    assert_true(json_is_object(actions));
+
+    json_t *api = load_json(ref, "api.json");
+    assert_non_null(api);
+    size_t total = 0, passed = 0, shipped_total = 0, shipped_passed = 0, int_strings = 0;
+    const char *name;
+    json_t *list;
+    json_object_foreach (actions, name, list) {
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            struct example ex;
+            const char *input =
+                json_string_value(json_object_get(json_array_get(list, i), "input"));
+            total++;
+            if (input == NULL || !parse_example(input, &ex)) {
+                print_error("example %s[%zu]: cannot split its HTTP text\n", name, i);
+                continue;
+            }
+            if (strcmp(ex.action, name) != 0) {
+                print_error("example %s[%zu]: X-TC-Action says %s\n", name, i, ex.action);
+            } else if (check_quiet(spec, ex.action, ex.body, NULL, NULL)) {
+                passed++;
+                const char *input_object = json_string_value(json_object_get(
+                    json_object_get(json_object_get(api, "actions"), name), "input"));
+                int_strings += note_int_strings(json_object_get(api, "objects"), input_object,
+                                                ex.body, name, "");
+            } else {
+                print_error("example %s[%zu] refused by Tencent's own description\n", name, i);
+            }
+            /* The actions that the gateway ships must pass its stricter description too. */
+            struct gw_apispec_verdict v;
+            bool ours = gw_apispec_check(shipped, SVC, VER, ex.action, ex.body, &v);
+            if (ours || strcmp(v.code, "InvalidAction") != 0) {
+                shipped_total++;
+                if (ours) {
+                    shipped_passed++;
+                } else {
+                    print_error("example %s[%zu] refused by specs/: %s %s\n", name, i, v.code,
+                                v.message);
+                }
+            }
+            json_decref(ex.body);
+        }
+    }
+    print_message("[  INFO    ] Tencent examples: %zu/%zu pass Tencent's description; %zu/%zu of "
+                  "the shipped actions pass specs/gaap\n",
+                  passed, total, shipped_passed, shipped_total);
+    print_message("[  INFO    ] %zu integers in the examples are sent as strings\n", int_strings);
+    assert_int_equal(total, 104);
+    assert_int_equal(passed, 104);
+    assert_int_equal(shipped_total, 3);
+    assert_int_equal(shipped_passed, 3);
+    json_decref(examples);
+    json_decref(api);
+    gw_apispec_free(spec);
+}
+
+/*
+ * Mutations of every example: an unknown key at the top and inside each object value, null for
+ * each present member, and each required top-level member removed.
+ */
+static void test_tencent_mutations(void **state)
+{
+    (void)state;
+    const char *ref = reference_dir();
+    if (ref == NULL) {
+        skip();
+    }
+    struct gw_apispec *spec = load_tencent(ref);
+    assert_non_null(spec);
+    json_t *examples = load_json(ref, "examples.json");
+    json_t *api = load_json(ref, "api.json");
+    assert_non_null(examples);
+    assert_non_null(api);
+    json_t *objects = json_object_get(api, "objects");
+
+    size_t mutations = 0, failures = 0;
+    const char *name;
+    json_t *list;
+    json_object_foreach (json_object_get(examples, "actions"), name, list) {
+        const char *input = json_string_value(
+            json_object_get(json_object_get(json_object_get(api, "actions"), name), "input"));
+        json_t *members = json_object_get(json_object_get(objects, input), "members");
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            struct example ex;
+            const char *text = json_string_value(json_object_get(json_array_get(list, i), "input"));
+            assert_true(text != NULL && parse_example(text, &ex));
+            json_t *body = ex.body;
+            char sub[256];
+
+            json_t *m = json_deep_copy(body);
+            json_object_set_new(m, "TcgwBogus", json_integer(1));
+            failures += !check_quiet(spec, name, m, "UnknownParameter", "\"TcgwBogus\"");
+            mutations++;
+            json_decref(m);
+
+            const char *key;
+            json_t *val;
+            json_object_foreach (body, key, val) {
+                m = json_deep_copy(body);
+                json_object_set_new(m, key, json_null());
+                snprintf(sub, sizeof sub, "\"%s\" must be", key);
+                failures += !check_quiet(spec, name, m, "InvalidParameter", sub);
+                mutations++;
+                json_decref(m);
+
+                json_t *inner = json_is_object(val) ? val : json_array_get(val, 0);
+                if (!json_is_object(inner)) {
+                    continue;
+                }
+                m = json_deep_copy(body);
+                json_t *target = json_object_get(m, key);
+                json_object_set_new(json_is_object(target) ? target : json_array_get(target, 0),
+                                    "TcgwBogus", json_true());
+                snprintf(sub, sizeof sub, "\"%s%s.TcgwBogus\"", key,
+                         json_is_object(val) ? "" : ".0");
+                failures += !check_quiet(spec, name, m, "UnknownParameter", sub);
+                mutations++;
+                json_decref(m);
+            }
+
+            for (size_t k = 0; k < json_array_size(members); k++) {
+                json_t *mem = json_array_get(members, k);
+                const char *mname = json_string_value(json_object_get(mem, "name"));
+                if (!json_is_true(json_object_get(mem, "required"))) {
+                    continue;
+                }
+                m = json_deep_copy(body);
+                if (json_object_del(m, mname) != 0) {
+                    print_error("example %s[%zu] lacks required %s\n", name, i, mname);
+                    failures++;
+                } else {
+                    snprintf(sub, sizeof sub, "Missing required parameter \"%s\"", mname);
+                    failures += !check_quiet(spec, name, m, "MissingParameter", sub);
+                    mutations++;
+                }
+                json_decref(m);
+            }
+            json_decref(body);
+        }
+    }
+    print_message("[  INFO    ] %zu mutations of Tencent's examples, %zu not refused as expected\n",
+                  mutations, failures);
+    assert_int_equal(failures, 0);
+    assert_true(mutations > 300);
+    json_decref(examples);
+    json_decref(api);
+    gw_apispec_free(spec);
+}
+
+int main(void)
+{
+    const struct CMUnitTest shipped_tests[] = {
+        cmocka_unit_test(test_shipped_loads),
+        cmocka_unit_test(test_seed_call),
+        cmocka_unit_test(test_service_version_action),
+        cmocka_unit_test(test_unknown_parameter),
+        cmocka_unit_test(test_invalid_parameter),
+        cmocka_unit_test(test_integers),
+        cmocka_unit_test(test_missing_parameter),
+        cmocka_unit_test(test_invalid_parameter_value),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_tencent_examples),
+        cmocka_unit_test(test_tencent_mutations),
+    };
+    const struct CMUnitTest types_tests[] = {
+        cmocka_unit_test(test_types_all),
+        cmocka_unit_test(test_load_errors),
+    };
+    int failed =
+        cmocka_run_group_tests_name("apispec_shipped", shipped_tests, load_shipped, free_shipped);
+    failed += cmocka_run_group_tests_name("apispec_types", types_tests, load_types, free_types);
+    return failed == 0 ? 0 : 1;
+}

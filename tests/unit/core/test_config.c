@@ -1,0 +1,159 @@
+/* Unit tests for config: defaults, loading, relative paths, and refusals that name the fix. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+
+static char dir[] = "/tmp/tcgw-config-XXXXXX";
+
+static int make_dir(void **state)
+{
+    (void)state;
+    unsetenv("TCGW_MASTER_KEY_FILE");
+    return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+static int remove_dir(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/c.json", dir);
+    unlink(path);
+    return rmdir(dir);
+}
+
+static const char *write_config(const char *text)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/c.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct gw_config *cfg = gw_config_defaults();
+    assert_non_null(cfg);
+    assert_string_equal(cfg->listen_address, "127.0.0.1");
+    assert_int_equal(cfg->listen_port, 8080);
+    assert_int_equal(cfg->max_body_bytes, 1 << 20);
+    assert_string_equal(cfg->credential, "default");
+    assert_null(cfg->upstream.ca_file);
+    assert_null(cfg->upstream.connect_to[0]);
+    assert_false(cfg->vault_keys_resident);
+    gw_config_free(cfg);
+}
+
+static void test_load_full(void **state)
+{
+    (void)state;
+    const char *path =
+        write_config("{\"listen_address\": \"::1\", \"listen_port\": 0, \"threads\": 4,"
+                     " \"max_body_bytes\": 4096, \"spec_dir\": \"specs\", \"master_key_file\": "
+                     "\"/k/master.key\","
+                     " \"credential_store\": \"creds.store\", \"credential\": \"prod\","
+                     " \"vault_keys_resident\": true,"
+                     " \"upstream\": {\"ca_file\": \"ca.pem\", \"timeout_ms\": 1500,"
+                     " \"connect_to\": [\"gaap.tencentcloudapi.com:443:127.0.0.1:9443\"]}}");
+    struct gw_config *cfg = NULL;
+    char msg[256] = "";
+    assert_int_equal(gw_config_load(path, &cfg, msg, sizeof msg), GW_OK);
+    assert_string_equal(cfg->listen_address, "::1");
+    assert_int_equal(cfg->listen_port, 0);
+    assert_int_equal(cfg->threads, 4);
+    assert_int_equal(cfg->max_body_bytes, 4096);
+    char expect[300];
+    snprintf(expect, sizeof expect, "%s/specs", dir);
+    assert_string_equal(cfg->spec_dir, expect);
+    assert_string_equal(cfg->master_key_file, "/k/master.key");
+    snprintf(expect, sizeof expect, "%s/creds.store", dir);
+    assert_string_equal(cfg->credential_store, expect);
+    snprintf(expect, sizeof expect, "%s/ca.pem", dir);
+    assert_string_equal(cfg->upstream.ca_file, expect);
+    assert_int_equal(cfg->upstream.timeout_ms, 1500);
+    assert_string_equal(cfg->upstream.connect_to[0], "gaap.tencentcloudapi.com:443:127.0.0.1:9443");
+    assert_null(cfg->upstream.connect_to[1]);
+    assert_string_equal(cfg->credential, "prod");
+    assert_true(cfg->vault_keys_resident);
+    gw_config_free(cfg);
+}
+
+static void test_relative_defaults_follow_the_file(void **state)
+{
+    (void)state;
+    const char *path = write_config("{}");
+    struct gw_config *cfg = NULL;
+    char msg[256];
+    assert_int_equal(gw_config_load(path, &cfg, msg, sizeof msg), GW_OK);
+    char expect[300];
+    snprintf(expect, sizeof expect, "%s/master.key", dir);
+    assert_string_equal(cfg->master_key_file, expect);
+    gw_config_free(cfg);
+
+    setenv("TCGW_MASTER_KEY_FILE", "keys/m.key", 1);
+    assert_int_equal(gw_config_load(path, &cfg, msg, sizeof msg), GW_OK);
+    assert_string_equal(cfg->master_key_file, "keys/m.key"); /* relative to the working dir */
+    gw_config_free(cfg);
+    unsetenv("TCGW_MASTER_KEY_FILE");
+}
+
+static void expect_refused(const char *text, const char *words)
+{
+    const char *path = write_config(text);
+    struct gw_config *cfg = NULL;
+    char msg[256] = "";
+    assert_int_not_equal(gw_config_load(path, &cfg, msg, sizeof msg), GW_OK);
+    assert_null(cfg);
+    if (strstr(msg, words) == NULL || strstr(msg, path) == NULL) {
+        fail_msg("message \"%s\" lacks \"%s\" or the file name", msg, words);
+    }
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    expect_refused("{\"listen_port\": 70000}", "from 0 to 65535");
+    expect_refused("{\"listen_port\": \"80\"}", "listen_port");
+    expect_refused("{\"lisen_port\": 80}", "not a known key");
+    expect_refused("{\"upstream\": {\"ca\": \"x\"}}", "not a known key of \"upstream\"");
+    expect_refused("{\"upstream\": []}", "must be an object");
+    expect_refused("{\"credential\": \"\"}", "non-empty");
+    expect_refused("{\"listen_port\": 1,}", ":1:");
+    expect_refused("{\"threads\": 1, \"threads\": 2}", "duplicate");
+    expect_refused("[]", "must be a JSON object");
+    expect_refused("{\"vault_keys_resident\": 1}", "true or false");
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    struct gw_config *cfg = NULL;
+    char msg[256] = "";
+    assert_int_equal(gw_config_load("/nonexistent/tcgw.json", &cfg, msg, sizeof msg), GW_ERR_IO);
+    assert_non_null(strstr(msg, "/nonexistent/tcgw.json"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_load_full),
+        cmocka_unit_test(test_relative_defaults_follow_the_file),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_missing_file),
+    };
+    return cmocka_run_group_tests(tests, make_dir, remove_dir);
+}

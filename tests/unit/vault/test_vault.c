@@ -1,0 +1,839 @@
+/* Unit tests for gateway/vault.c: key files, the encrypted store, and signing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vault/vault.h"
+
+struct fixture {
+    char dir[64];
+    char key[PATH_MAX];
+    char store[PATH_MAX];
+    char msg[512];
+    json_t *vectors; /* the "vectors" array of tests/data/tc3-vectors.json */
+    json_t *root;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/tcgw-vault-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->key, sizeof f->key, "%s/master.key", f->dir);
+    snprintf(f->store, sizeof f->store, "%s/credentials.store", f->dir);
+
+    char path[PATH_MAX];
+    const char *src = getenv("TCGW_SOURCE_DIR");
+    if (src != NULL) {
+        snprintf(path, sizeof path, "%s/tests/data/tc3-vectors.json", src);
+    } else {
+        snprintf(path, sizeof path, "data/tc3-vectors.json"); /* ctest runs in tests/ */
+    }
+    json_error_t jerr;
+    f->root = json_load_file(path, 0, &jerr);
+    if (f->root == NULL) {
+        fail_msg("cannot load %s: %s", path, jerr.text);
+    }
+    f->vectors = json_object_get(f->root, "vectors");
+    assert_true(json_array_size(f->vectors) >= 14);
+    *state = f;
+    return 0;
+}
+
+/* Removes the files tests left in the temporary directory, then the directory. */
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    DIR *d = opendir(f->dir);
+    if (d != NULL) {
+        struct dirent *e;
+        char path[PATH_MAX];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+                continue;
+            }
+            snprintf(path, sizeof path, "%s/%s", f->dir, e->d_name);
+            if (unlink(path) != 0) {
+                rmdir(path);
+            }
+        }
+        closedir(d);
+    }
+    rmdir(f->dir);
+    json_decref(f->root);
+    free(f);
+    return 0;
+}
+
+/* ---- Helpers ---- */
+
+static size_t read_file(const char *path, unsigned char *buf, size_t max)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, max, fp);
+    fclose(fp);
+    return n;
+}
+
+static void write_file(const char *path, const void *buf, size_t n, mode_t mode)
+{
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, buf, n), (ssize_t)n);
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+static bool contains(const unsigned char *hay, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = 0; i + m <= n; i++) {
+        if (memcmp(hay + i, needle, m) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *vstr(json_t *v, const char *key)
+{
+    json_t *x = json_object_get(v, key);
+    return json_is_string(x) ? json_string_value(x) : NULL;
+}
+
+static json_t *vector_named(struct fixture *f, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach (f->vectors, i, v) {
+        if (strcmp(vstr(v, "name"), name) == 0) {
+            return v;
+        }
+    }
+    fail_msg("no vector %s", name);
+    return NULL;
+}
+
+static struct gw_tc3_request request_of(json_t *v)
+{
+    json_t *payload = json_object_get(v, "payload");
+    struct gw_tc3_request req = {
+        .service = vstr(v, "service"),
+        .host = vstr(v, "host"),
+        .timestamp = (int64_t)json_integer_value(json_object_get(v, "timestamp")),
+        .content_type = vstr(v, "contentType"),
+        .payload = (const unsigned char *)json_string_value(payload),
+        .payload_len = json_string_length(payload),
+        .action = vstr(v, "action"),
+    };
+    return req;
+}
+
+static struct gw_vault *open_ok(struct fixture *f)
+{
+    struct gw_vault *v = NULL;
+    enum gw_err err = gw_vault_open(f->key, f->store, &v, f->msg, sizeof f->msg);
+    if (err != GW_OK) {
+        fail_msg("open: %s: %s", gw_err_str(err), f->msg);
+    }
+    return v;
+}
+
+static void put_ok(struct gw_vault *v, const char *name, const char *id, const char *key)
+{
+    char msg[256];
+    enum gw_err err = gw_vault_put(v, name, id, strlen(id), key, strlen(key), msg, sizeof msg);
+    if (err != GW_OK) {
+        fail_msg("put %s: %s: %s", name, gw_err_str(err), msg);
+    }
+}
+
+static void put_vector(struct gw_vault *v, const char *name, json_t *vec)
+{
+    put_ok(v, name, vstr(vec, "secretId"), vstr(vec, "secretKey"));
+}
+
+/* Signs vector vec with credential name and checks the Authorization value. */
+static void sign_expect(struct gw_vault *v, const char *name, json_t *vec)
+{
+    struct gw_tc3_request req = request_of(vec);
+    struct gw_buf b;
+    gw_buf_init(&b, GW_TC3_MAX_TEXT);
+    assert_int_equal(gw_vault_sign(v, name, &req, &b), GW_OK);
+    assert_string_equal(b.data, vstr(vec, "authorization"));
+    gw_buf_free(&b);
+}
+
+static void make_store(struct fixture *f)
+{
+    char msg[256];
+    assert_int_equal(gw_vault_keygen(f->key, msg, sizeof msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+    put_ok(v, "prod", "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE");
+    put_ok(v, "dev", "AKIDEXAMPLE0000000000000000000000000", "abcdefghijklmnopqrstuvwxyz012345");
+    assert_int_equal(gw_vault_save(v, f->store, msg, sizeof msg), GW_OK);
+    gw_vault_free(v);
+}
+
+static enum gw_err open_err(struct fixture *f)
+{
+    struct gw_vault *v = NULL;
+    f->msg[0] = '\0';
+    enum gw_err err = gw_vault_open(f->key, f->store, &v, f->msg, sizeof f->msg);
+    if (err == GW_OK) {
+        gw_vault_free(v);
+    } else {
+        assert_null(v);
+        assert_true(strlen(f->msg) > 0);
+    }
+    return err;
+}
+
+/* ---- Master key file ---- */
+
+static void test_keygen(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char a[64], b[64];
+    struct stat st;
+
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    assert_int_equal(stat(f->key, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_size, GW_VAULT_MASTER_KEY_LEN);
+    assert_int_equal(read_file(f->key, a, sizeof a), GW_VAULT_MASTER_KEY_LEN);
+
+    /* Never overwritten. */
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_ERR_EXISTS);
+    assert_non_null(strstr(f->msg, f->key));
+    assert_int_equal(read_file(f->key, b, sizeof b), GW_VAULT_MASTER_KEY_LEN);
+    assert_memory_equal(a, b, GW_VAULT_MASTER_KEY_LEN);
+
+    /* Not even through a dangling symbolic link. */
+    char link[PATH_MAX], target[PATH_MAX];
+    snprintf(link, sizeof link, "%s/link.key", f->dir);
+    snprintf(target, sizeof target, "%s/target.key", f->dir);
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(gw_vault_keygen(link, f->msg, sizeof f->msg), GW_ERR_EXISTS);
+    assert_int_equal(access(target, F_OK), -1);
+
+    /* Two keys differ. */
+    char other[PATH_MAX];
+    snprintf(other, sizeof other, "%s/other.key", f->dir);
+    assert_int_equal(gw_vault_keygen(other, f->msg, sizeof f->msg), GW_OK);
+    assert_int_equal(read_file(other, b, sizeof b), GW_VAULT_MASTER_KEY_LEN);
+    assert_memory_not_equal(a, b, GW_VAULT_MASTER_KEY_LEN);
+
+    /* A directory that does not exist. */
+    char missing[PATH_MAX];
+    snprintf(missing, sizeof missing, "%s/no/such/dir/master.key", f->dir);
+    assert_int_equal(gw_vault_keygen(missing, f->msg, sizeof f->msg), GW_ERR_IO);
+    assert_non_null(strstr(f->msg, missing));
+    assert_int_equal(gw_vault_keygen("", f->msg, sizeof f->msg), GW_ERR_INVALID);
+}
+
+static void test_key_file_checks(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char key[GW_VAULT_MASTER_KEY_LEN + 1] = {0};
+    char want[PATH_MAX + 16];
+
+    /* Missing. */
+    assert_int_equal(open_err(f), GW_ERR_NOT_FOUND);
+    assert_non_null(strstr(f->msg, "tcgw keygen"));
+
+    /* Any group or other bit is refused, and the message says how to fix it. */
+    static const mode_t loose[] = {0640, 0604, 0660, 0644, 0601, 0610, 0666};
+    snprintf(want, sizeof want, "chmod 600 %s", f->key);
+    for (size_t i = 0; i < sizeof loose / sizeof *loose; i++) {
+        write_file(f->key, key, GW_VAULT_MASTER_KEY_LEN, loose[i]);
+        assert_int_equal(open_err(f), GW_ERR_PERM);
+        assert_non_null(strstr(f->msg, want));
+    }
+    write_file(f->key, key, GW_VAULT_MASTER_KEY_LEN, 0400);
+    assert_int_equal(open_err(f), GW_OK);
+    write_file(f->key, key, GW_VAULT_MASTER_KEY_LEN, 0600);
+    assert_int_equal(open_err(f), GW_OK);
+
+    /* Wrong sizes. */
+    write_file(f->key, key, GW_VAULT_MASTER_KEY_LEN - 1, 0600);
+    assert_int_equal(open_err(f), GW_ERR_INVALID);
+    assert_non_null(strstr(f->msg, f->key));
+    write_file(f->key, key, GW_VAULT_MASTER_KEY_LEN + 1, 0600);
+    assert_int_equal(open_err(f), GW_ERR_INVALID);
+    write_file(f->key, key, 0, 0600);
+    assert_int_equal(open_err(f), GW_ERR_INVALID);
+
+    /* A symbolic link, and a directory. */
+    char real[PATH_MAX];
+    snprintf(real, sizeof real, "%s/real.key", f->dir);
+    write_file(real, key, GW_VAULT_MASTER_KEY_LEN, 0600);
+    unlink(f->key);
+    assert_int_equal(symlink(real, f->key), 0);
+    assert_int_equal(open_err(f), GW_ERR_PERM);
+    unlink(f->key);
+    assert_int_equal(mkdir(f->key, 0700), 0);
+    assert_int_equal(open_err(f), GW_ERR_INVALID);
+    rmdir(f->key);
+
+    struct gw_vault *v = (struct gw_vault *)&key; /* any non-NULL value: must stay untouched */
+    assert_int_equal(gw_vault_open(f->key, f->store, &v, f->msg, sizeof f->msg), GW_ERR_NOT_FOUND);
+    assert_ptr_equal(v, (struct gw_vault *)&key);
+    assert_int_equal(gw_vault_open(NULL, f->store, &v, f->msg, sizeof f->msg), GW_ERR_INVALID);
+    assert_int_equal(gw_vault_open(f->key, "", &v, f->msg, sizeof f->msg), GW_ERR_INVALID);
+}
+
+/* ---- Store ---- */
+
+static void test_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    char name[GW_VAULT_MAX_NAME + 1], tail[5];
+    unsigned char file[4096];
+    struct stat st;
+
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f); /* no store yet: empty */
+    assert_int_equal(gw_vault_count(v), 0);
+    assert_int_equal(gw_vault_describe(v, 0, name, tail), GW_ERR_NOT_FOUND);
+    put_ok(v, "prod", "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE");
+    put_ok(v, "dev", "AKIDEXAMPLE0000000000000000000000000", "abcdefghijklmnopqrstuvwxyz012345");
+    put_ok(v, "a.b_c-9", "ID1", "k");
+    assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
+    gw_vault_free(v);
+
+    /* The file: 0600, no plaintext, no temporary left behind. */
+    assert_int_equal(stat(f->store, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    size_t n = read_file(f->store, file, sizeof file);
+    assert_memory_equal(file, "TCGWSTORE1", 10);
+    assert_false(contains(file, n, "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE"));
+    assert_false(contains(file, n, "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"));
+    assert_false(contains(file, n, "abcdefghijklmnopqrstuvwxyz012345"));
+    assert_false(contains(file, n, "prod"));
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+    size_t entries = 0;
+    while ((e = readdir(d)) != NULL) {
+        assert_null(strstr(e->d_name, ".tmp."));
+        entries++;
+    }
+    closedir(d);
+    assert_int_equal(entries, 4); /* ., .., key, store */
+
+    /* Reopened: name order and the last four characters of each SecretId. */
+    v = open_ok(f);
+    assert_int_equal(gw_vault_count(v), 3);
+    static const char *const names[] = {"a.b_c-9", "dev", "prod"};
+    static const char *const tails[] = {"ID1", "0000", "MPLE"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(gw_vault_describe(v, i, name, tail), GW_OK);
+        assert_string_equal(name, names[i]);
+        assert_string_equal(tail, tails[i]);
+        assert_true(gw_vault_has(v, names[i]));
+    }
+    assert_false(gw_vault_has(v, "nope"));
+    assert_false(gw_vault_has(v, NULL));
+    assert_int_equal(gw_vault_describe(v, 3, name, tail), GW_ERR_NOT_FOUND);
+
+    /* Replacing keeps one entry, and a fresh nonce makes every save differ. */
+    put_ok(v, "dev", "AKIDEXAMPLE1111", "zyxwvutsrqponmlkjihgfedcba");
+    assert_int_equal(gw_vault_count(v), 3);
+    assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
+    unsigned char first[4096];
+    size_t first_n = read_file(f->store, first, sizeof first);
+    assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
+    n = read_file(f->store, file, sizeof file);
+    assert_int_equal(n, first_n);
+    assert_memory_not_equal(file + 10, first + 10, 24);
+    gw_vault_free(v);
+    v = open_ok(f);
+    assert_int_equal(gw_vault_describe(v, 1, name, tail), GW_OK);
+    assert_string_equal(name, "dev");
+    assert_string_equal(tail, "1111");
+
+    /* An empty vault saves and opens too. */
+    gw_vault_free(v);
+    char empty_store[PATH_MAX];
+    snprintf(empty_store, sizeof empty_store, "%s/empty.store", f->dir);
+    v = open_ok(f);
+    struct gw_vault *e2 = NULL;
+    assert_int_equal(gw_vault_open(f->key, empty_store, &e2, f->msg, sizeof f->msg), GW_OK);
+    assert_int_equal(gw_vault_save(e2, empty_store, f->msg, sizeof f->msg), GW_OK);
+    gw_vault_free(e2);
+    e2 = NULL;
+    assert_int_equal(gw_vault_open(f->key, empty_store, &e2, f->msg, sizeof f->msg), GW_OK);
+    assert_int_equal(gw_vault_count(e2), 0);
+    gw_vault_free(e2);
+
+    /* Saving where the directory does not exist fails, naming the file. */
+    char bad[PATH_MAX];
+    snprintf(bad, sizeof bad, "%s/no/such/dir/x.store", f->dir);
+    assert_int_equal(gw_vault_save(v, bad, f->msg, sizeof f->msg), GW_ERR_IO);
+    assert_non_null(strstr(f->msg, bad));
+    assert_int_equal(gw_vault_save(v, "", f->msg, sizeof f->msg), GW_ERR_INVALID);
+    gw_vault_free(v);
+    gw_vault_free(NULL);
+}
+
+static void test_wrong_key(void **state)
+{
+    struct fixture *f = *state;
+    make_store(f);
+    unlink(f->key);
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    char want[PATH_MAX + 100];
+    snprintf(want, sizeof want, "cannot decrypt %s: wrong master key or the file was modified",
+             f->store);
+    assert_int_equal(open_err(f), GW_ERR_CRYPTO);
+    assert_string_equal(f->msg, want);
+}
+
+static void test_tampered_store(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char orig[4096], bad[4096];
+    make_store(f);
+    size_t n = read_file(f->store, orig, sizeof orig);
+    assert_true(n > 10 + 24 + 16);
+    /* Magic, version, nonce, ciphertext (count, a length, a secret byte), tag. */
+    const size_t positions[] = {0,  5,  9,  10,    20,     33,     34,    36,
+                                40, 50, 60, n / 2, n - 17, n - 16, n - 8, n - 1};
+    for (size_t i = 0; i < sizeof positions / sizeof *positions; i++) {
+        for (unsigned bit = 0; bit < 8; bit += 7) {
+            memcpy(bad, orig, n);
+            bad[positions[i]] ^= (unsigned char)(1u << bit);
+            write_file(f->store, bad, n, 0600);
+            enum gw_err err = open_err(f);
+            if (err != GW_ERR_CRYPTO && err != GW_ERR_INVALID) {
+                fail_msg("flipping bit %u of byte %zu gave %s", bit, positions[i], gw_err_str(err));
+            }
+            assert_non_null(strstr(f->msg, f->store));
+            if (positions[i] >= 10) {
+                assert_int_equal(err, GW_ERR_CRYPTO);
+            }
+        }
+    }
+    /* An extra byte at the end. */
+    memcpy(bad, orig, n);
+    bad[n] = 0;
+    write_file(f->store, bad, n + 1, 0600);
+    assert_int_equal(open_err(f), GW_ERR_CRYPTO);
+    /* Random bytes behind a valid header. */
+    memcpy(bad, orig, 10);
+    for (size_t i = 10; i < n; i++) {
+        bad[i] = (unsigned char)(i * 131u + 7u);
+    }
+    write_file(f->store, bad, n, 0600);
+    assert_int_equal(open_err(f), GW_ERR_CRYPTO);
+    /* The original still opens. */
+    write_file(f->store, orig, n, 0600);
+    assert_int_equal(open_err(f), GW_OK);
+}
+
+static void test_truncated_store(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char orig[4096];
+    make_store(f);
+    size_t n = read_file(f->store, orig, sizeof orig);
+    const size_t sizes[] = {0, 1, 9, 10, 33, 34, 49, 53, 54, n / 2, n - 16, n - 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        write_file(f->store, orig, sizes[i], 0600);
+        enum gw_err err = open_err(f);
+        if (err != GW_ERR_CRYPTO && err != GW_ERR_INVALID) {
+            fail_msg("a store cut to %zu bytes gave %s", sizes[i], gw_err_str(err));
+        }
+        assert_non_null(strstr(f->msg, f->store));
+        if (sizes[i] < 54) {
+            assert_int_equal(err, GW_ERR_INVALID);
+            assert_non_null(strstr(f->msg, "truncated"));
+        }
+    }
+    /* Far larger than any store. */
+    size_t huge = 200000;
+    unsigned char *big = calloc(huge, 1);
+    assert_non_null(big);
+    memcpy(big, orig, n);
+    write_file(f->store, big, huge, 0600);
+    assert_int_equal(open_err(f), GW_ERR_TOO_LARGE);
+    free(big);
+    /* A directory where the store should be. */
+    unlink(f->store);
+    assert_int_equal(mkdir(f->store, 0700), 0);
+    assert_int_equal(open_err(f), GW_ERR_INVALID);
+    rmdir(f->store);
+}
+
+static void test_invalid_put(void **state)
+{
+    struct fixture *f = *state;
+    char msg[256];
+    char long_name[GW_VAULT_MAX_NAME + 2];
+    char long_value[GW_VAULT_MAX_SECRET_KEY + 2];
+
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    static const char *const bad_names[] = {"",    "a b", "a/b", "a\n", "\xc3\xa9t\xc3\xa9",
+                                            "a:b", "a\tb"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
+        assert_int_equal(gw_vault_put(v, bad_names[i], "ID", 2, "KEY", 3, msg, sizeof msg),
+                         GW_ERR_INVALID);
+        assert_false(gw_vault_name_valid(bad_names[i]));
+    }
+    assert_int_equal(gw_vault_put(v, long_name, "ID", 2, "KEY", 3, msg, sizeof msg),
+                     GW_ERR_INVALID);
+    assert_int_equal(gw_vault_put(v, NULL, "ID", 2, "KEY", 3, msg, sizeof msg), GW_ERR_INVALID);
+    long_name[GW_VAULT_MAX_NAME] = '\0';
+    put_ok(v, long_name, "ID", "KEY");
+
+    /* Values: the message says what is wrong and never repeats the value. */
+    static const char *const bad_values[] = {"SECRETVALUE\r",       "SECRET VALUE",
+                                             "SECRET\tVALUE",       "SECRET\x01VALUE",
+                                             "SECRET\xc3\xa9VALUE", ""};
+    for (size_t i = 0; i < sizeof bad_values / sizeof *bad_values; i++) {
+        const char *bv = bad_values[i];
+        assert_int_equal(gw_vault_put(v, "x", bv, strlen(bv), "KEY", 3, msg, sizeof msg),
+                         GW_ERR_INVALID);
+        assert_non_null(strstr(msg, "SecretId"));
+        assert_null(strstr(msg, "SECRET"));
+        assert_int_equal(gw_vault_put(v, "x", "ID", 2, bv, strlen(bv), msg, sizeof msg),
+                         GW_ERR_INVALID);
+        assert_non_null(strstr(msg, "SecretKey"));
+        assert_null(strstr(msg, "SECRET"));
+    }
+    assert_int_equal(gw_vault_put(v, "x", "ID", 2, "SECRETVALUE\r", 12, msg, sizeof msg),
+                     GW_ERR_INVALID);
+    assert_non_null(strstr(msg, "carriage return"));
+    memset(long_value, 'v', sizeof long_value);
+    assert_int_equal(
+        gw_vault_put(v, "x", long_value, GW_VAULT_MAX_SECRET_ID + 1, "K", 1, msg, sizeof msg),
+        GW_ERR_INVALID);
+    assert_int_equal(
+        gw_vault_put(v, "x", "I", 1, long_value, GW_VAULT_MAX_SECRET_KEY + 1, msg, sizeof msg),
+        GW_ERR_INVALID);
+    assert_int_equal(gw_vault_put(v, "x", NULL, 0, "K", 1, msg, sizeof msg), GW_ERR_INVALID);
+    assert_false(gw_vault_has(v, "x"));
+    assert_int_equal(gw_vault_count(v), 1);
+    gw_vault_free(v);
+}
+
+/* The store holds GW_VAULT_MAX_ENTRIES credentials of the largest size, and no more. */
+static void test_limits(void **state)
+{
+    struct fixture *f = *state;
+    char name[GW_VAULT_MAX_NAME + 1];
+    char id[GW_VAULT_MAX_SECRET_ID + 1];
+    char key[GW_VAULT_MAX_SECRET_KEY + 1];
+    char tail[5];
+
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+    memset(name, 'n', GW_VAULT_MAX_NAME);
+    name[GW_VAULT_MAX_NAME] = '\0';
+    memset(id, 'I', GW_VAULT_MAX_SECRET_ID);
+    id[GW_VAULT_MAX_SECRET_ID] = '\0';
+    memset(key, 'K', GW_VAULT_MAX_SECRET_KEY);
+    key[GW_VAULT_MAX_SECRET_KEY] = '\0';
+    for (int i = GW_VAULT_MAX_ENTRIES - 1; i >= 0; i--) {
+        snprintf(name + GW_VAULT_MAX_NAME - 3, 4, "%03d", i);
+        snprintf(id + GW_VAULT_MAX_SECRET_ID - 3, 4, "%03d", i);
+        put_ok(v, name, id, key);
+    }
+    assert_int_equal(gw_vault_count(v), GW_VAULT_MAX_ENTRIES);
+    assert_int_equal(gw_vault_put(v, "one-more", "ID", 2, "K", 1, f->msg, sizeof f->msg),
+                     GW_ERR_TOO_LARGE);
+    /* Replacing still works when full. */
+    put_ok(v, name, "REPLACED", key);
+    assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
+    gw_vault_free(v);
+
+    v = open_ok(f);
+    assert_int_equal(gw_vault_count(v), GW_VAULT_MAX_ENTRIES);
+    assert_int_equal(gw_vault_describe(v, 0, name, tail), GW_OK);
+    assert_string_equal(tail, "ACED");
+    assert_int_equal(gw_vault_describe(v, GW_VAULT_MAX_ENTRIES - 1, name, tail), GW_OK);
+    assert_string_equal(tail, "I255");
+    assert_string_equal(name + GW_VAULT_MAX_NAME - 3, "255");
+    gw_vault_free(v);
+}
+
+/* ---- Signing ---- */
+
+/* Puts every vector's credential as "vNN". */
+static void put_all_vectors(struct fixture *f, struct gw_vault *v)
+{
+    size_t i;
+    json_t *vec;
+    char name[32];
+    json_array_foreach (f->vectors, i, vec) {
+        snprintf(name, sizeof name, "v%02zu", i);
+        put_vector(v, name, vec);
+    }
+}
+
+/* Signs every vector with credential "vNN", times times, and checks each answer. */
+static void sign_all_vectors(struct fixture *f, struct gw_vault *v, int times)
+{
+    size_t i;
+    json_t *vec;
+    char name[32];
+    json_array_foreach (f->vectors, i, vec) {
+        snprintf(name, sizeof name, "v%02zu", i);
+        const char *label = vstr(vec, "name");
+        print_message("vault signs vector %s\n", label != NULL ? label : "?");
+        for (int t = 0; t < times; t++) {
+            sign_expect(v, name, vec);
+        }
+    }
+}
+
+static void test_sign_vectors(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+    put_all_vectors(f, v);
+    /* Through a save and an open, so signing uses keys that came from the file. */
+    assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
+    gw_vault_free(v);
+    v = open_ok(f);
+    sign_all_vectors(f, v, 1);
+    gw_vault_free(v);
+}
+
+/* Resident key memory: the same answers, through put, replace, save and reopen. */
+static void test_sign_resident(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+    put_vector(v, "v00", json_array_get(f->vectors, 0));
+    assert_int_equal(gw_vault_keep_resident(v), GW_OK);
+    put_all_vectors(f, v);     /* v00 is replaced, the others are new */
+    sign_all_vectors(f, v, 2); /* the second time from the cache */
+    assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
+    gw_vault_free(v);
+    v = open_ok(f);
+    sign_all_vectors(f, v, 1);
+    gw_vault_free(v);
+}
+
+static void test_sign_cache(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t hits, misses;
+    json_t *seed = vector_named(f, "seed-example");
+    json_t *compact = vector_named(f, "seed-example-compact");
+    json_t *last = vector_named(f, "last-second-of-day");
+    json_t *first = vector_named(f, "first-second-of-day");
+    json_t *cvm = vector_named(f, "cvm-doc-example");
+    json_t *other = vector_named(f, "other-key");
+
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+    put_vector(v, "main", seed);
+
+    sign_expect(v, "main", seed);
+    gw_vault_cache_stats(v, &hits, &misses);
+    assert_int_equal(hits, 0);
+    assert_int_equal(misses, 1);
+    /* Same day and service: the cached key, the same answer. */
+    sign_expect(v, "main", seed);
+    sign_expect(v, "main", compact);
+    gw_vault_cache_stats(v, &hits, &misses);
+    assert_int_equal(hits, 2);
+    assert_int_equal(misses, 1);
+
+    /* The last second of a day, then the first of the next: a new key, the right one. */
+    sign_expect(v, "main", last);
+    sign_expect(v, "main", first);
+    sign_expect(v, "main", last);
+    gw_vault_cache_stats(v, &hits, &misses);
+    assert_int_equal(misses, 3);
+    assert_int_equal(hits, 3);
+    /* Another service on the same date is another key. */
+    sign_expect(v, "main", cvm);
+    gw_vault_cache_stats(v, &hits, &misses);
+    assert_int_equal(misses, 4);
+
+    /* Four slots, least recently used replaced: seed's day is the oldest now. */
+    struct gw_tc3_request req = request_of(seed);
+    req.service = "cvm";
+    struct gw_buf b;
+    gw_buf_init(&b, GW_TC3_MAX_TEXT);
+    assert_int_equal(gw_vault_sign(v, "main", &req, &b), GW_OK); /* miss: evicts seed/gaap */
+    sign_expect(v, "main", last);                                /* hit */
+    sign_expect(v, "main", seed);                                /* miss */
+    gw_vault_cache_stats(v, &hits, &misses);
+    assert_int_equal(misses, 6);
+    assert_int_equal(hits, 4);
+
+    /* Replacing the key drops the keys derived from the old one. */
+    put_ok(v, "main", vstr(other, "secretId"), vstr(other, "secretKey"));
+    sign_expect(v, "main", other);
+    gw_buf_reset(&b);
+    req = request_of(seed);
+    assert_int_equal(gw_vault_sign(v, "main", &req, &b), GW_OK);
+    assert_string_not_equal(b.data, vstr(seed, "authorization"));
+    struct gw_buf want;
+    gw_buf_init(&want, GW_TC3_MAX_TEXT);
+    const char *ok = vstr(other, "secretKey");
+    assert_int_equal(
+        gw_tc3_sign(vstr(other, "secretId"), (const unsigned char *)ok, strlen(ok), &req, &want),
+        GW_OK);
+    assert_string_equal(b.data, want.data);
+    gw_buf_free(&want);
+    gw_buf_free(&b);
+    gw_vault_free(v);
+}
+
+static void test_sign_errors(void **state)
+{
+    struct fixture *f = *state;
+    json_t *seed = vector_named(f, "seed-example");
+    struct gw_buf b;
+    gw_buf_init(&b, GW_TC3_MAX_TEXT);
+
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+    put_vector(v, "main", seed);
+    assert_int_equal(gw_buf_append_str(&b, "kept"), GW_OK);
+
+    struct gw_tc3_request req = request_of(seed);
+    assert_int_equal(gw_vault_sign(v, "nope", &req, &b), GW_ERR_NOT_FOUND);
+    assert_int_equal(gw_vault_sign(v, "", &req, &b), GW_ERR_NOT_FOUND);
+    req.host = "gaap.tencentcloudapi.com\r\nX-Evil: 1";
+    assert_int_equal(gw_vault_sign(v, "main", &req, &b), GW_ERR_INVALID);
+    req = request_of(seed);
+    req.action = "Describe\nProxies";
+    assert_int_equal(gw_vault_sign(v, "main", &req, &b), GW_ERR_INVALID);
+    req = request_of(seed);
+    req.timestamp = -1;
+    assert_int_equal(gw_vault_sign(v, "main", &req, &b), GW_ERR_INVALID);
+    req = request_of(seed);
+    assert_int_equal(gw_vault_sign(v, "main", NULL, &b), GW_ERR_INVALID);
+    assert_int_equal(gw_vault_sign(NULL, "main", &req, &b), GW_ERR_INVALID);
+    assert_string_equal(b.data, "kept");
+
+    /* A caller's buffer too small for the answer stays as it was. */
+    struct gw_buf small;
+    gw_buf_init(&small, 16);
+    assert_int_equal(gw_vault_sign(v, "main", &req, &small), GW_ERR_TOO_LARGE);
+    assert_int_equal(small.len, 0);
+    gw_buf_free(&small);
+
+    /* After all that, it still signs. */
+    sign_expect(v, "main", seed);
+    gw_buf_free(&b);
+    gw_vault_free(v);
+}
+
+struct worker {
+    struct gw_vault *vault;
+    json_t *vectors;
+    unsigned seed;
+    size_t failures;
+    size_t signatures;
+};
+
+static void *sign_worker(void *arg)
+{
+    struct worker *w = arg;
+    size_t n = json_array_size(w->vectors);
+    char name[32];
+    struct gw_buf b;
+    gw_buf_init(&b, GW_TC3_MAX_TEXT);
+    for (size_t round = 0; round < 300; round++) {
+        size_t i = (round * 7 + w->seed) % n;
+        json_t *vec = json_array_get(w->vectors, i);
+        snprintf(name, sizeof name, "v%02zu", i % 4 == 0 ? (size_t)0 : i);
+        /* v00 is signed by every thread with other vectors' requests: the same credential. */
+        struct gw_tc3_request req = request_of(vec);
+        gw_buf_reset(&b);
+        if (gw_vault_sign(w->vault, name, &req, &b) != GW_OK) {
+            w->failures++;
+            continue;
+        }
+        w->signatures++;
+        if (i % 4 != 0) {
+            if (strcmp(b.data, vstr(vec, "authorization")) != 0) {
+                w->failures++;
+            }
+        }
+    }
+    gw_buf_free(&b);
+    return NULL;
+}
+
+static void test_sign_threads(void **state)
+{
+    struct fixture *f = *state;
+    size_t i;
+    json_t *vec;
+    char name[32];
+    pthread_t threads[4];
+    struct worker workers[4];
+
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+    json_array_foreach (f->vectors, i, vec) {
+        snprintf(name, sizeof name, "v%02zu", i);
+        put_vector(v, name, vec);
+    }
+    for (size_t t = 0; t < 4; t++) {
+        workers[t] = (struct worker){.vault = v, .vectors = f->vectors, .seed = (unsigned)t * 3};
+        assert_int_equal(pthread_create(&threads[t], NULL, sign_worker, &workers[t]), 0);
+    }
+    for (size_t t = 0; t < 4; t++) {
+        assert_int_equal(pthread_join(threads[t], NULL), 0);
+        assert_int_equal(workers[t].failures, 0);
+        assert_int_equal(workers[t].signatures, 300);
+    }
+    /* Shared credential v00 signing many requests: still right afterwards. */
+    sign_expect(v, "v00", json_array_get(f->vectors, 0));
+    uint64_t hits, misses;
+    gw_vault_cache_stats(v, &hits, &misses);
+    assert_int_equal(hits + misses, 4 * 300 + 1);
+    gw_vault_free(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_keygen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_file_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tampered_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_put, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_vectors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_resident, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_threads, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "vault/tc3.h"
-
 struct gw_call *gw_call_new(size_t max_body_bytes, size_t max_response_bytes)
 {
     struct gw_call *call = calloc(1, sizeof *call);
@@ -13,9 +11,9 @@ struct gw_call *gw_call_new(size_t max_body_bytes, size_t max_response_bytes)
         return NULL;
     }
     gw_request_id_generate(call->request_id);
-    clock_gettime(CLOCK_MONOTONIC, &call->started);
+    gw_call_stamp(&call->times.received);
     gw_buf_init(&call->body, max_body_bytes);
-    gw_buf_init(&call->authorization, GW_TC3_MAX_TEXT);
+    gw_buf_init(&call->authorization, GW_CALL_AUTHORIZATION_MAX);
     gw_buf_init(&call->response, max_response_bytes);
     return call;
 }
@@ -28,6 +26,7 @@ void gw_call_free(struct gw_call *call)
     gw_buf_free(&call->body);
     gw_buf_free(&call->authorization);
     gw_buf_free(&call->response);
+    free(call->reply.body);
     json_decref(call->params);
     free(call);
 }
@@ -39,4 +38,25 @@ void gw_call_refuse(struct gw_call *call, const char *code, const char *fmt, ...
     vsnprintf(call->error_message, sizeof call->error_message, fmt, ap);
     va_end(ap);
     call->error_code = code;
+}
+
+const char *gw_call_header(const struct gw_call *call, const char *name)
+{
+    if (call->in.header == NULL) {
+        return NULL;
+    }
+    return call->in.header(call->in.transport, name);
+}
+
+double gw_call_ms(const struct timespec *a, const struct timespec *b)
+{
+    if ((a->tv_sec == 0 && a->tv_nsec == 0) || (b->tv_sec == 0 && b->tv_nsec == 0)) {
+        return 0;
+    }
+    return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+void gw_call_stamp(struct timespec *t)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
 }

@@ -1,12 +1,15 @@
 /*
  * call: one gateway call, from the inbound request to the reply. Each pipeline stage reads it and
- * annotates it; the audit record and the reply are written from it alone. This struct is the one
- * shared record of the design, so its fields are visible to every stage.
+ * annotates it; the record of the final stage (log line, audit, metrics) and the reply are written
+ * from it alone. This struct is the one shared record of the design, so its fields are visible to
+ * every stage. Each group of fields names the one stage that writes it; every other stage only
+ * reads it.
  */
 #ifndef GW_CALL_H
 #define GW_CALL_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -19,7 +22,11 @@
 #define GW_CALL_ACTION_MAX 64
 #define GW_CALL_VERSION_MAX 10 /* YYYY-MM-DD */
 #define GW_CALL_REGION_MAX 32
-#define GW_CALL_LANGUAGE_MAX 8 /* zh-CN, en-US */
+#define GW_CALL_LANGUAGE_MAX 8      /* zh-CN, en-US */
+#define GW_CALL_TRACE_MAX 128       /* X-TC-TraceId, X-TC-RequestClient */
+#define GW_CALL_PEER_MAX 46         /* INET6_ADDRSTRLEN */
+#define GW_CALL_NAME_MAX 64         /* caller, credential and statement names */
+#define GW_CALL_AUTHORIZATION_MAX 4096 /* the Authorization header the gateway sends */
 #define GW_CALL_CONTENT_TYPE "application/json"
 
 /* How the upstream exchange ended. */
@@ -35,33 +42,107 @@ enum gw_upstream_outcome {
     GW_UPSTREAM_ABORTED,   /* the gateway stopped while the transfer was under way */
 };
 
+/* How the caller was identified (written by the identity stage). */
+enum gw_identity_method {
+    GW_IDENTITY_NONE = 0, /* not identified (yet) */
+    GW_IDENTITY_TOKEN,    /* Authorization: Bearer <token> */
+    GW_IDENTITY_SDK_KEY,  /* a TC3 signature with a gateway-issued key */
+    GW_IDENTITY_CERT,     /* a verified client certificate */
+    GW_IDENTITY_LISTENER, /* the listener maps unauthenticated callers to one caller */
+};
+
+/* The policy decision (written by the policy stage). */
+enum gw_decision {
+    GW_DECISION_NONE = 0, /* no decision was taken: the call was refused before, or no policy */
+    GW_DECISION_ALLOW,
+    GW_DECISION_DENY,
+};
+
+struct gw_call;
+
+/*
+ * Looks up a request header by name (case-insensitive). Returns a borrowed string, valid until
+ * the call is freed, or NULL when the header is absent.
+ */
+typedef const char *(*gw_call_header_fn)(void *transport, const char *name);
+
+/* Called once per call by the pipeline, after the final stage, when the reply is ready. */
+typedef void (*gw_call_answered_fn)(struct gw_call *call, void *transport);
+
+/* What the transport received. Written by the transport (the server) only. */
+struct gw_call_inbound {
+    const char *method;        /* borrowed, as received */
+    const char *target;        /* borrowed, the request target without its query string */
+    bool has_query;            /* the target had a query string */
+    gw_call_header_fn header;  /* header lookup */
+    void *transport;           /* passed to header and answered */
+    char peer[GW_CALL_PEER_MAX]; /* the caller's address, "" when unknown */
+    bool body_too_large;       /* more body arrived than the body buffer's maximum */
+    gw_call_answered_fn answered; /* how the transport learns the reply is ready */
+};
+
+/* The answer the transport writes. Written by the pipeline's reply stage. */
+struct gw_call_reply {
+    unsigned status; /* HTTP status */
+    char *body;      /* owned by the call until the transport takes it (then NULL) */
+    size_t len;
+    const char *allow; /* a static Allow header value, or NULL */
+};
+
+/* CLOCK_MONOTONIC instants; zero when the step was not reached. */
+struct gw_call_times {
+    struct timespec received;       /* the transport: the head arrived */
+    struct timespec checked;        /* the pipeline: every check before signing passed */
+    struct timespec signed_at;      /* the signing stage */
+    struct timespec upstream_start; /* the forwarding stage: handed to the upstream */
+    struct timespec upstream_end;   /* the forwarding stage: the upstream outcome is known */
+    struct timespec answered;       /* the reply stage */
+};
+
 struct gw_call {
     char request_id[GW_REQUEST_ID_LEN + 1]; /* the gateway's own id, for its errors and logs */
-    struct timespec started;                /* CLOCK_MONOTONIC at arrival */
+    struct gw_call_inbound in;
+    struct gw_call_times times;
 
-    /* Set by the request stage. */
-    struct gw_buf body; /* the caller's body bytes, forwarded unchanged */
+    /* Written by the request stage. */
+    struct gw_buf body; /* the caller's body bytes (also written by the transport while receiving) */
     char service[GW_CALL_SERVICE_MAX + 1];
     char host[GW_CALL_HOST_MAX + 1]; /* the upstream host, also signed */
     char action[GW_CALL_ACTION_MAX + 1];
     char version[GW_CALL_VERSION_MAX + 1];
     char region[GW_CALL_REGION_MAX + 1];     /* "" when the caller sent none */
     char language[GW_CALL_LANGUAGE_MAX + 1]; /* "" when the caller sent none */
+    char trace_id[GW_CALL_TRACE_MAX + 1];    /* X-TC-TraceId, passed on; "" when absent */
+    char request_client[GW_CALL_TRACE_MAX + 1]; /* X-TC-RequestClient, passed on; "" when absent */
     json_t *params;                          /* the parsed body, owned */
 
-    /* Set by the signing stage. */
+    /* Written by the identity stage. */
+    char caller[GW_CALL_NAME_MAX + 1]; /* "" until identified */
+    enum gw_identity_method identity;
+
+    /* Written by the policy stage. */
+    enum gw_decision decision;
+    char statement[GW_CALL_NAME_MAX * 2 + 2]; /* "file#sid" that decided, "" when none */
+    char credential[GW_CALL_NAME_MAX + 1];    /* the credential that signs */
+
+    /* Written by the signing stage. */
     int64_t timestamp;
     struct gw_buf authorization;
 
-    /* Set by the upstream stage. */
+    /* Written by the forwarding stage. */
     enum gw_upstream_outcome outcome;
     long http_status;
     struct gw_buf response;    /* the upstream body, returned unchanged */
     char upstream_detail[256]; /* libcurl's words on a failure: for the log, not the caller */
 
-    /* Set by whichever stage refuses the call; error_code NULL means no refusal. */
+    /* Written by whichever stage refuses the call; error_code NULL means no refusal. */
     const char *error_code; /* static string */
     char error_message[GW_CALL_MESSAGE_MAX];
+
+    /* Written by the reply stage. */
+    struct gw_call_reply reply;
+    size_t bytes_in;  /* body bytes received (also past the maximum) */
+    size_t bytes_out; /* body bytes of the reply */
 };
 
 /* Returns a new call with a fresh request id and bounded buffers, or NULL when out of memory. */
@@ -73,5 +154,14 @@ void gw_call_free(struct gw_call *call);
 /* Records a refusal: code is a static Tencent error code; the message is printf-formatted. */
 void gw_call_refuse(struct gw_call *call, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Returns the named inbound header (borrowed), or NULL when absent or no transport is attached. */
+const char *gw_call_header(const struct gw_call *call, const char *name);
+
+/* Milliseconds from a to b, 0 when either was not reached. */
+double gw_call_ms(const struct timespec *a, const struct timespec *b);
+
+/* Stamps *t with CLOCK_MONOTONIC now. */
+void gw_call_stamp(struct timespec *t);
 
 #endif

@@ -142,9 +142,9 @@ static const char *outcome_name(enum gw_upstream_outcome outcome)
 static void log_call(const struct gw_call *call, unsigned status)
 {
     struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    double ms = (double)(now.tv_sec - call->started.tv_sec) * 1e3 +
-                (double)(now.tv_nsec - call->started.tv_nsec) / 1e6;
+    gw_call_stamp(&now);
+    double ms = (double)(now.tv_sec - call->times.received.tv_sec) * 1e3 +
+                (double)(now.tv_nsec - call->times.received.tv_nsec) / 1e6;
     fprintf(stderr,
             "level=info event=call request_id=%s service=%s action=%s upstream=%s status=%u "
             "error=%s ms=%.3f%s%s%s\n",

@@ -1,6 +1,5 @@
 #include "upstream/upstream.h"
 
-#include "vault/tc3.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -197,7 +196,7 @@ static void *loop(void *arg)
 
 static enum gw_err add_header(struct curl_slist **list, const char *name, const char *value)
 {
-    char line[GW_TC3_MAX_TEXT + 64];
+    char line[GW_CALL_AUTHORIZATION_MAX + 64];
     int n = snprintf(line, sizeof line, "%s: %s", name, value);
     if (n < 0 || (size_t)n >= sizeof line || strpbrk(line, "\r\n") != NULL) {
         return GW_ERR_INVALID;

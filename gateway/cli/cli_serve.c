@@ -160,7 +160,16 @@ int gw_cli_serve(int argc, char **argv)
         goto out;
     }
     struct gw_pipeline_parts parts = {
-        .spec = spec, .vault = vault, .credential = cfg->credential, .upstream = upstream};
+        .spec = spec,
+        .vault = vault,
+        .credential = cfg->credential,
+        .upstream = upstream,
+        .endpoint_suffix = cfg->upstream.endpoint_suffix,
+        .max_body_bytes = cfg->max_body_bytes,
+        .max_response_bytes = cfg->upstream.max_response_bytes,
+        .upstream_timeout_ms = cfg->upstream.timeout_ms,
+        .log_calls = true,
+    };
     if ((pipeline = gw_pipeline_new(&parts)) == NULL) {
         fprintf(stderr, "tcgw: out of memory\n");
         goto out;
@@ -172,8 +181,6 @@ int gw_cli_serve(int argc, char **argv)
         .max_connections = cfg->max_connections,
         .max_body_bytes = cfg->max_body_bytes,
         .max_response_bytes = cfg->upstream.max_response_bytes,
-        .endpoint_suffix = cfg->upstream.endpoint_suffix,
-        .upstream_timeout_ms = cfg->upstream.timeout_ms,
     };
     if (gw_server_start(&so, pipeline, &server, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw: %s\n", msg);

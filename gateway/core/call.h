@@ -22,10 +22,10 @@
 #define GW_CALL_ACTION_MAX 64
 #define GW_CALL_VERSION_MAX 10 /* YYYY-MM-DD */
 #define GW_CALL_REGION_MAX 32
-#define GW_CALL_LANGUAGE_MAX 8      /* zh-CN, en-US */
-#define GW_CALL_TRACE_MAX 128       /* X-TC-TraceId, X-TC-RequestClient */
-#define GW_CALL_PEER_MAX 46         /* INET6_ADDRSTRLEN */
-#define GW_CALL_NAME_MAX 64         /* caller, credential and statement names */
+#define GW_CALL_LANGUAGE_MAX 8         /* zh-CN, en-US */
+#define GW_CALL_TRACE_MAX 128          /* X-TC-TraceId, X-TC-RequestClient */
+#define GW_CALL_PEER_MAX 46            /* INET6_ADDRSTRLEN */
+#define GW_CALL_NAME_MAX 64            /* caller, credential and statement names */
 #define GW_CALL_AUTHORIZATION_MAX 4096 /* the Authorization header the gateway sends */
 #define GW_CALL_CONTENT_TYPE "application/json"
 
@@ -66,19 +66,20 @@ struct gw_call;
  */
 typedef const char *(*gw_call_header_fn)(void *transport, const char *name);
 
-/* Called once per call by the pipeline, after the final stage, when the reply is ready. */
-typedef void (*gw_call_answered_fn)(struct gw_call *call, void *transport);
+/* A notification from the pipeline to the transport (see the fields that hold them). */
+typedef void (*gw_call_event_fn)(struct gw_call *call, void *transport);
 
 /* What the transport received. Written by the transport (the server) only. */
 struct gw_call_inbound {
-    const char *method;        /* borrowed, as received */
-    const char *target;        /* borrowed, the request target without its query string */
-    bool has_query;            /* the target had a query string */
-    gw_call_header_fn header;  /* header lookup */
-    void *transport;           /* passed to header and answered */
+    const char *method;          /* borrowed, as received */
+    const char *target;          /* borrowed, the request target without its query string */
+    bool has_query;              /* the target had a query string */
+    gw_call_header_fn header;    /* header lookup */
+    void *transport;             /* passed to header and answered */
     char peer[GW_CALL_PEER_MAX]; /* the caller's address, "" when unknown */
-    bool body_too_large;       /* more body arrived than the body buffer's maximum */
-    gw_call_answered_fn answered; /* how the transport learns the reply is ready */
+    bool body_too_large;         /* more body arrived than the body buffer's maximum */
+    gw_call_event_fn will_wait;  /* the call is about to wait for the upstream (may be NULL) */
+    gw_call_event_fn answered;   /* the reply is ready: runs exactly once per call */
 };
 
 /* The answer the transport writes. Written by the pipeline's reply stage. */
@@ -101,20 +102,22 @@ struct gw_call_times {
 
 struct gw_call {
     char request_id[GW_REQUEST_ID_LEN + 1]; /* the gateway's own id, for its errors and logs */
+    unsigned stage;                         /* the pipeline's: the next stage to run */
     struct gw_call_inbound in;
     struct gw_call_times times;
 
     /* Written by the request stage. */
-    struct gw_buf body; /* the caller's body bytes (also written by the transport while receiving) */
+    struct gw_buf
+        body; /* the caller's body bytes (also written by the transport while receiving) */
     char service[GW_CALL_SERVICE_MAX + 1];
     char host[GW_CALL_HOST_MAX + 1]; /* the upstream host, also signed */
     char action[GW_CALL_ACTION_MAX + 1];
     char version[GW_CALL_VERSION_MAX + 1];
-    char region[GW_CALL_REGION_MAX + 1];     /* "" when the caller sent none */
-    char language[GW_CALL_LANGUAGE_MAX + 1]; /* "" when the caller sent none */
-    char trace_id[GW_CALL_TRACE_MAX + 1];    /* X-TC-TraceId, passed on; "" when absent */
+    char region[GW_CALL_REGION_MAX + 1];        /* "" when the caller sent none */
+    char language[GW_CALL_LANGUAGE_MAX + 1];    /* "" when the caller sent none */
+    char trace_id[GW_CALL_TRACE_MAX + 1];       /* X-TC-TraceId, passed on; "" when absent */
     char request_client[GW_CALL_TRACE_MAX + 1]; /* X-TC-RequestClient, passed on; "" when absent */
-    json_t *params;                          /* the parsed body, owned */
+    json_t *params;                             /* the parsed body, owned */
 
     /* Written by the identity stage. */
     char caller[GW_CALL_NAME_MAX + 1]; /* "" until identified */

@@ -1,17 +1,232 @@
 #include "core/pipeline.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+
+#include "apispec/apispec.h"
+#include "core/call.h"
+#include "core/outcome.h"
+#include "core/record.h"
+#include "http/request.h"
+#include "upstream/upstream.h"
+#include "vault/tc3.h"
+#include "vault/vault.h"
+
+_Static_assert(GW_TC3_MAX_TEXT <= GW_CALL_AUTHORIZATION_MAX,
+               "the call's Authorization buffer holds any header the signer makes");
 
 struct gw_pipeline {
     struct gw_pipeline_parts parts;
 };
 
-/* The done callback a forwarded call carries through the upstream stage. */
-struct forward {
-    gw_pipeline_done_fn done;
-    void *arg;
+/* What a stage did with the call. */
+enum step {
+    STEP_NEXT,    /* go on with the next stage */
+    STEP_DECIDED, /* the call has its refusal or its answer: go to the final stage */
+    STEP_WAIT,    /* handed to the upstream: the pipeline resumes in forwarded() */
 };
+
+typedef enum step (*stage_fn)(struct gw_pipeline *p, struct gw_call *call);
+
+struct stage {
+    const char *name;
+    stage_fn run;
+    bool needs_body; /* gw_pipeline_begin stops before the first such stage */
+};
+
+static enum step stage_request_head(struct gw_pipeline *p, struct gw_call *call)
+{
+    struct gw_request_input in = {
+        .method = call->in.method,
+        .target = call->in.target,
+        .has_query = call->in.has_query,
+        .host = gw_call_header(call, "Host"),
+        .content_type = gw_call_header(call, "Content-Type"),
+        .action = gw_call_header(call, "X-TC-Action"),
+        .version = gw_call_header(call, "X-TC-Version"),
+        .region = gw_call_header(call, "X-TC-Region"),
+        .language = gw_call_header(call, "X-TC-Language"),
+        .trace_id = gw_call_header(call, "X-TC-TraceId"),
+        .request_client = gw_call_header(call, "X-TC-RequestClient"),
+        .content_length = gw_call_header(call, "Content-Length"),
+        .max_body_bytes = p->parts.max_body_bytes,
+    };
+    return gw_request_check_head(&in, p->parts.endpoint_suffix, call) ? STEP_NEXT : STEP_DECIDED;
+}
+
+static enum step stage_request_body(struct gw_pipeline *p, struct gw_call *call)
+{
+    (void)p;
+    return gw_request_parse_body(call) ? STEP_NEXT : STEP_DECIDED;
+}
+
+static enum step stage_validate(struct gw_pipeline *p, struct gw_call *call)
+{
+    struct gw_apispec_verdict verdict;
+    if (!gw_apispec_check(p->parts.spec, call->service, call->version, call->action, call->params,
+                          &verdict)) {
+        gw_call_refuse(call, verdict.code, "%s", verdict.message);
+        return STEP_DECIDED;
+    }
+    snprintf(call->credential, sizeof call->credential, "%s", p->parts.credential);
+    gw_call_stamp(&call->times.checked);
+    return STEP_NEXT;
+}
+
+static enum step stage_sign(struct gw_pipeline *p, struct gw_call *call)
+{
+    call->timestamp = (int64_t)time(NULL);
+    struct gw_tc3_request req = {
+        .service = call->service,
+        .host = call->host,
+        .timestamp = call->timestamp,
+        .content_type = GW_CALL_CONTENT_TYPE,
+        .payload = (const unsigned char *)call->body.data,
+        .payload_len = call->body.len,
+        .action = NULL, /* sign content-type;host only, exactly as the official SDKs do */
+    };
+    enum gw_err err = gw_vault_sign(p->parts.vault, call->credential, &req, &call->authorization);
+    if (err != GW_OK) {
+        gw_call_refuse(call, "InternalError",
+                       "tcgw could not sign the call (%s); nothing was sent to Tencent Cloud.",
+                       gw_err_str(err));
+        return STEP_DECIDED;
+    }
+    gw_call_stamp(&call->times.signed_at);
+    return STEP_NEXT;
+}
+
+static void forwarded(struct gw_call *call, void *arg);
+
+static enum step stage_forward(struct gw_pipeline *p, struct gw_call *call)
+{
+    if (call->in.will_wait != NULL) {
+        call->in.will_wait(call, call->in.transport);
+    }
+    gw_call_stamp(&call->times.upstream_start);
+    enum gw_err err = gw_upstream_submit(p->parts.upstream, call, forwarded, p);
+    if (err == GW_OK) {
+        return STEP_WAIT; /* the call is the upstream's until forwarded() runs: touch nothing */
+    }
+    if (err == GW_ERR_STOPPED) {
+        call->outcome = GW_UPSTREAM_NOT_SENT;
+        return STEP_NEXT; /* the outcome stage words it */
+    }
+    gw_call_refuse(call, "InternalError",
+                   "tcgw could not queue the call to Tencent Cloud (%s); nothing was sent.",
+                   gw_err_str(err));
+    return STEP_DECIDED;
+}
+
+static enum step stage_outcome(struct gw_pipeline *p, struct gw_call *call)
+{
+    if (call->outcome != GW_UPSTREAM_ANSWERED) {
+        gw_outcome_refuse(call, p->parts.upstream_timeout_ms, p->parts.max_response_bytes);
+        return STEP_DECIDED;
+    }
+    return STEP_NEXT;
+}
+
+static const struct stage stages[] = {
+    {"request_head", stage_request_head, false},
+    {"request_body", stage_request_body, true},
+    {"validate", stage_validate, true},
+    {"sign", stage_sign, true},
+    {"forward", stage_forward, true},
+    {"outcome", stage_outcome, true},
+};
+#define STAGE_COUNT (sizeof stages / sizeof stages[0])
+
+/*
+ * The reply: the upstream's status and body unchanged, or a Tencent-format error with HTTP 200,
+ * as Tencent answers and as the official SDKs read it (a stage may have set another status).
+ * Out of memory leaves reply.body NULL; the transport then closes the connection.
+ */
+static void stage_reply(struct gw_call *call)
+{
+    struct gw_call_reply *r = &call->reply;
+    if (r->body != NULL) {
+        /* a stage answered without forwarding */
+    } else if (call->error_code == NULL && call->outcome == GW_UPSTREAM_ANSWERED) {
+        r->status = (unsigned)call->http_status;
+        r->len = call->response.len;
+        r->body = call->response.data != NULL ? call->response.data : calloc(1, 1);
+        gw_buf_init(&call->response, call->response.max); /* the body is the reply's now */
+    } else {
+        if (call->error_code == NULL) {
+            /* Unreachable by construction; a refusal must never go out without a code. */
+            gw_call_refuse(call, "InternalError", "tcgw lost track of the call.");
+        }
+        if (r->status == 0) {
+            r->status = 200;
+        }
+        r->body = gw_error_body(call->error_code, call->error_message, call->request_id, &r->len);
+    }
+    call->bytes_out = r->body != NULL ? r->len : 0;
+    gw_call_stamp(&call->times.answered);
+}
+
+static void stage_record(struct gw_pipeline *p, const struct gw_call *call)
+{
+    if (p->parts.log_calls) {
+        gw_record_log_line(call, stderr);
+    }
+    if (p->parts.record != NULL) {
+        p->parts.record(call, p->parts.record_arg);
+    }
+}
+
+static void finish(struct gw_pipeline *p, struct gw_call *call)
+{
+    call->stage = STAGE_COUNT;
+    stage_reply(call);
+    stage_record(p, call);
+    call->in.answered(call, call->in.transport);
+}
+
+/* Runs the stages from call->stage on, then the final stage, unless a stage waits. */
+static void run_from(struct gw_pipeline *p, struct gw_call *call)
+{
+    while (call->stage < STAGE_COUNT) {
+        const struct stage *s = &stages[call->stage];
+        call->stage++; /* before running: forwarded() resumes after the stage that waits */
+        enum step step = s->run(p, call);
+        if (step == STEP_WAIT) {
+            return;
+        }
+        if (step == STEP_DECIDED) {
+            break;
+        }
+    }
+    finish(p, call);
+}
+
+static void forwarded(struct gw_call *call, void *arg)
+{
+    struct gw_pipeline *p = arg;
+    gw_call_stamp(&call->times.upstream_end);
+    run_from(p, call);
+}
+
+bool gw_pipeline_begin(struct gw_pipeline *p, struct gw_call *call)
+{
+    call->stage = 0;
+    while (call->stage < STAGE_COUNT && !stages[call->stage].needs_body) {
+        const struct stage *s = &stages[call->stage];
+        call->stage++;
+        if (s->run(p, call) != STEP_NEXT) { /* head stages decide or go on; none waits */
+            call->stage = STAGE_COUNT;
+            return false;
+        }
+    }
+    return true;
+}
+
+void gw_pipeline_run(struct gw_pipeline *p, struct gw_call *call)
+{
+    run_from(p, call);
+}
 
 struct gw_pipeline *gw_pipeline_new(const struct gw_pipeline_parts *parts)
 {
@@ -25,80 +240,4 @@ struct gw_pipeline *gw_pipeline_new(const struct gw_pipeline_parts *parts)
 void gw_pipeline_free(struct gw_pipeline *p)
 {
     free(p);
-}
-
-static bool stage_validate(struct gw_pipeline *p, struct gw_call *call)
-{
-    struct gw_apispec_verdict verdict;
-    if (gw_apispec_check(p->parts.spec, call->service, call->version, call->action, call->params,
-                         &verdict)) {
-        return true;
-    }
-    gw_call_refuse(call, verdict.code, "%s", verdict.message);
-    return false;
-}
-
-static bool stage_sign(struct gw_pipeline *p, struct gw_call *call)
-{
-    call->timestamp = (int64_t)time(NULL);
-    struct gw_tc3_request req = {
-        .service = call->service,
-        .host = call->host,
-        .timestamp = call->timestamp,
-        .content_type = GW_CALL_CONTENT_TYPE,
-        .payload = (const unsigned char *)call->body.data,
-        .payload_len = call->body.len,
-        .action = NULL, /* sign content-type;host only, exactly as the official SDKs do */
-    };
-    enum gw_err err =
-        gw_vault_sign(p->parts.vault, p->parts.credential, &req, &call->authorization);
-    if (err != GW_OK) {
-        gw_call_refuse(call, "InternalError",
-                       "tcgw could not sign the call (%s); nothing was sent to Tencent Cloud.",
-                       gw_err_str(err));
-        return false;
-    }
-    return true;
-}
-
-bool gw_pipeline_prepare(struct gw_pipeline *p, struct gw_call *call)
-{
-    return stage_validate(p, call) && stage_sign(p, call);
-}
-
-static void forwarded(struct gw_call *call, void *arg)
-{
-    struct forward f = *(struct forward *)arg;
-    free(arg);
-    f.done(call, f.arg);
-}
-
-enum gw_err gw_pipeline_forward(struct gw_pipeline *p, struct gw_call *call,
-                                gw_pipeline_done_fn done, void *arg)
-{
-    enum gw_err err;
-    struct forward *f = malloc(sizeof *f);
-    if (f == NULL) {
-        err = GW_ERR_NOMEM;
-        goto out;
-    }
-    f->done = done;
-    f->arg = arg;
-    if ((err = gw_upstream_submit(p->parts.upstream, call, forwarded, f)) != GW_OK) {
-        goto out;
-    }
-    f = NULL;
-    err = GW_OK;
-out:
-    if (err == GW_ERR_STOPPED) {
-        gw_call_refuse(call, "ServiceUnavailable",
-                       "The gateway (tcgw) is shutting down. The call was not sent to Tencent "
-                       "Cloud; it is safe to retry.");
-    } else if (err != GW_OK) {
-        gw_call_refuse(call, "InternalError",
-                       "tcgw could not queue the call to Tencent Cloud (%s); nothing was sent.",
-                       gw_err_str(err));
-    }
-    free(f);
-    return err;
 }

@@ -1,23 +1,31 @@
 /*
- * pipeline: the one place that knows the order of the stages a call goes through.
+ * pipeline: the one place that knows the order of the stages every call goes through.
  *
- *   gw_pipeline_prepare: spec check -> sign        (CPU only, on the server thread)
- *   gw_pipeline_forward: upstream -> done          (waits on the upstream thread only)
+ *   head:  request head
+ *   body:  request body -> validate -> sign -> forward (waits) -> outcome
+ *   final: reply -> record, then the transport's answered callback
  *
- * The request stage (HTTP head and body) runs before, in the server, because it reads the
- * transport. Adding a stage (identity, policy, limits, audit) is an edit to pipeline.c alone.
+ * Stages run from one table. A stage continues, decides the call (a refusal, or an answer made
+ * without forwarding), or waits for the upstream. Every call, decided at any stage or forwarded,
+ * passes the final stage exactly once. Adding a stage (identity, policy, limits) is an edit to
+ * pipeline.c alone. The transport only fills call->in, hands over the body, and writes
+ * call->reply when told.
  */
 #ifndef GW_PIPELINE_H
 #define GW_PIPELINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
-#include "apispec/apispec.h"
-#include "core/call.h"
-#include "upstream/upstream.h"
-#include "vault/vault.h"
+struct gw_apispec;
+struct gw_call;
+struct gw_upstream;
+struct gw_vault;
 
 struct gw_pipeline;
+
+/* A record sink of the final stage: sees every call once, complete, before its answer goes. */
+typedef void (*gw_pipeline_record_fn)(const struct gw_call *call, void *arg);
 
 /* The parts a pipeline uses: all borrowed, and must outlive it. */
 struct gw_pipeline_parts {
@@ -25,6 +33,13 @@ struct gw_pipeline_parts {
     struct gw_vault *vault;
     const char *credential; /* name of the credential that signs */
     struct gw_upstream *upstream;
+    const char *endpoint_suffix;  /* "tencentcloudapi.com" */
+    size_t max_body_bytes;        /* a declared Content-Length above it is refused */
+    size_t max_response_bytes;    /* quoted in ResponseSizeLimitExceeded */
+    long upstream_timeout_ms;     /* quoted in InternalError.UpstreamTimeout */
+    bool log_calls;               /* write one log line per call to stderr */
+    gw_pipeline_record_fn record; /* another sink (audit, metrics, tests), or NULL */
+    void *record_arg;
 };
 
 /* Returns a new pipeline (free with gw_pipeline_free), or NULL when out of memory. */
@@ -34,19 +49,19 @@ struct gw_pipeline *gw_pipeline_new(const struct gw_pipeline_parts *parts);
 void gw_pipeline_free(struct gw_pipeline *p);
 
 /*
- * Runs the synchronous stages on a call whose request stage passed. Returns true when the call is
- * signed and may be forwarded, false when it was refused (the refusal is on the call).
+ * Runs the stages that need only the head (call->in). Returns true when the body is wanted. False
+ * means the call is decided already: the transport discards the body (counting it in
+ * call->bytes_in) and still calls gw_pipeline_run, which goes straight to the final stage.
  */
-bool gw_pipeline_prepare(struct gw_pipeline *p, struct gw_call *call);
-
-/* Called once when a forwarded call has its outcome, on the upstream thread. */
-typedef void (*gw_pipeline_done_fn)(struct gw_call *call, void *arg);
+bool gw_pipeline_begin(struct gw_pipeline *p, struct gw_call *call);
 
 /*
- * Forwards a prepared call. On GW_OK, done(call, arg) runs later on the upstream thread. On an
- * error, done is never called and the refusal is on the call.
+ * Runs the rest once the body is in call->body. Exactly once, when call->reply is ready,
+ * call->in.answered(call, call->in.transport) runs: before this returns (a call decided without
+ * forwarding), or later on the upstream thread. Before forwarding, call->in.will_wait(call,
+ * transport) runs on the calling thread, so the transport can suspend before the answer can come.
+ * The call is borrowed until answered runs.
  */
-enum gw_err gw_pipeline_forward(struct gw_pipeline *p, struct gw_call *call,
-                                gw_pipeline_done_fn done, void *arg) GW_MUST_CHECK;
+void gw_pipeline_run(struct gw_pipeline *p, struct gw_call *call);
 
 #endif

@@ -1,34 +1,13 @@
 #include "http/request.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-/* Header values are echoed in messages only after this check, and only when short. */
-static bool is_clean_text(const char *s, size_t max)
-{
-    size_t n = 0;
-    for (; s[n] != '\0'; n++) {
-        unsigned char c = (unsigned char)s[n];
-        if (c < 0x20 || c >= 0x7f || n >= max) {
-            return false;
-        }
-    }
-    return n > 0;
-}
+#include "core/text.h"
 
-static bool all_chars_in(const char *s, size_t n, const char *allowed)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\0' || strchr(allowed, s[i]) == NULL) {
-            return false;
-        }
-    }
-    return true;
-}
-
-#define LOWER_DIGITS "abcdefghijklmnopqrstuvwxyz0123456789"
-#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+#define LOWER_DIGITS GW_TEXT_LOWER GW_TEXT_DIGITS
 
 /* application/json, optionally followed by parameters such as "; charset=utf-8". */
 static bool is_json_content_type(const char *ct)
@@ -78,7 +57,8 @@ static bool normalise_host(const char *host, size_t n, char out[GW_CALL_HOST_MAX
 {
     const char *colon = memchr(host, ':', n);
     if (colon != NULL) {
-        if (!all_chars_in(colon + 1, n - (size_t)(colon - host) - 1, "0123456789")) {
+        size_t port_len = n - (size_t)(colon - host) - 1; /* RFC 3986 allows an empty port */
+        if (port_len > 0 && !gw_text_all_in(colon + 1, port_len, GW_TEXT_DIGITS)) {
             return false;
         }
         n = (size_t)(colon - host);
@@ -119,11 +99,11 @@ static bool service_from_host(const char *host, const char *suffix,
         const char *middle = dot + 1;
         size_t mn = prefix - first - 1;
         if (mn == 0 || mn > GW_CALL_REGION_MAX || memchr(middle, '.', mn) != NULL ||
-            !all_chars_in(middle, mn, LOWER_DIGITS "-")) {
+            !gw_text_all_in(middle, mn, LOWER_DIGITS "-")) {
             return false;
         }
     }
-    if (first == 0 || first > GW_CALL_SERVICE_MAX || !all_chars_in(host, first, LOWER_DIGITS)) {
+    if (first == 0 || first > GW_CALL_SERVICE_MAX || !gw_text_all_in(host, first, LOWER_DIGITS)) {
         return false;
     }
     memcpy(service, host, first);
@@ -142,7 +122,7 @@ static bool service_from_path(const char *path, char service[GW_CALL_SERVICE_MAX
     if (path[n] == '/' && path[n + 1] != '\0') {
         return false;
     }
-    if (n > GW_CALL_SERVICE_MAX || !all_chars_in(path, n, LOWER_DIGITS)) {
+    if (n > GW_CALL_SERVICE_MAX || (n > 0 && !gw_text_all_in(path, n, LOWER_DIGITS))) {
         return false;
     }
     memcpy(service, path, n);
@@ -159,7 +139,7 @@ static bool check_target(const struct gw_request_input *in, const char *suffix,
     char path_service[GW_CALL_SERVICE_MAX + 1];
     char host[GW_CALL_HOST_MAX + 1];
 
-    if (!is_clean_text(in->target, 2048)) {
+    if (!gw_text_is_printable(in->target, 2048)) {
         gw_call_refuse(call, "InvalidRequest", "The request target is not valid.");
         return false;
     }
@@ -210,7 +190,7 @@ static bool check_action_version(const struct gw_request_input *in, struct gw_ca
         return false;
     }
     size_t n = strlen(in->action);
-    if (n > GW_CALL_ACTION_MAX || !all_chars_in(in->action, n, ALNUM)) {
+    if (n > GW_CALL_ACTION_MAX || !gw_text_all_in(in->action, n, GW_TEXT_ALNUM)) {
         gw_call_refuse(call, "InvalidAction",
                        "The X-TC-Action header must be an action name of letters and digits.");
         return false;
@@ -224,7 +204,7 @@ static bool check_action_version(const struct gw_request_input *in, struct gw_ca
         return false;
     }
     n = strlen(in->version);
-    if (n != GW_CALL_VERSION_MAX || !all_chars_in(in->version, n, "0123456789-") ||
+    if (n != GW_CALL_VERSION_MAX || !gw_text_all_in(in->version, n, GW_TEXT_DIGITS "-") ||
         in->version[4] != '-' || in->version[7] != '-') {
         gw_call_refuse(call, "NoSuchVersion",
                        "The X-TC-Version header must be a version date such as 2018-05-29.");
@@ -238,7 +218,7 @@ static bool check_region_language(const struct gw_request_input *in, struct gw_c
 {
     if (in->region != NULL && in->region[0] != '\0') {
         size_t n = strlen(in->region);
-        if (n > GW_CALL_REGION_MAX || !all_chars_in(in->region, n, LOWER_DIGITS "-")) {
+        if (n > GW_CALL_REGION_MAX || !gw_text_all_in(in->region, n, LOWER_DIGITS "-")) {
             gw_call_refuse(call, "InvalidParameterValue",
                            "The X-TC-Region header must be a region name such as ap-guangzhou.");
             return false;
@@ -256,9 +236,48 @@ static bool check_region_language(const struct gw_request_input *in, struct gw_c
     return true;
 }
 
+/* Copies a pass-through header: printable ASCII of bounded length, or refused. */
+static bool copy_passthrough(const char *value, const char *name, char out[GW_CALL_TRACE_MAX + 1],
+                             struct gw_call *call)
+{
+    if (value == NULL || value[0] == '\0') {
+        return true;
+    }
+    size_t n = strlen(value);
+    if (n > GW_CALL_TRACE_MAX || !gw_text_is_printable(value, GW_CALL_TRACE_MAX + 1)) {
+        gw_call_refuse(call, "InvalidParameterValue",
+                       "The %s header must be printable ASCII of at most %d characters.", name,
+                       GW_CALL_TRACE_MAX);
+        return false;
+    }
+    memcpy(out, value, n + 1);
+    return true;
+}
+
+/* A declared body above the limit is refused before a byte of it is read. */
+static bool check_content_length(const struct gw_request_input *in, struct gw_call *call)
+{
+    if (in->content_length == NULL || in->max_body_bytes == 0) {
+        return true;
+    }
+    size_t n = strlen(in->content_length);
+    if (n > 0 && gw_text_all_in(in->content_length, n, GW_TEXT_DIGITS) &&
+        (n > 19 || strtoull(in->content_length, NULL, 10) > in->max_body_bytes)) {
+        gw_call_refuse(call, "RequestSizeLimitExceeded",
+                       "The body is larger than the gateway's limit of %zu bytes.",
+                       in->max_body_bytes);
+        return false;
+    }
+    return true;
+}
+
 bool gw_request_check_head(const struct gw_request_input *in, const char *endpoint_suffix,
                            struct gw_call *call)
 {
+    if (in->method != NULL && strcmp(in->method, "CONNECT") == 0) {
+        call->reply.status = 405;
+        call->reply.allow = "POST";
+    }
     if (in->method == NULL || strcmp(in->method, "POST") != 0) {
         gw_call_refuse(call, "UnsupportedProtocol",
                        "tcgw accepts only POST requests with a JSON body (API 3.0 style).");
@@ -268,13 +287,20 @@ bool gw_request_check_head(const struct gw_request_input *in, const char *endpoi
         gw_call_refuse(call, "InvalidRequest", "The Content-Type header must be application/json.");
         return false;
     }
-    return check_target(in, endpoint_suffix, call) && check_action_version(in, call) &&
-           check_region_language(in, call);
+    return check_content_length(in, call) && check_target(in, endpoint_suffix, call) &&
+           check_action_version(in, call) && check_region_language(in, call) &&
+           copy_passthrough(in->trace_id, "X-TC-TraceId", call->trace_id, call) &&
+           copy_passthrough(in->request_client, "X-TC-RequestClient", call->request_client, call);
 }
 
 bool gw_request_parse_body(struct gw_call *call)
 {
     json_error_t jerr;
+    if (call->in.body_too_large) {
+        gw_call_refuse(call, "RequestSizeLimitExceeded",
+                       "The body is larger than the gateway's limit of %zu bytes.", call->body.max);
+        return false;
+    }
     if (call->body.len == 0) {
         /* An empty body is a call without parameters; it is forwarded empty, as received. */
         call->params = json_object();
@@ -283,6 +309,13 @@ bool gw_request_parse_body(struct gw_call *call)
             return false;
         }
         return true;
+    }
+    /* Anything but an object is refused before parsing, whatever its first token would give. */
+    size_t lead = strspn(call->body.data, " \t\r\n");
+    if (lead == call->body.len || call->body.data[lead] != '{') {
+        gw_call_refuse(call, "InvalidRequest",
+                       "The body must be a JSON object of parameters, such as {\"Limit\": 1}.");
+        return false;
     }
     /* Duplicate keys are refused: the gateway and Tencent must not read different values. */
     call->params = json_loadb(call->body.data, call->body.len, JSON_REJECT_DUPLICATES, &jerr);

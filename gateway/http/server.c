@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include "core/call.h"
+
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -12,8 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http/request.h"
-
 struct gw_server {
     struct MHD_Daemon *daemon;
     atomic_size_t unanswered; /* calls handed upstream whose answer is not queued yet */
@@ -24,162 +24,40 @@ struct gw_server {
 
 enum exchange_state {
     RECEIVING, /* the body is arriving */
-    WAITING,   /* suspended while the call is upstream */
-    FINISHED,  /* the call has its outcome or refusal: answer it */
+    RUNNING,   /* the pipeline has the call */
+    FINISHED,  /* call->reply is ready: write it */
 };
 
 /* Per-connection state, owned by MHD's con_cls slot, freed in on_completed. */
 struct exchange {
     struct gw_call *call;
     struct MHD_Connection *connection;
+    struct gw_server *server;
     enum exchange_state state;
+    bool want_body;  /* the pipeline wants the body; otherwise it is counted and dropped */
+    bool suspended;  /* written on the connection's thread only, before the upstream has the call */
     bool unanswered; /* counted in gw_server.unanswered */
-    bool is_connect; /* a proxy client's CONNECT: any 2xx would mean "tunnel established" */
 };
 
-/*
- * The gateway's own failures. libcurl's detail (which can name internal addresses) goes to the
- * log line of the call, not to the caller.
- */
-static void explain_upstream_failure(struct gw_call *call, long timeout_ms, size_t max_bytes)
+static enum MHD_Result queue_reply(struct exchange *ex)
 {
-    switch (call->outcome) {
-    case GW_UPSTREAM_CONNECT:
-        gw_call_refuse(call, "InternalError.UpstreamUnreachable",
-                       "The gateway (tcgw) could not connect to %s. The call was not sent to "
-                       "Tencent Cloud; it is safe to retry.",
-                       call->host);
-        break;
-    case GW_UPSTREAM_TLS:
-        gw_call_refuse(call, "InternalError.UpstreamTLSFailure",
-                       "The gateway (tcgw) refused the TLS connection to %s: its certificate or "
-                       "handshake failed verification. The call was not sent to Tencent Cloud.",
-                       call->host);
-        break;
-    case GW_UPSTREAM_TIMEOUT:
-        gw_call_refuse(call, "InternalError.UpstreamTimeout",
-                       "The gateway (tcgw) got no complete answer from %s within %ld ms. The call "
-                       "may have reached Tencent Cloud: retry with the same ClientToken.",
-                       call->host, timeout_ms);
-        break;
-    case GW_UPSTREAM_TOO_LARGE:
-        gw_call_refuse(call, "ResponseSizeLimitExceeded",
-                       "The answer from %s was larger than the gateway's limit of %zu bytes "
-                       "(upstream.max_response_bytes); narrow the query, e.g. with Limit.",
-                       call->host, max_bytes);
-        break;
-    case GW_UPSTREAM_NOT_SENT:
-        gw_call_refuse(call, "ServiceUnavailable",
-                       "The gateway (tcgw) is shutting down. The call was not sent to Tencent "
-                       "Cloud; it is safe to retry.");
-        break;
-    case GW_UPSTREAM_ABORTED:
-        gw_call_refuse(call, "ServiceUnavailable",
-                       "The gateway (tcgw) shut down while waiting for %s. The call may have "
-                       "reached Tencent Cloud: retry with the same ClientToken.",
-                       call->host);
-        break;
-    case GW_UPSTREAM_NONE:
-    case GW_UPSTREAM_ANSWERED:
-    case GW_UPSTREAM_FAILED:
-    default:
-        gw_call_refuse(call, "InternalError.UpstreamFailure",
-                       "The gateway (tcgw) failed while talking to %s. The call may have reached "
-                       "Tencent Cloud: retry with the same ClientToken.",
-                       call->host);
-        break;
+    struct gw_call_reply *r = &ex->call->reply;
+    if (r->body == NULL) {
+        return MHD_NO; /* out of memory: close rather than answer wrongly */
     }
-}
-
-char *gw_server_answer(struct gw_call *call, long upstream_timeout_ms, size_t max_response_bytes,
-                       unsigned *status, size_t *len)
-{
-    if (call->error_code == NULL && call->outcome == GW_UPSTREAM_ANSWERED) {
-        char *body = call->response.data;
-        *len = call->response.len;
-        *status = (unsigned)call->http_status;
-        if (body == NULL) {
-            body = calloc(1, 1);
-        }
-        gw_buf_init(&call->response, call->response.max); /* the body is the caller's now */
-        return body;
-    }
-    if (call->error_code == NULL) {
-        explain_upstream_failure(call, upstream_timeout_ms, max_response_bytes);
-    }
-    *status = MHD_HTTP_OK;
-    return gw_error_body(call->error_code, call->error_message, call->request_id, len);
-}
-
-static const char *outcome_name(enum gw_upstream_outcome outcome)
-{
-    switch (outcome) {
-    case GW_UPSTREAM_NONE:
-        return "none";
-    case GW_UPSTREAM_ANSWERED:
-        return "answered";
-    case GW_UPSTREAM_CONNECT:
-        return "connect";
-    case GW_UPSTREAM_TLS:
-        return "tls";
-    case GW_UPSTREAM_TIMEOUT:
-        return "timeout";
-    case GW_UPSTREAM_TOO_LARGE:
-        return "too_large";
-    case GW_UPSTREAM_NOT_SENT:
-        return "not_sent";
-    case GW_UPSTREAM_ABORTED:
-        return "aborted";
-    default:
-        return "failed";
-    }
-}
-
-/*
- * One line per call. Every field is either checked by the request stage to a narrow alphabet
- * (service, action) or produced by the gateway itself, so no caller text can forge a line.
- */
-static void log_call(const struct gw_call *call, unsigned status)
-{
-    struct timespec now;
-    gw_call_stamp(&now);
-    double ms = (double)(now.tv_sec - call->times.received.tv_sec) * 1e3 +
-                (double)(now.tv_nsec - call->times.received.tv_nsec) / 1e6;
-    fprintf(stderr,
-            "level=info event=call request_id=%s service=%s action=%s upstream=%s status=%u "
-            "error=%s ms=%.3f%s%s%s\n",
-            call->request_id, call->service[0] ? call->service : "-",
-            call->action[0] ? call->action : "-", outcome_name(call->outcome), status,
-            call->error_code != NULL ? call->error_code : "-", ms,
-            call->upstream_detail[0] ? " detail=\"" : "", call->upstream_detail,
-            call->upstream_detail[0] ? "\"" : "");
-}
-
-static enum MHD_Result queue_answer(struct gw_server *srv, struct exchange *ex)
-{
-    unsigned status = 0;
-    size_t len = 0;
-    char *body = gw_server_answer(ex->call, srv->opts.upstream_timeout_ms,
-                                  srv->opts.max_response_bytes, &status, &len);
-    if (body == NULL) {
-        return MHD_NO;
-    }
-    if (ex->is_connect) {
-        status = MHD_HTTP_METHOD_NOT_ALLOWED;
-    }
-    log_call(ex->call, status);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
-        free(body);
         return MHD_NO;
     }
+    r->body = NULL; /* the response owns it now */
     enum MHD_Result ret = MHD_NO;
     if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, GW_CALL_CONTENT_TYPE) ==
             MHD_YES &&
         MHD_add_response_header(resp, "X-Tcgw-Request-Id", ex->call->request_id) == MHD_YES &&
-        (!ex->is_connect ||
-         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST") == MHD_YES)) {
-        ret = MHD_queue_response(ex->connection, status, resp);
+        (r->allow == NULL ||
+         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow) == MHD_YES)) {
+        ret = MHD_queue_response(ex->connection, r->status, resp);
     }
     MHD_destroy_response(resp);
     return ret;
@@ -202,19 +80,10 @@ static enum MHD_Result answer_health(struct MHD_Connection *connection)
     return ret;
 }
 
-static const char *header(struct MHD_Connection *c, const char *name)
+static const char *lookup_header(void *transport, const char *name)
 {
-    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
-}
-
-/* Runs on the upstream thread: the only thing it may do with the connection is resume it. */
-static void on_forwarded(struct gw_call *call, void *arg)
-{
-    struct exchange *ex = arg;
-    struct MHD_Connection *connection = ex->connection;
-    (void)call;
-    ex->state = FINISHED;
-    MHD_resume_connection(connection);
+    struct exchange *ex = transport;
+    return MHD_lookup_connection_value(ex->connection, MHD_HEADER_KIND, name);
 }
 
 /* The call no longer waits for its answer: it is being answered, or its connection is gone. */
@@ -226,51 +95,84 @@ static void settle(struct gw_server *srv, struct exchange *ex)
     }
 }
 
-/* The first callback of a request: the head is known, no body has been read. */
-static bool begin(struct gw_server *srv, struct exchange *ex, const char *method, const char *url)
+/* On the connection's thread, before the call is handed to the upstream thread. */
+static void on_will_wait(struct gw_call *call, void *transport)
 {
-    struct MHD_Connection *c = ex->connection;
-    struct gw_request_input in = {
-        .method = method,
-        .target = url,
-        .host = header(c, MHD_HTTP_HEADER_HOST),
-        .content_type = header(c, MHD_HTTP_HEADER_CONTENT_TYPE),
-        .action = header(c, "X-TC-Action"),
-        .version = header(c, "X-TC-Version"),
-        .region = header(c, "X-TC-Region"),
-        .language = header(c, "X-TC-Language"),
-        .has_query = MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0,
-    };
-    if (!gw_request_check_head(&in, srv->opts.endpoint_suffix, ex->call)) {
-        return false;
-    }
-    const char *length = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (length != NULL && strtoull(length, NULL, 10) > srv->opts.max_body_bytes) {
-        gw_call_refuse(ex->call, "RequestSizeLimitExceeded",
-                       "The body is larger than the gateway's limit of %zu bytes.",
-                       srv->opts.max_body_bytes);
-        return false;
-    }
-    return true;
+    struct exchange *ex = transport;
+    (void)call;
+    ex->suspended = true;
+    ex->unanswered = true;
+    atomic_fetch_add(&ex->server->unanswered, 1);
+    MHD_suspend_connection(ex->connection);
 }
 
-/* The whole body has arrived and nothing was refused yet: check, sign and forward. */
-static enum MHD_Result dispatch(struct gw_server *srv, struct exchange *ex)
+/* The reply is ready: on the connection's thread (decided without forwarding) or the upstream's. */
+static void on_answered(struct gw_call *call, void *transport)
 {
-    if (!gw_request_parse_body(ex->call) || !gw_pipeline_prepare(srv->pipeline, ex->call)) {
-        ex->state = FINISHED;
-        return queue_answer(srv, ex);
+    struct exchange *ex = transport;
+    (void)call;
+    ex->state = FINISHED;
+    if (ex->suspended) {
+        MHD_resume_connection(ex->connection); /* the only thing another thread may do here */
     }
-    /* Suspend before forwarding, so the resume from the upstream thread can never come first. */
-    ex->state = WAITING;
-    ex->unanswered = true;
-    atomic_fetch_add(&srv->unanswered, 1);
-    MHD_suspend_connection(ex->connection);
-    if (gw_pipeline_forward(srv->pipeline, ex->call, on_forwarded, ex) != GW_OK) {
-        ex->state = FINISHED;
-        MHD_resume_connection(ex->connection);
+}
+
+static void peer_address(struct MHD_Connection *c, char out[GW_CALL_PEER_MAX])
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (info == NULL || info->client_addr == NULL) {
+        return;
     }
-    return MHD_YES;
+    const struct sockaddr *sa = info->client_addr;
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  GW_CALL_PEER_MAX);
+    } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  GW_CALL_PEER_MAX);
+    }
+}
+
+static struct exchange *exchange_new(struct gw_server *srv, struct MHD_Connection *connection,
+                                     const char *method, const char *url)
+{
+    struct exchange *ex = calloc(1, sizeof *ex);
+    if (ex == NULL) {
+        return NULL;
+    }
+    ex->call = gw_call_new(srv->opts.max_body_bytes, srv->opts.max_response_bytes);
+    if (ex->call == NULL) {
+        free(ex);
+        return NULL;
+    }
+    ex->connection = connection;
+    ex->server = srv;
+    ex->state = RECEIVING;
+    struct gw_call_inbound *in = &ex->call->in;
+    in->method = method;
+    in->target = url;
+    in->has_query = MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0;
+    in->header = lookup_header;
+    in->transport = ex;
+    in->will_wait = on_will_wait;
+    in->answered = on_answered;
+    peer_address(connection, in->peer);
+    return ex;
+}
+
+static void receive(struct exchange *ex, const char *data, size_t n)
+{
+    struct gw_call *call = ex->call;
+    call->bytes_in += n;
+    if (!ex->want_body || call->in.body_too_large) {
+        return; /* read and dropped, so the caller still gets an answer */
+    }
+    if (gw_buf_append(&call->body, data, n) != GW_OK) {
+        call->in.body_too_large = true;
+        gw_buf_free(&call->body); /* what was kept is of no use any more */
+    }
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
@@ -285,49 +187,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0) {
             return answer_health(connection);
         }
-        ex = calloc(1, sizeof *ex);
-        if (ex == NULL) {
+        if ((ex = exchange_new(srv, connection, method, url)) == NULL) {
             return MHD_NO;
         }
-        ex->call = gw_call_new(srv->opts.max_body_bytes, srv->opts.max_response_bytes);
-        if (ex->call == NULL) {
-            free(ex);
-            return MHD_NO;
-        }
-        ex->connection = connection;
-        ex->state = RECEIVING;
-        ex->is_connect = strcmp(method, MHD_HTTP_METHOD_CONNECT) == 0;
         *con_cls = ex;
-        if (!begin(srv, ex, method, url)) {
-            ex->state = FINISHED;
-            return queue_answer(srv, ex);
-        }
+        ex->want_body = gw_pipeline_begin(srv->pipeline, ex->call);
         return MHD_YES;
     }
 
     switch (ex->state) {
     case RECEIVING:
         if (*upload_data_size > 0) {
-            /* Past the limit the rest is read and dropped, so the caller still gets an answer. */
-            if (ex->call->error_code == NULL &&
-                gw_buf_append(&ex->call->body, upload_data, *upload_data_size) != GW_OK) {
-                gw_call_refuse(ex->call, "RequestSizeLimitExceeded",
-                               "The body is larger than the gateway's limit of %zu bytes.",
-                               srv->opts.max_body_bytes);
-            }
+            receive(ex, upload_data, *upload_data_size);
             *upload_data_size = 0;
             return MHD_YES;
         }
-        if (ex->call->error_code != NULL) {
-            ex->state = FINISHED;
-            return queue_answer(srv, ex);
+        ex->state = RUNNING;
+        gw_pipeline_run(srv->pipeline, ex->call);
+        if (ex->suspended) {
+            return MHD_YES; /* resumed when the answer is ready; the call is not ours till then */
         }
-        return dispatch(srv, ex);
-    case WAITING:
+        return queue_reply(ex); /* decided without forwarding: answered already */
+    case RUNNING:
         return MHD_YES; /* a spurious call while suspended: nothing to do yet */
     case FINISHED:
         settle(srv, ex);
-        return queue_answer(srv, ex);
+        return queue_reply(ex);
     default:
         return MHD_NO;
     }

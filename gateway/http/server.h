@@ -1,8 +1,8 @@
 /*
- * server: the inbound HTTP endpoint (libmicrohttpd). It reads the request into a call, runs the
- * pipeline, suspends the connection while the call is upstream, and turns the finished call into
- * the answer: the upstream's status and body unchanged, or a Tencent-format error. It is the only
- * module that writes replies.
+ * server: the inbound HTTP transport (libmicrohttpd). It receives a request's head and body into
+ * a call, hands the call to the pipeline, suspends the connection while the call waits for the
+ * upstream, resumes it when the pipeline says the reply is ready, and writes call->reply. It knows
+ * no stage: every check, refusal and record is the pipeline's.
  */
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/call.h"
 #include "core/errors.h"
 #include "core/pipeline.h"
 
@@ -22,10 +21,8 @@ struct gw_server_options {
     uint16_t port;       /* 0 picks a free port */
     unsigned threads;
     unsigned max_connections;
-    size_t max_body_bytes;
-    size_t max_response_bytes;
-    const char *endpoint_suffix; /* "tencentcloudapi.com" */
-    long upstream_timeout_ms;    /* quoted in timeout errors */
+    size_t max_body_bytes;     /* the body buffer's maximum; more is counted, not kept */
+    size_t max_response_bytes; /* the upstream answer buffer's maximum */
 };
 
 /* Starts listening. The pipeline is borrowed and must outlive the server. *out is new. */
@@ -46,14 +43,5 @@ bool gw_server_drain(struct gw_server *server, long timeout_ms);
 
 /* Closes every connection and frees the server. Accepts NULL. */
 void gw_server_stop(struct gw_server *server);
-
-/*
- * The answer for a finished call: sets *status, *len and returns a new body (free with free();
- * an upstream body is taken from the call, not copied),
- * or NULL when out of memory. A refusal or a failed upstream exchange gives HTTP 200 with a
- * Tencent-format error body, as Tencent answers and as the official SDKs read it.
- */
-char *gw_server_answer(struct gw_call *call, long upstream_timeout_ms, size_t max_response_bytes,
-                       unsigned *status, size_t *len);
 
 #endif

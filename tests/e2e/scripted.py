@@ -9,8 +9,8 @@ import threading
 class ScriptedUpstream:
     """HTTP/1.1 over TLS on 127.0.0.1 with the given certificate; one script for every request.
 
-    script(request_bytes) returns (status, reason, headers dict, body bytes), or None to read the
-    request and never answer.
+    script(request_bytes) returns (status, reason, headers dict, body bytes), None to read the
+    request and never answer, or "close" to read it and close the connection without answering.
     """
 
     def __init__(self, cert, key, script):
@@ -70,6 +70,8 @@ class ScriptedUpstream:
                 with self.lock:
                     self.requests.append(request)
                 answer = self.script(request)
+                if answer == "close":
+                    return
                 if answer is None:
                     self.stopping.wait()
                     return

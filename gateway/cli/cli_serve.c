@@ -1,5 +1,6 @@
 /* tcgw serve: wires config, API descriptions, vault, upstream, pipeline and server together. */
 #include <curl/curl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -8,11 +9,16 @@
 
 #include "apispec/apispec.h"
 #include "cli/cli.h"
+#include "core/budget.h"
 #include "core/config.h"
 #include "core/pipeline.h"
 #include "http/server.h"
 #include "upstream/upstream.h"
 #include "vault/vault.h"
+
+#define SERVE_MEMORY_BUDGET_BYTES ((size_t)256 << 20)
+#define SERVE_REQUEST_TIMEOUT_MS 30000L
+#define SERVE_MAX_CONNECTIONS_PER_ADDRESS 256u
 
 struct serve_args {
     const char *config_path;
@@ -101,6 +107,7 @@ int gw_cli_serve(int argc, char **argv)
     struct gw_upstream *upstream = NULL;
     struct gw_pipeline *pipeline = NULL;
     struct gw_server *server = NULL;
+    struct gw_budget *budget = NULL;
     bool curl_ready = false;
 
     if ((rc = parse_args(argc, argv, &args)) != 0) {
@@ -121,12 +128,22 @@ int gw_cli_serve(int argc, char **argv)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);
     if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0 ||
         signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
         fprintf(stderr, "tcgw: cannot set up signal handling\n");
         goto out;
     }
 
+    /*
+     * Large bodies and answers come and go: a fixed mmap threshold gives their memory back to the
+     * system when they are freed, where glibc's adaptive one would keep it in the heap.
+     */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    if ((budget = gw_budget_new(SERVE_MEMORY_BUDGET_BYTES)) == NULL) {
+        fprintf(stderr, "tcgw: out of memory\n");
+        goto out;
+    }
     if (gw_apispec_load_dir(cfg->spec_dir, &spec, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw: API descriptions: %s\n", msg);
         goto out;
@@ -168,6 +185,7 @@ int gw_cli_serve(int argc, char **argv)
         .max_body_bytes = cfg->max_body_bytes,
         .max_response_bytes = cfg->upstream.max_response_bytes,
         .upstream_timeout_ms = cfg->upstream.timeout_ms,
+        .budget = budget,
         .log_calls = true,
     };
     if ((pipeline = gw_pipeline_new(&parts)) == NULL) {
@@ -181,6 +199,9 @@ int gw_cli_serve(int argc, char **argv)
         .max_connections = cfg->max_connections,
         .max_body_bytes = cfg->max_body_bytes,
         .max_response_bytes = cfg->upstream.max_response_bytes,
+        .request_timeout_ms = SERVE_REQUEST_TIMEOUT_MS,
+        .max_connections_per_address = SERVE_MAX_CONNECTIONS_PER_ADDRESS,
+        .budget = budget,
     };
     if (gw_server_start(&so, pipeline, &server, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw: %s\n", msg);
@@ -194,7 +215,10 @@ int gw_cli_serve(int argc, char **argv)
     fflush(stderr);
 
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+        /* Nothing to reload yet; a SIGHUP must never cost an answer Tencent already gave. */
+        fprintf(stderr, "level=info event=signal signal=HUP action=none\n");
+    }
     fprintf(stderr, "level=info event=stopping signal=%d\n", sig);
     /*
      * Stop taking connections and let calls in flight finish (up to the upstream timeout). Then
@@ -214,6 +238,7 @@ out:
     gw_pipeline_free(pipeline);
     gw_vault_free(vault);
     gw_apispec_free(spec);
+    gw_budget_free(budget);
     gw_config_free(cfg);
     if (curl_ready) {
         curl_global_cleanup();

@@ -7,12 +7,44 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/budget.h"
+
 void gw_buf_init(struct gw_buf *b, size_t max)
 {
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->budget = NULL;
+    b->strict = false;
+}
+
+void gw_buf_charge(struct gw_buf *b, struct gw_budget *budget, bool strict)
+{
+    b->budget = budget;
+    b->strict = strict;
+}
+
+/* Empties the buffer without freeing: gives its charge back and keeps max and budget. */
+static void forget(struct gw_buf *b)
+{
+    if (b->budget != NULL && b->cap > 0) {
+        gw_budget_give(b->budget, b->cap);
+    }
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+char *gw_buf_steal(struct gw_buf *b, size_t *len, size_t *charged)
+{
+    char *data = b->data;
+    *len = b->len;
+    *charged = b->budget != NULL ? b->cap : 0;
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    return data;
 }
 
 static enum gw_err reserve(struct gw_buf *b, size_t n)
@@ -28,8 +60,18 @@ static enum gw_err reserve(struct gw_buf *b, size_t n)
     while (cap < need) {
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     }
+    if (b->budget != NULL) {
+        if (!b->strict) {
+            gw_budget_overdraw(b->budget, cap - b->cap);
+        } else if (!gw_budget_take(b->budget, cap - b->cap)) {
+            return GW_ERR_BUDGET;
+        }
+    }
     char *p = realloc(b->data, cap);
     if (p == NULL) {
+        if (b->budget != NULL) {
+            gw_budget_give(b->budget, cap - b->cap);
+        }
         return GW_ERR_NOMEM;
     }
     b->data = p;
@@ -87,7 +129,7 @@ void gw_buf_reset(struct gw_buf *b)
 void gw_buf_free(struct gw_buf *b)
 {
     free(b->data);
-    gw_buf_init(b, b->max);
+    forget(b);
 }
 
 void gw_buf_free_wipe(struct gw_buf *b)

@@ -2,9 +2,12 @@
 #ifndef GW_BUF_H
 #define GW_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/errors.h"
+
+struct gw_budget;
 
 /* Bytes are kept NUL-terminated (the NUL is not counted in len) so text can be used as a C string.
  */
@@ -12,11 +15,27 @@ struct gw_buf {
     char *data;
     size_t len;
     size_t cap;
-    size_t max; /* len never exceeds max */
+    size_t max;               /* len never exceeds max */
+    struct gw_budget *budget; /* where cap is charged, or NULL */
+    bool strict; /* growth past the budget fails (GW_ERR_BUDGET) instead of overdrawing */
 };
 
 /* Initialises an empty buffer that will refuse to grow beyond max bytes. Allocates nothing. */
 void gw_buf_init(struct gw_buf *b, size_t max);
+
+/*
+ * Charges the buffer's memory (its capacity) to budget from now on, until it is freed or stolen.
+ * strict: growth that does not fit fails with GW_ERR_BUDGET; otherwise it overdraws. Call it on
+ * an empty buffer.
+ */
+void gw_buf_charge(struct gw_buf *b, struct gw_budget *budget, bool strict);
+
+/*
+ * Takes the bytes out: returns data (new: the caller frees it, and gives *charged bytes back to
+ * the budget when it does) and its length; the buffer is empty and usable afterwards. Returns
+ * NULL with *len and *charged 0 when the buffer holds nothing.
+ */
+char *gw_buf_steal(struct gw_buf *b, size_t *len, size_t *charged);
 
 /* Appends n bytes. Returns GW_ERR_TOO_LARGE (buffer unchanged) when len + n would exceed max. */
 enum gw_err gw_buf_append(struct gw_buf *b, const void *p, size_t n) GW_MUST_CHECK;

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/budget.h"
+
 struct gw_call *gw_call_new(size_t max_body_bytes, size_t max_response_bytes)
 {
     struct gw_call *call = calloc(1, sizeof *call);
@@ -26,9 +28,23 @@ void gw_call_free(struct gw_call *call)
     gw_buf_free(&call->body);
     gw_buf_free(&call->authorization);
     gw_buf_free(&call->response);
-    free(call->reply.body);
+    gw_call_reply_free(call->reply.body, call->reply.charged, call->response.budget);
     json_decref(call->params);
     free(call);
+}
+
+void gw_call_charge(struct gw_call *call, struct gw_budget *budget)
+{
+    gw_buf_charge(&call->body, budget, true);
+    gw_buf_charge(&call->response, budget, false);
+}
+
+void gw_call_reply_free(char *body, size_t charged, struct gw_budget *budget)
+{
+    if (budget != NULL && charged > 0) {
+        gw_budget_give(budget, charged);
+    }
+    free(body);
 }
 
 void gw_call_refuse(struct gw_call *call, const char *code, const char *fmt, ...)

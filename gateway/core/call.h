@@ -78,6 +78,10 @@ struct gw_call_inbound {
     void *transport;             /* passed to header and answered */
     char peer[GW_CALL_PEER_MAX]; /* the caller's address, "" when unknown */
     bool body_too_large;         /* more body arrived than the body buffer's maximum */
+    bool over_budget;            /* the body did not fit in the memory budget */
+    bool stopping;               /* the gateway is stopping: take no new call */
+    const char *malformed;       /* static: why the HTTP framing is refused, or NULL */
+    unsigned malformed_status;   /* 400 or 501 with malformed */
     gw_call_event_fn will_wait;  /* the call is about to wait for the upstream (may be NULL) */
     gw_call_event_fn answered;   /* the reply is ready: runs exactly once per call */
 };
@@ -87,7 +91,9 @@ struct gw_call_reply {
     unsigned status; /* HTTP status */
     char *body;      /* owned by the call until the transport takes it (then NULL) */
     size_t len;
+    size_t charged;    /* bytes of body charged to the memory budget, given back when freed */
     const char *allow; /* a static Allow header value, or NULL */
+    bool close;        /* close the connection after this answer */
 };
 
 /* CLOCK_MONOTONIC instants; zero when the step was not reached. */
@@ -150,6 +156,15 @@ struct gw_call {
 
 /* Returns a new call with a fresh request id and bounded buffers, or NULL when out of memory. */
 struct gw_call *gw_call_new(size_t max_body_bytes, size_t max_response_bytes);
+
+/*
+ * Charges the call's body buffer (strictly: a body that does not fit is refused) and its upstream
+ * answer buffer (overdrawing: an answer is never lost) to budget. Call before any byte arrives.
+ */
+void gw_call_charge(struct gw_call *call, struct gw_budget *budget);
+
+/* Frees a reply body taken out of a call, giving its charge back to budget (may be NULL). */
+void gw_call_reply_free(char *body, size_t charged, struct gw_budget *budget);
 
 /* Frees the call and everything it owns. Accepts NULL. */
 void gw_call_free(struct gw_call *call);

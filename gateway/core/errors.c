@@ -30,6 +30,8 @@ const char *gw_err_str(enum gw_err err)
         return "internal error";
     case GW_ERR_STOPPED:
         return "shutting down";
+    case GW_ERR_BUDGET:
+        return "memory budget spent";
     default:
         return "unknown error";
     }

@@ -19,6 +19,7 @@ enum gw_err {
     GW_ERR_PERM,      /* a key file is readable by group or others */
     GW_ERR_INTERNAL,  /* a library call failed unexpectedly */
     GW_ERR_STOPPED,   /* the component is shutting down and takes no more work */
+    GW_ERR_BUDGET,    /* the process-wide memory budget is spent */
 };
 
 /* Returns a static, human-readable name for err. */

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "apispec/apispec.h"
+#include "core/budget.h"
 #include "core/call.h"
 #include "core/outcome.h"
 #include "core/record.h"
@@ -35,6 +36,34 @@ struct stage {
     bool needs_body; /* gw_pipeline_begin stops before the first such stage */
 };
 
+/* What the transport found wrong, or why it takes no new call, comes before any header. */
+static enum step stage_admit(struct gw_pipeline *p, struct gw_call *call)
+{
+    if (call->in.malformed != NULL) {
+        call->reply.status = call->in.malformed_status;
+        call->reply.close = true;
+        gw_call_refuse(call, "InvalidRequest", "%s", call->in.malformed);
+        return STEP_DECIDED;
+    }
+    if (call->in.stopping) {
+        call->reply.close = true;
+        gw_call_refuse(call, "ServiceUnavailable",
+                       "The gateway (tcgw) is shutting down. The call was not sent to Tencent "
+                       "Cloud; it is safe to retry.");
+        return STEP_DECIDED;
+    }
+    if (p->parts.budget != NULL && gw_budget_spent(p->parts.budget)) {
+        gw_call_refuse(
+            call, "RequestLimitExceeded",
+            "The gateway (tcgw) holds as much unread data as it may (memory_budget_bytes "
+            "%zu); slow callers must read their answers first. The call was not sent to "
+            "Tencent Cloud; retry shortly.",
+            gw_budget_limit(p->parts.budget));
+        return STEP_DECIDED;
+    }
+    return STEP_NEXT;
+}
+
 static enum step stage_request_head(struct gw_pipeline *p, struct gw_call *call)
 {
     struct gw_request_input in = {
@@ -57,7 +86,13 @@ static enum step stage_request_head(struct gw_pipeline *p, struct gw_call *call)
 
 static enum step stage_request_body(struct gw_pipeline *p, struct gw_call *call)
 {
-    (void)p;
+    if (call->in.over_budget) {
+        gw_call_refuse(call, "RequestLimitExceeded",
+                       "The gateway (tcgw) had no memory left within memory_budget_bytes (%zu) to "
+                       "receive the body. The call was not sent to Tencent Cloud; retry shortly.",
+                       p->parts.budget != NULL ? gw_budget_limit(p->parts.budget) : (size_t)0);
+        return STEP_DECIDED;
+    }
     return gw_request_parse_body(call) ? STEP_NEXT : STEP_DECIDED;
 }
 
@@ -129,6 +164,7 @@ static enum step stage_outcome(struct gw_pipeline *p, struct gw_call *call)
 }
 
 static const struct stage stages[] = {
+    {"admit", stage_admit, false},
     {"request_head", stage_request_head, false},
     {"request_body", stage_request_body, true},
     {"validate", stage_validate, true},
@@ -150,9 +186,10 @@ static void stage_reply(struct gw_call *call)
         /* a stage answered without forwarding */
     } else if (call->error_code == NULL && call->outcome == GW_UPSTREAM_ANSWERED) {
         r->status = (unsigned)call->http_status;
-        r->len = call->response.len;
-        r->body = call->response.data != NULL ? call->response.data : calloc(1, 1);
-        gw_buf_init(&call->response, call->response.max); /* the body is the reply's now */
+        r->body = gw_buf_steal(&call->response, &r->len, &r->charged);
+        if (r->body == NULL) {
+            r->body = calloc(1, 1); /* an empty answer */
+        }
     } else {
         if (call->error_code == NULL) {
             /* Unreachable by construction; a refusal must never go out without a code. */

@@ -1,7 +1,7 @@
 /*
  * pipeline: the one place that knows the order of the stages every call goes through.
  *
- *   head:  request head
+ *   head:  admit -> request head
  *   body:  request body -> validate -> sign -> forward (waits) -> outcome
  *   final: reply -> record, then the transport's answered callback
  *
@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 struct gw_apispec;
+struct gw_budget;
 struct gw_call;
 struct gw_upstream;
 struct gw_vault;
@@ -37,6 +38,7 @@ struct gw_pipeline_parts {
     size_t max_body_bytes;        /* a declared Content-Length above it is refused */
     size_t max_response_bytes;    /* quoted in ResponseSizeLimitExceeded */
     long upstream_timeout_ms;     /* quoted in InternalError.UpstreamTimeout */
+    struct gw_budget *budget;     /* the memory budget: new calls refused while spent; or NULL */
     bool log_calls;               /* write one log line per call to stderr */
     gw_pipeline_record_fn record; /* another sink (audit, metrics, tests), or NULL */
     void *record_arg;

@@ -1,7 +1,5 @@
 #include "http/server.h"
 
-#include "core/call.h"
-
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -10,14 +8,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/budget.h"
+#include "core/call.h"
+#include "http/watch.h"
+
 struct gw_server {
     struct MHD_Daemon *daemon;
     atomic_size_t unanswered; /* calls handed upstream whose answer is not queued yet */
+    atomic_bool stopping;     /* new calls are answered ServiceUnavailable */
     struct gw_pipeline *pipeline;
+    struct gw_watch *watch;
     struct gw_server_options opts;
     uint16_t port;
 };
@@ -39,24 +44,47 @@ struct exchange {
     bool unanswered; /* counted in gw_server.unanswered */
 };
 
-static enum MHD_Result queue_reply(struct exchange *ex)
+/* A reply body on its way to a caller: its memory stays charged until it is sent. */
+struct held_reply {
+    char *body;
+    size_t charged;
+    struct gw_budget *budget;
+};
+
+static void release_reply(void *cls)
+{
+    struct held_reply *h = cls;
+    gw_call_reply_free(h->body, h->charged, h->budget);
+    free(h);
+}
+
+static enum MHD_Result queue_reply(struct gw_server *srv, struct exchange *ex)
 {
     struct gw_call_reply *r = &ex->call->reply;
-    if (r->body == NULL) {
+    struct held_reply *h = malloc(sizeof *h);
+    if (r->body == NULL || h == NULL) {
+        free(h);
         return MHD_NO; /* out of memory: close rather than answer wrongly */
     }
+    h->body = r->body;
+    h->charged = r->charged;
+    h->budget = srv->opts.budget;
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+        MHD_create_response_from_buffer_with_free_callback_cls(r->len, r->body, release_reply, h);
     if (resp == NULL) {
+        free(h);
         return MHD_NO;
     }
     r->body = NULL; /* the response owns it now */
+    r->charged = 0;
+    bool close = r->close || atomic_load(&srv->stopping);
     enum MHD_Result ret = MHD_NO;
     if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, GW_CALL_CONTENT_TYPE) ==
             MHD_YES &&
         MHD_add_response_header(resp, "X-Tcgw-Request-Id", ex->call->request_id) == MHD_YES &&
         (r->allow == NULL ||
-         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow) == MHD_YES)) {
+         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow) == MHD_YES) &&
+        (!close || MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_YES)) {
         ret = MHD_queue_response(ex->connection, r->status, resp);
     }
     MHD_destroy_response(resp);
@@ -135,6 +163,79 @@ static void peer_address(struct MHD_Connection *c, char out[GW_CALL_PEER_MAX])
     }
 }
 
+/* What the framing check counts over every header of a request. */
+struct framing {
+    unsigned content_length, host, transfer_encoding;
+    const char *encoding;
+    const char *malformed;
+    unsigned status;
+};
+
+static bool has_ctl(const char *s, size_t n, bool tab_ok)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && !(tab_ok && c == '\t')) || c == 0x7f) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_size, const char *value, size_t value_size)
+{
+    struct framing *f = cls;
+    (void)kind;
+    /* libmicrohttpd keeps a space before the colon in the name, and a NUL cuts the C string. */
+    if (key_size == 0 || strcspn(key, " \t") != key_size || has_ctl(key, key_size, false)) {
+        f->malformed = "A header name is empty or has white space or control characters; send "
+                       "\"Name: value\" with nothing between the name and the colon.";
+        return MHD_NO;
+    }
+    if (value == NULL || strlen(value) != value_size || has_ctl(value, value_size, true)) {
+        f->malformed = "A header value has a NUL or another control character.";
+        return MHD_NO;
+    }
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->content_length++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        f->host++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_encoding++;
+        f->encoding = value;
+    }
+    return MHD_YES;
+}
+
+/*
+ * Refuses framing that two HTTP parsers could read differently (request smuggling): more than one
+ * Content-Length or Host, Content-Length with Transfer-Encoding, any coding but chunked (501),
+ * white space before a colon, control characters in a header.
+ */
+static void check_framing(struct MHD_Connection *c, struct gw_call_inbound *in)
+{
+    struct framing f = {.status = MHD_HTTP_BAD_REQUEST};
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, count_header, &f);
+    if (f.malformed == NULL && f.content_length > 1) {
+        f.malformed = "The request has more than one Content-Length header.";
+    } else if (f.malformed == NULL && f.host > 1) {
+        f.malformed = "The request has more than one Host header.";
+    } else if (f.malformed == NULL && f.transfer_encoding > 0 && f.content_length > 0) {
+        f.malformed = "The request has both Content-Length and Transfer-Encoding: send one.";
+    } else if (f.malformed == NULL && f.transfer_encoding > 1) {
+        f.malformed = "The request has more than one Transfer-Encoding header.";
+    } else if (f.malformed == NULL && f.transfer_encoding == 1 &&
+               strcasecmp(f.encoding, "chunked") != 0) {
+        f.malformed = "The only Transfer-Encoding accepted is chunked.";
+        f.status = MHD_HTTP_NOT_IMPLEMENTED;
+    }
+    if (f.malformed != NULL) {
+        in->malformed = f.malformed;
+        in->malformed_status = f.status;
+    }
+}
+
 static struct exchange *exchange_new(struct gw_server *srv, struct MHD_Connection *connection,
                                      const char *method, const char *url)
 {
@@ -147,6 +248,9 @@ static struct exchange *exchange_new(struct gw_server *srv, struct MHD_Connectio
         free(ex);
         return NULL;
     }
+    if (srv->opts.budget != NULL) {
+        gw_call_charge(ex->call, srv->opts.budget);
+    }
     ex->connection = connection;
     ex->server = srv;
     ex->state = RECEIVING;
@@ -158,7 +262,9 @@ static struct exchange *exchange_new(struct gw_server *srv, struct MHD_Connectio
     in->transport = ex;
     in->will_wait = on_will_wait;
     in->answered = on_answered;
+    in->stopping = atomic_load(&srv->stopping);
     peer_address(connection, in->peer);
+    check_framing(connection, in);
     return ex;
 }
 
@@ -166,13 +272,22 @@ static void receive(struct exchange *ex, const char *data, size_t n)
 {
     struct gw_call *call = ex->call;
     call->bytes_in += n;
-    if (!ex->want_body || call->in.body_too_large) {
+    if (!ex->want_body || call->in.body_too_large || call->in.over_budget) {
         return; /* read and dropped, so the caller still gets an answer */
     }
-    if (gw_buf_append(&call->body, data, n) != GW_OK) {
-        call->in.body_too_large = true;
+    enum gw_err err = gw_buf_append(&call->body, data, n);
+    if (err != GW_OK) {
+        call->in.body_too_large = err != GW_ERR_BUDGET;
+        call->in.over_budget = err == GW_ERR_BUDGET;
         gw_buf_free(&call->body); /* what was kept is of no use any more */
     }
+}
+
+static struct gw_watch_entry *watch_entry(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info != NULL ? info->socket_context : NULL;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
@@ -203,16 +318,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
             return MHD_YES;
         }
         ex->state = RUNNING;
+        gw_watch_disarm(srv->watch, watch_entry(connection));
         gw_pipeline_run(srv->pipeline, ex->call);
         if (ex->suspended) {
             return MHD_YES; /* resumed when the answer is ready; the call is not ours till then */
         }
-        return queue_reply(ex); /* decided without forwarding: answered already */
+        return queue_reply(srv, ex); /* decided without forwarding: answered already */
     case RUNNING:
         return MHD_YES; /* a spurious call while suspended: nothing to do yet */
     case FINISHED:
         settle(srv, ex);
-        return queue_reply(ex);
+        return queue_reply(srv, ex);
     default:
         return MHD_NO;
     }
@@ -223,15 +339,30 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 {
     struct gw_server *srv = cls;
     struct exchange *ex = *con_cls;
-    (void)connection;
     (void)toe;
     if (ex == NULL) {
+        gw_watch_arm(srv->watch, watch_entry(connection));
         return;
     }
     settle(srv, ex);
     gw_call_free(ex->call);
     free(ex);
     *con_cls = NULL;
+    gw_watch_arm(srv->watch, watch_entry(connection)); /* the next request's deadline */
+}
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct gw_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = info != NULL ? gw_watch_add(srv->watch, info->connect_fd) : NULL;
+    } else {
+        gw_watch_remove(srv->watch, *socket_context); /* before the socket is closed */
+        *socket_context = NULL;
+    }
 }
 
 static bool parse_address(const char *address, uint16_t port, struct sockaddr_storage *ss)
@@ -264,6 +395,11 @@ enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_pipe
     }
     srv->opts = *opts;
     srv->pipeline = pipeline;
+    atomic_init(&srv->stopping, false);
+    if ((err = gw_watch_start(opts->request_timeout_ms, &srv->watch)) != GW_OK) {
+        snprintf(msg, msglen, "cannot start the request deadline thread");
+        goto out;
+    }
     if (!parse_address(opts->address, opts->port, &ss)) {
         snprintf(msg, msglen, "listen_address \"%s\" is not a numeric IPv4 or IPv6 address",
                  opts->address);
@@ -275,12 +411,13 @@ enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_pipe
     if (ss.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
-    srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
-                                   (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-                                   (unsigned int)(opts->threads > 1 ? opts->threads : 0),
-                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opts->max_connections,
-                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(opts->threads > 1 ? opts->threads : 0),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opts->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)opts->max_connections_per_address,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         snprintf(msg, msglen,
                  "cannot listen on %s port %u (in use, or not an address of this host)",
@@ -305,6 +442,7 @@ uint16_t gw_server_port(const struct gw_server *server)
 
 void gw_server_quiesce(struct gw_server *server)
 {
+    atomic_store(&server->stopping, true);
     MHD_socket fd = MHD_quiesce_daemon(server->daemon);
     if (fd != MHD_INVALID_SOCKET) {
         close(fd);
@@ -333,5 +471,6 @@ void gw_server_stop(struct gw_server *server)
     if (server->daemon != NULL) {
         MHD_stop_daemon(server->daemon);
     }
+    gw_watch_stop(server->watch); /* after the daemon: no connection is left to watch */
     free(server);
 }

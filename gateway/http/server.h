@@ -14,6 +14,7 @@
 #include "core/errors.h"
 #include "core/pipeline.h"
 
+struct gw_budget;
 struct gw_server;
 
 struct gw_server_options {
@@ -23,6 +24,9 @@ struct gw_server_options {
     unsigned max_connections;
     size_t max_body_bytes;     /* the body buffer's maximum; more is counted, not kept */
     size_t max_response_bytes; /* the upstream answer buffer's maximum */
+    long request_timeout_ms;   /* deadline to receive a whole request, head and body */
+    unsigned max_connections_per_address;
+    struct gw_budget *budget; /* memory budget for bodies and answers (borrowed), or NULL */
 };
 
 /* Starts listening. The pipeline is borrowed and must outlive the server. *out is new. */
@@ -32,7 +36,11 @@ enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_pipe
 /* The port actually listened on. */
 uint16_t gw_server_port(const struct gw_server *server);
 
-/* Stops accepting new connections; calls in flight still get their answers. */
+/*
+ * Stops accepting new connections; calls in flight still get their answers. Calls that arrive
+ * on open connections from now on are answered ServiceUnavailable (not sent), and every answer
+ * closes its connection.
+ */
 void gw_server_quiesce(struct gw_server *server);
 
 /*

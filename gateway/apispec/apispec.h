@@ -6,9 +6,13 @@
  * (recursively, at most 8 directory levels; names starting with '.' are skipped). Each gives
  * metadata.serviceShortName and metadata.apiVersion, "actions" (name -> {input, output, status,
  * ...}) and "objects" (name -> {members: [...]}). A member has name, type (string, int, float,
- * bool, list, object), member (the element or object type, or the integer kind int64/uint64;
- * "string" or "datetime" for strings), required. Other keys of Tencent's format (document,
- * example, disabled, value_allowed_null, usage, ...) are ignored.
+ * bool, binary, list, object), member (its kind: string, date, datetime or datetime_iso for
+ * strings, int64 or uint64 for int, float, bool, binary; for list the item's kind or object; for
+ * object the object), required. These are all the kinds of Tencent's CLI descriptions (member.c
+ * lists where they occur); date, datetime, datetime_iso and binary are checked as strings. A
+ * kind that is none of these is checked as its type says (a string, any 64-bit integer, a
+ * number, a boolean). Other keys of Tencent's format (document, example, disabled,
+ * value_allowed_null, usage, ...) are ignored.
  *
  * Optional keys that tcgw adds to the format (Tencent's files have none, and still load):
  *   on a member:  "enum": [allowed values], "min": n, "max": n (integers and floats),
@@ -19,11 +23,13 @@
  *                 "exclusive": [["A","B"], ...]        at most one of each group is present
  *                 (groups name members of the action's input object)
  * The description itself is checked at load: every action's input (and output) names an object,
- * every member type is known, list and object members name existing objects, extension keys are
- * well-typed and fit the member, action/object/member names are identifiers ([A-Za-z0-9_]), and
- * the objects reachable from an input are not recursive and nest at most 16 deep. A symbolic link
- * back to a directory being walked, and two descriptions of the same service and version, are
- * load errors.
+ * extension keys are well-typed and fit the member, action/object/member names are identifiers
+ * ([A-Za-z0-9_]), and the objects reachable from an input are not recursive, nest at most 16
+ * deep, and have only members the check can check: a known type, a kind that fits it, and list
+ * and object members that name existing objects. Objects that no input reaches (outputs) are
+ * never checked, so their members may have any type and kind. A symbolic link back to a
+ * directory being walked, and two descriptions of the same service and version, are load
+ * errors.
  */
 #ifndef GW_APISPEC_H
 #define GW_APISPEC_H
@@ -75,12 +81,15 @@ size_t gw_apispec_action_count(const struct gw_apispec *spec);
  *   MissingParameter       a required member absent (at any depth), or a require_one_of group empty
  *   InvalidParameterValue  a value outside enum/min/max/max_length/max_items/ascii, an integer out
  *                          of its kind's range, or an exclusive group with more than one member set
- * Integers may be JSON integers or strings of decimal digits with an optional '-' ("2", "-1",
- * "007"; not "2.5", " 2", "", "0x10", "+2"), as Tencent accepts them; a uint64 above INT64_MAX
- * can only arrive as a string, since Jansson refuses larger JSON integers. Floats may be JSON
- * numbers or decimal strings ("-1.5e3"); bools must be JSON true/false; null is never accepted.
- * Messages name the parameter by its path, e.g. "Filters.0.Values.1", say what was expected and
- * echo at most 40 bytes of what was received; they are always valid UTF-8. Allocates nothing.
+ * Integers may be JSON integers or canonical decimal strings, as Tencent's examples send them:
+ * "0", or an optional '-' and digits without a leading zero ("2", "-1"; not "007", "-0", "+2",
+ * " 2", "2.5", "", "0x10"). The simulator follows the same rule. A string outside it is
+ * InvalidParameter; a value outside the kind's range (a negative uint64 too) is
+ * InvalidParameterValue. A uint64 above INT64_MAX can only arrive as a string, since Jansson
+ * refuses larger JSON integers. Floats may be JSON numbers or decimal strings ("-1.5e3"); bools
+ * must be JSON true/false; null is never accepted. Messages name the parameter by its path, e.g.
+ * "Filters.0.Values.1", say what was expected and echo at most 40 bytes of what was received;
+ * they are always valid UTF-8. Allocates nothing.
  */
 bool gw_apispec_check(const struct gw_apispec *spec, const char *service, const char *version,
                       const char *action, const json_t *params, struct gw_apispec_verdict *verdict);

@@ -65,28 +65,82 @@ static const json_t *param(const json_t *params, const char *name)
     return json_is_null(v) ? NULL : v;
 }
 
+/* The integer kinds of GAAP's parameters: the "member" of each in Tencent's api.json. */
+enum int_kind {
+    KIND_INT64,  /* BillingType, Independent */
+    KIND_UINT64, /* Bandwidth, Concurrent, Offset, Limit */
+};
+
 /*
- * An integer parameter: a JSON integer or a decimal string (Tencent's own examples send "2").
- * *present says whether it was given.
+ * Parses s[0..n) when it is a canonical decimal: "0", or an optional '-' and digits without a
+ * leading zero. Sets *neg, *mag and *overflow (more than 64 bits of magnitude).
  */
-static enum sim_err get_int(const json_t *params, const char *name, bool *present, int64_t *out,
-                            struct sim_fault *f)
+static bool parse_decimal(const char *s, size_t n, bool *neg, uint64_t *mag, bool *overflow)
+{
+    *neg = n > 0 && s[0] == '-';
+    *mag = 0;
+    *overflow = false;
+    size_t i = *neg ? 1 : 0;
+    if (i == n || (s[i] == '0' && (n - i > 1 || *neg))) {
+        return false; /* "", "-", "010", "00", "-0" */
+    }
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (*mag > (UINT64_MAX - d) / 10) {
+            *overflow = true;
+        } else {
+            *mag = *mag * 10 + d;
+        }
+    }
+    return true;
+}
+
+/*
+ * An integer parameter, by the rule the gateway's checker follows too (gateway/apispec/number.c):
+ * a JSON integer, or a decimal string in canonical form as Tencent's own examples send them
+ * ("Bandwidth": "10"). Any other string ("010", "-0", "+1", " 1", "1.0", "") is
+ * InvalidParameter; a value outside the kind's range, any negative uint64 included, is
+ * InvalidParameterValue. The simulator computes in int64: a uint64 above INT64_MAX is held as
+ * INT64_MAX, which every bound it compares with (Limit, the offered bandwidths, the proxy count)
+ * treats the same. *present says whether it was given.
+ */
+static enum sim_err get_int(const json_t *params, const char *name, enum int_kind kind,
+                            bool *present, int64_t *out, struct sim_fault *f)
 {
     const json_t *v = param(params, name);
-    uint64_t u;
+    bool neg = false;
+    bool overflow = false;
+    uint64_t mag = 0;
 
     *present = false;
     if (v == NULL) {
         return SIM_OK;
     }
     if (json_is_integer(v)) {
-        *out = (int64_t)json_integer_value(v);
-    } else if (json_is_string(v) &&
-               sim_parse_u64(json_string_value(v), json_string_length(v), &u)) {
-        *out = (int64_t)u;
-    } else {
+        json_int_t i = json_integer_value(v);
+        neg = i < 0;
+        mag = neg ? (uint64_t)(-(i + 1)) + 1 : (uint64_t)i;
+    } else if (!json_is_string(v) ||
+               !parse_decimal(json_string_value(v), json_string_length(v), &neg, &mag, &overflow)) {
         return sim_fault_set(f, "InvalidParameter",
-                             "%s must be an integer (a JSON number or a decimal string)", name);
+                             "%s must be an integer (a JSON number, or a decimal string without "
+                             "leading zeros or '+')",
+                             name);
+    }
+    uint64_t max = (uint64_t)INT64_MAX + (neg ? 1u : 0u);
+    if (overflow || (kind == KIND_UINT64 && neg) || (kind == KIND_INT64 && mag > max)) {
+        return sim_fault_set(f, "InvalidParameterValue", "%s must be an integer from %s", name,
+                             kind == KIND_UINT64
+                                 ? "0 to 18446744073709551615 (uint64)"
+                                 : "-9223372036854775808 to 9223372036854775807 (int64)");
+    }
+    if (neg) {
+        *out = mag > (uint64_t)INT64_MAX ? INT64_MIN : -(int64_t)mag;
+    } else {
+        *out = mag > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)mag;
     }
     *present = true;
     return SIM_OK;
@@ -320,9 +374,9 @@ static enum sim_err do_modify(struct sim_gaap *g, const json_t *params, int64_t 
     if ((err = get_str(params, "ProxyId", MAX_ID_LEN, &pid, f)) != SIM_OK ||
         (err = get_str(params, "InstanceId", MAX_ID_LEN, &iid, f)) != SIM_OK ||
         (err = get_str(params, "ClientToken", MAX_TOKEN_LEN, &token, f)) != SIM_OK ||
-        (err = get_int(params, "Bandwidth", &has_bw, &bw, f)) != SIM_OK ||
-        (err = get_int(params, "Concurrent", &has_conc, &conc, f)) != SIM_OK ||
-        (err = get_int(params, "BillingType", &has_billing, &billing, f)) != SIM_OK) {
+        (err = get_int(params, "Bandwidth", KIND_UINT64, &has_bw, &bw, f)) != SIM_OK ||
+        (err = get_int(params, "Concurrent", KIND_UINT64, &has_conc, &conc, f)) != SIM_OK ||
+        (err = get_int(params, "BillingType", KIND_INT64, &has_billing, &billing, f)) != SIM_OK) {
         return err;
     }
     if (pid != NULL && iid != NULL && strcmp(pid, iid) != 0) {
@@ -499,19 +553,20 @@ static enum sim_err parse_query(const json_t *params, struct query *q, struct si
     if (q->tags != NULL && (err = parse_tags(q->tags, f)) != SIM_OK) {
         return err;
     }
-    if ((err = get_int(params, "Independent", &q->has_independent, &q->independent, f)) != SIM_OK) {
+    if ((err = get_int(params, "Independent", KIND_INT64, &q->has_independent, &q->independent,
+                       f)) != SIM_OK) {
         return err;
     }
     if (q->has_independent && q->independent != 0 && q->independent != 1) {
         return sim_fault_set(f, "InvalidParameterValue", "Independent must be 0 or 1");
     }
-    if ((err = get_int(params, "Offset", &present, &q->offset, f)) != SIM_OK) {
+    if ((err = get_int(params, "Offset", KIND_UINT64, &present, &q->offset, f)) != SIM_OK) {
         return err;
     }
     if (present && q->offset < 0) {
         return sim_fault_set(f, "InvalidParameterValue", "Offset must not be negative");
     }
-    if ((err = get_int(params, "Limit", &present, &q->limit, f)) != SIM_OK) {
+    if ((err = get_int(params, "Limit", KIND_UINT64, &present, &q->limit, f)) != SIM_OK) {
         return err;
     }
     if (!present) {

@@ -117,6 +117,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 static struct termios saved_tty;
 static volatile sig_atomic_t tty_changed;
 
+/* Signals that end the process while echo is off; each handler puts echo back first. */
+static const int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+#define FATAL_SIGNALS (sizeof fatal_signals / sizeof *fatal_signals)
+
 /* Puts echo back if the user interrupts while it is off, then dies of the same signal. */
 static void restore_tty_and_die(int sig)
 {
@@ -125,6 +129,30 @@ static void restore_tty_and_die(int sig)
     }
     signal(sig, SIG_DFL);
     raise(sig);
+}
+
+/* tcsetattr, again after EINTR (TCSAFLUSH waits for output to drain, and a signal can cut it). */
+static int set_tty(const struct termios *t)
+{
+    int rc;
+    while ((rc = tcsetattr(STDIN_FILENO, TCSAFLUSH, t)) != 0 && errno == EINTR) {
+    }
+    return rc;
+}
+
+/* Puts the saved terminal settings back; says how to do it by hand when that fails. */
+static void restore_tty(void)
+{
+    if (!tty_changed) {
+        return;
+    }
+    if (set_tty(&saved_tty) != 0) {
+        fprintf(stderr,
+                "tcgw secrets: cannot restore the terminal (%s): run 'stty sane' if typing is "
+                "not shown\n",
+                strerror(errno));
+    }
+    tty_changed = 0;
 }
 
 /*
@@ -169,48 +197,76 @@ static int read_line(const char *what, char *dst, size_t max, size_t *len)
 
 /*
  * Reads the SecretKey line from the terminal with echo turned off. The prompt comes only once echo
- * is off, so nothing typed after it can be echoed (TCSAFLUSH drops anything typed before).
+ * is off, so nothing typed after it can be echoed (TCSAFLUSH drops anything typed before). If echo
+ * cannot be turned off, nothing is read: the key would be shown as it is typed.
  */
 static int read_hidden_line(const char *prompt, const char *what, char *dst, size_t max,
                             size_t *len)
 {
-    struct termios quiet;
-    struct sigaction sa, old_int, old_term, old_hup;
+    struct termios quiet, now;
+    struct sigaction sa, old[FATAL_SIGNALS];
+    size_t handled = 0;
+    int rc = -1;
+    int e = 0;
+
     if (tcgetattr(STDIN_FILENO, &saved_tty) != 0) {
-        fputs(prompt, stderr);
-        return read_line(what, dst, max, len);
+        e = errno;
+        goto refuse;
     }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = restore_tty_and_die;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    sigaction(SIGHUP, &sa, &old_hup);
+    for (; handled < FATAL_SIGNALS; handled++) {
+        if (sigaction(fatal_signals[handled], &sa, &old[handled]) != 0) {
+            e = errno;
+            goto refuse;
+        }
+    }
     quiet = saved_tty;
     quiet.c_lflag &= ~(tcflag_t)ECHO;
     quiet.c_lflag |= ECHONL;
     tty_changed = 1;
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    /* tcsetattr succeeds when any one change took: read back that echo really is off. */
+    if (set_tty(&quiet) != 0 || tcgetattr(STDIN_FILENO, &now) != 0) {
+        e = errno;
+        goto refuse;
+    }
+    if ((now.c_lflag & ECHO) != 0) {
+        e = ENOTSUP;
+        goto refuse;
+    }
     fputs(prompt, stderr);
-    int rc = read_line(what, dst, max, len);
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
-    tty_changed = 0;
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGHUP, &old_hup, NULL);
+    rc = read_line(what, dst, max, len);
+    goto out;
+refuse:
+    fprintf(stderr,
+            "tcgw secrets: cannot turn off echo on this terminal (%s), so the %s would be shown "
+            "as you type it; nothing was read. Pipe the SecretId and the %s, one per line, into "
+            "standard input instead\n",
+            strerror(e), what, what);
+out:
+    restore_tty();
+    while (handled > 0) {
+        handled--;
+        sigaction(fatal_signals[handled], &old[handled], NULL);
+    }
     return rc;
 }
 
 /* ---- Subcommands ---- */
 
-static int put(struct gw_vault *vault, const struct args *a, const char *store_path)
+/*
+ * The secrets are read first and the store after, under its writer lock: a put that waits for the
+ * operator to type never holds the lock, and one that holds it reads the store as the previous
+ * writer left it.
+ */
+static int put(const struct args *a, const char *key_path, const char *store_path)
 {
     char msg[512];
-    char name[GW_VAULT_MAX_NAME + 1];
-    char tail[5] = "";
     size_t id_len = 0, key_len = 0;
     int rc = 1;
     bool tty = isatty(STDIN_FILENO) == 1;
+    struct gw_vault *vault = NULL;
 
     /* One protected region for both values: the only place they live in this process. */
     char *id = sodium_malloc(GW_VAULT_MAX_SECRET_ID + 1 + GW_VAULT_MAX_SECRET_KEY + 1);
@@ -232,6 +288,10 @@ static int put(struct gw_vault *vault, const struct args *a, const char *store_p
         goto out;
     }
 
+    if (gw_vault_open_for_update(key_path, store_path, &vault, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw secrets: %s; nothing was stored\n", msg);
+        goto out;
+    }
     bool existed = gw_vault_has(vault, a->name);
     if (gw_vault_put(vault, a->name, id, id_len, key, key_len, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw secrets: %s; nothing was stored\n", msg);
@@ -241,16 +301,14 @@ static int put(struct gw_vault *vault, const struct args *a, const char *store_p
         fprintf(stderr, "tcgw secrets: %s; nothing was stored\n", msg);
         goto out;
     }
-    for (size_t i = 0; i < gw_vault_count(vault); i++) {
-        if (gw_vault_describe(vault, i, name, tail) == GW_OK && strcmp(name, a->name) == 0) {
-            break;
-        }
-    }
-    printf("%s credential '%s' (SecretId ...%s) in %s\n", existed ? "replaced" : "stored", a->name,
-           tail, store_path);
+    /* The tail is of the SecretId just stored: four characters, not secret. */
+    size_t t = id_len < 4 ? id_len : 4;
+    printf("%s credential '%s' (SecretId ...%.*s) in %s\n", existed ? "replaced" : "stored",
+           a->name, (int)t, id + id_len - t, store_path);
     rc = 0;
 out:
-    sodium_free(id); /* zeroes both values */
+    gw_vault_free(vault); /* releases the lock */
+    sodium_free(id);      /* zeroes both values */
     return rc;
 }
 
@@ -338,11 +396,18 @@ int gw_cli_secrets(int argc, char **argv)
     const char *key_path = a.key_path != NULL ? a.key_path : cfg->master_key_file;
     const char *store_path = a.store_path != NULL ? a.store_path : cfg->credential_store;
 
+    /* For put too: a wrong key or a damaged store is reported before any secret is typed. */
     if (gw_vault_open(key_path, store_path, &vault, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw secrets: %s\n", msg);
         goto out;
     }
-    rc = strcmp(a.verb, "put") == 0 ? put(vault, &a, store_path) : list(vault, &a, store_path);
+    if (strcmp(a.verb, "put") == 0) {
+        gw_vault_free(vault);
+        vault = NULL;
+        rc = put(&a, key_path, store_path);
+    } else {
+        rc = list(vault, &a, store_path);
+    }
 out:
     gw_vault_free(vault);
     gw_config_free(cfg);

@@ -33,13 +33,25 @@ enum gw_err gw_vault_keygen(const char *path, char *msg, size_t msglen) GW_MUST_
 
 /*
  * Opens the store at store_path with the master key at key_path. A missing store file yields an
- * empty vault (so the first `secrets put` can create it). The key file must be exactly 32 bytes
- * and not readable by group or others (GW_ERR_PERM). A wrong key or a tampered store gives
+ * empty vault (so the first `secrets put` can create it). The key file must be exactly 32 bytes.
+ * Both files must be regular files, not symbolic links (GW_ERR_PERM), FIFOs or devices
+ * (GW_ERR_INVALID, without waiting on them), owned by the effective user or root and not
+ * accessible by group or others (GW_ERR_PERM). A wrong key or a tampered store gives
  * GW_ERR_CRYPTO. On failure *out is untouched and msg says what to fix, naming the file.
  * On success *out is new: free it with gw_vault_free.
  */
 enum gw_err gw_vault_open(const char *key_path, const char *store_path, struct gw_vault **out,
                           char *msg, size_t msglen) GW_MUST_CHECK;
+
+/*
+ * As gw_vault_open, for a read-modify-write of the store: first takes the store's writer lock
+ * (flock on "<store_path>.lock", created with mode 0600), waiting while another writer holds it,
+ * and keeps it until gw_vault_free. Without it, two writers that both read the old store would
+ * each save their own change and the second would erase the first's. Hold the vault only for the
+ * update: read input before opening it. gw_vault_save then accepts only store_path.
+ */
+enum gw_err gw_vault_open_for_update(const char *key_path, const char *store_path,
+                                     struct gw_vault **out, char *msg, size_t msglen) GW_MUST_CHECK;
 
 /* Wipes and frees everything. Accepts NULL. */
 void gw_vault_free(struct gw_vault *vault);
@@ -53,7 +65,12 @@ enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *s
                          size_t secret_id_len, const char *secret_key, size_t secret_key_len,
                          char *msg, size_t msglen) GW_MUST_CHECK;
 
-/* Encrypts the vault with a fresh nonce; replaces store_path atomically (temp, fsync, rename). */
+/*
+ * Encrypts the vault with a fresh nonce and replaces store_path atomically (gw_file_replace: a
+ * temporary file with a random name, fsync, rename, directory fsync; removed on failure). An
+ * existing store keeps its owner and mode; a new one gets mode 0600. A vault from
+ * gw_vault_open_for_update saves only to the store it locked (GW_ERR_INVALID otherwise).
+ */
 enum gw_err gw_vault_save(const struct gw_vault *vault, const char *store_path, char *msg,
                           size_t msglen) GW_MUST_CHECK;
 

@@ -6,11 +6,14 @@ Run from tests/e2e with TCGW_BIN pointing at the tcgw binary:
 import json
 import os
 import pty
+import resource
 import select
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
+import termios
 import time
 import unittest
 
@@ -46,9 +49,13 @@ class CliSecretsTest(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def run_tcgw(self, *args, stdin=b"", env=None, cwd=None):
-        proc = subprocess.run([self.bin] + list(args), input=stdin, capture_output=True,
-                              timeout=60, env=env or self.env, cwd=cwd or self.dir)
+    def run_tcgw(self, *args, stdin=b"", env=None, cwd=None, timeout=60, preexec_fn=None):
+        try:
+            proc = subprocess.run([self.bin] + list(args), input=stdin, capture_output=True,
+                                  timeout=timeout, env=env or self.env, cwd=cwd or self.dir,
+                                  preexec_fn=preexec_fn)
+        except subprocess.TimeoutExpired:
+            self.fail("tcgw %s did not finish within %d s" % (" ".join(args), timeout))
         proc.out = proc.stdout.decode("utf-8", "replace")
         proc.err = proc.stderr.decode("utf-8", "replace")
         return proc
@@ -131,8 +138,11 @@ class CliSecretsTest(unittest.TestCase):
         for s in (SECRET_ID, SECRET_KEY, "default"):
             self.assertNotIn(s.encode(), blob)
         self.assertTrue(blob.startswith(b"TCGWSTORE1"))
-        # No temporary file left behind.
-        self.assertEqual(sorted(os.listdir(self.dir)), ["credentials.store", "master.key"])
+        # No temporary file left behind; the writers' lock file stays, empty and private.
+        self.assertEqual(sorted(os.listdir(self.dir)),
+                         ["credentials.store", "credentials.store.lock", "master.key"])
+        st = os.stat(self.store + ".lock")
+        self.assertEqual((stat.S_IMODE(st.st_mode), st.st_size), (0o600, 0))
 
     def test_put_many_and_replace(self):
         self.keygen()
@@ -354,6 +364,280 @@ class CliSecretsTest(unittest.TestCase):
                 self.assert_rc(proc, 0)
                 self.assertIn("usage", proc.out)
 
+
+    # ---- concurrent writers, temporary files, ownership ----
+
+    def temp_files(self):
+        return sorted(n for n in os.listdir(self.dir) if ".tmp." in n)
+
+    def test_concurrent_puts_all_land(self):
+        """20 puts at once, each of another name: the store ends with all 20 (the lock)."""
+        self.keygen()
+        self.put("first")
+        procs = []
+        for i in range(20):
+            path = os.path.join(self.dir, "in%02d" % i)
+            with open(path, "w") as f:
+                f.write("AKIDCONCURRENT%04d\n%s\n" % (i, SECRET_KEY))
+            # stdin from a file: every process reads at once, none waits for the test to write.
+            with open(path, "rb") as stdin:
+                procs.append(subprocess.Popen(
+                    [self.bin, "secrets", "put", "c%02d" % i, "--key", self.key, "--store",
+                     self.store], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    env=self.env, cwd=self.dir))
+        for i, proc in enumerate(procs):
+            out, err = proc.communicate(timeout=120)
+            self.assertEqual(proc.returncode, 0, "put c%02d: %s" % (i, err.decode()))
+            self.assertNotIn(SECRET_KEY.encode(), out + err)
+        got = self.list_json()
+        want = [{"name": "c%02d" % i, "secret_id_tail": "%04d" % i} for i in range(20)]
+        want.append({"name": "first", "secret_id_tail": "MPLE"})
+        self.assertEqual(got, want)
+        self.assertEqual(self.temp_files(), [])
+
+    def test_stale_temp_file_does_not_block_put(self):
+        """A writer killed mid-save leaves its temporary file; in a container every writer is
+        PID 1, so a name made from the PID would be taken for good."""
+        self.keygen()
+        self.put("first")
+        with open(self.store + ".tmp.1", "wb") as f:
+            f.write(b"TCGWSTORE1 half written")
+        # As PID 1 of a new PID namespace where that works (root), as in a container.
+        prefix = []
+        unshare = shutil.which("unshare")
+        if unshare and subprocess.run([unshare, "--pid", "--fork", "true"],
+                                      capture_output=True, timeout=30).returncode == 0:
+            prefix = [unshare, "--pid", "--fork"]
+        for name, secret_id in (("second", OTHER_ID), ("third", SECRET_ID)):
+            proc = subprocess.run(prefix + [self.bin, "secrets", "put", name, "--key", self.key,
+                                            "--store", self.store],
+                                  input=("%s\n%s\n" % (secret_id, OTHER_KEY)).encode(),
+                                  capture_output=True, timeout=60, env=self.env, cwd=self.dir)
+            self.assertEqual(proc.returncode, 0, proc.stderr.decode())
+        self.assertEqual([c["name"] for c in self.list_json()], ["first", "second", "third"])
+        self.assertEqual(self.temp_files(), ["credentials.store.tmp.1"])
+
+    def test_failed_save_leaves_no_temp_file(self):
+        """A save that fails while writing removes its temporary file and keeps the old store."""
+        self.keygen()
+        self.put("first")
+        with open(self.store, "rb") as f:
+            before = f.read()
+
+        def small_files():
+            # Writes past 64 bytes fail with EFBIG (instead of killing tcgw with SIGXFSZ).
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+        stdin = ("%s\n%s\n" % (OTHER_ID, OTHER_KEY)).encode()
+        proc = self.run_tcgw("secrets", "put", "second", "--key", self.key, "--store", self.store,
+                             stdin=stdin, preexec_fn=small_files)
+        self.assert_rc(proc, 1)
+        self.assertIn("cannot write", proc.err)
+        self.assertIn("nothing was stored", proc.err)
+        self.assert_no_secret(proc, OTHER_KEY)
+        self.assertEqual(self.temp_files(), [])
+        with open(self.store, "rb") as f:
+            self.assertEqual(f.read(), before)
+        self.assertEqual([c["name"] for c in self.list_json()], ["first"])
+
+    def test_replace_keeps_mode_and_owner(self):
+        self.keygen()
+        self.put("first")
+        os.chmod(self.store, 0o400)
+        as_root = os.geteuid() == 0
+        if as_root:
+            # Owner root (allowed), group another: both must survive the replacement.
+            os.chown(self.store, 0, 65534)
+        self.put("second", OTHER_ID, OTHER_KEY)
+        st = os.stat(self.store)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o400)
+        self.assertEqual(st.st_uid, os.geteuid())
+        if as_root:
+            self.assertEqual(st.st_gid, 65534)
+        self.assertEqual([c["name"] for c in self.list_json()], ["first", "second"])
+
+    # ---- files that are not what they should be ----
+
+    def serve_config(self):
+        """A configuration for `tcgw serve` that would work but for the key and store files."""
+        path = os.path.join(self.dir, "tcgw.json")
+        root = os.environ.get("TCGW_SOURCE_DIR") or os.path.abspath(
+            os.path.join(os.path.dirname(__file__), "..", ".."))
+        with open(path, "w") as f:
+            json.dump({"listen_address": "127.0.0.1", "listen_port": 0,
+                       "spec_dir": os.path.join(root, "specs"), "master_key_file": self.key,
+                       "credential_store": self.store}, f)
+        return path
+
+    def assert_refused_everywhere(self, *fragments):
+        """`secrets list`, `secrets put` and `serve` all fail at once, saying fragments."""
+        conf = self.serve_config()
+        runs = [
+            ("list", ("secrets", "list", "--key", self.key, "--store", self.store), b""),
+            ("put", ("secrets", "put", "x", "--key", self.key, "--store", self.store),
+             ("%s\n%s\n" % (OTHER_ID, OTHER_KEY)).encode()),
+            ("serve", ("serve", "--config", conf), b""),
+        ]
+        for verb, args, stdin in runs:
+            with self.subTest(verb=verb):
+                proc = self.run_tcgw(*args, stdin=stdin, timeout=20)
+                self.assert_rc(proc, 1)
+                for fragment in fragments:
+                    self.assertIn(fragment, proc.err)
+                self.assertNotIn("event=listening", proc.err)
+
+    def test_fifo_refused_without_hanging(self):
+        """A FIFO would block open(2) until a writer came; it is refused at once instead."""
+        self.keygen()
+        self.put()
+        for role in ("key", "store"):
+            with self.subTest(role=role):
+                path = self.key if role == "key" else self.store
+                saved = path + ".saved"
+                os.rename(path, saved)
+                os.mkfifo(path, 0o600)
+                try:
+                    self.assert_refused_everywhere(path, "named pipe (FIFO), not a regular file")
+                finally:
+                    os.unlink(path)
+                    os.rename(saved, path)
+        self.assertEqual(self.list_json()[0]["name"], "default")
+
+    def test_loose_modes_refused_with_the_fix(self):
+        self.keygen()
+        self.put()
+        for path in (self.key, self.store):
+            with self.subTest(path=os.path.basename(path)):
+                os.chmod(path, 0o644)
+                self.assert_refused_everywhere("(mode 644)", "chmod 600 %s" % path)
+                os.chmod(path, 0o620)
+                self.assert_refused_everywhere("chmod 600 %s" % path)
+                os.chmod(path, 0o600)
+        self.assertEqual(self.list_json()[0]["name"], "default")
+
+    def test_foreign_owner_refused(self):
+        """A key or store that another user owns (and so can change) is not trusted."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to give a file to another user")
+        self.keygen()
+        self.put()
+        with open(self.store, "rb") as f:
+            before = f.read()
+        for path in (self.key, self.store):
+            with self.subTest(path=os.path.basename(path)):
+                os.chown(path, 65534, 65534)
+                self.assert_refused_everywhere(path, "belongs to uid 65534",
+                                               "chown 0 %s" % path)
+                os.chown(path, 0, 0)
+        with open(self.store, "rb") as f:
+            self.assertEqual(f.read(), before)
+        self.assertEqual(self.list_json()[0]["name"], "default")
+
+    def test_symlinked_store_refused(self):
+        self.keygen()
+        self.put()
+        real = os.path.join(self.dir, "real.store")
+        os.rename(self.store, real)
+        os.symlink(real, self.store)
+        self.assert_refused_everywhere(self.store, "symbolic link")
+
+    # ---- the terminal ----
+
+    def spawn_on_terminal(self, name, env=None):
+        """Starts `secrets put NAME` with a new terminal as stdin and stderr."""
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([self.bin, "secrets", "put", name, "--key", self.key, "--store",
+                                 self.store], stdin=slave, stdout=subprocess.PIPE, stderr=slave,
+                                env=env or self.env, cwd=self.dir)
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        return proc, master, slave
+
+    @staticmethod
+    def echo_on(fd):
+        return bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+
+    def test_terminal_restored_after_end_of_input(self):
+        self.keygen()
+        proc, master, slave = self.spawn_on_terminal("tty")
+        self.read_until(master, b"SecretId")
+        os.write(master, (SECRET_ID + "\n").encode())
+        self.read_until(master, b"(not shown): ")
+        self.assertFalse(self.echo_on(slave))
+        os.write(master, b"\x04")  # ^D: end of input, no SecretKey
+        proc.communicate(timeout=30)
+        seen = self.read_available(master)
+        self.assertEqual(proc.returncode, 1, seen)
+        self.assertIn(b"no SecretKey", seen)
+        self.assertTrue(self.echo_on(slave))
+        self.assertFalse(os.path.exists(self.store))
+
+    def test_terminal_restored_after_interrupt(self):
+        self.keygen()
+        proc, master, slave = self.spawn_on_terminal("tty")
+        self.read_until(master, b"SecretId")
+        os.write(master, (SECRET_ID + "\n").encode())
+        self.read_until(master, b"(not shown): ")
+        self.assertFalse(self.echo_on(slave))
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, -signal.SIGINT)
+        self.assertTrue(self.echo_on(slave))
+        self.assertFalse(os.path.exists(self.store))
+
+    SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <termios.h>
+/* Turning echo off fails (TCGW_SHIM=fail) or is silently ignored (TCGW_SHIM=ignore). */
+int tcsetattr(int fd, int act, const struct termios *t)
+{
+    const char *mode = getenv("TCGW_SHIM");
+    if (mode != NULL && !(t->c_lflag & ECHO)) {
+        if (mode[0] == 'f') {
+            errno = EIO;
+            return -1;
+        }
+        return 0;
+    }
+    int (*real)(int, int, const struct termios *) =
+        (int (*)(int, int, const struct termios *))dlsym(RTLD_NEXT, "tcsetattr");
+    return real(fd, act, t);
+}
+"""
+
+    def test_echo_that_cannot_be_turned_off_refuses(self):
+        """If echo stays on, the SecretKey is not read: it would be shown as it is typed."""
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            self.skipTest("no C compiler to build the tcsetattr shim")
+        src = os.path.join(self.dir, "shim.c")
+        lib = os.path.join(self.dir, "shim.so")
+        with open(src, "w") as f:
+            f.write(self.SHIM)
+        subprocess.run([cc, "-shared", "-fPIC", "-o", lib, src, "-ldl"], check=True,
+                       capture_output=True, timeout=60)
+        self.keygen()
+        for mode in ("fail", "ignore"):
+            with self.subTest(mode=mode):
+                env = dict(self.env, LD_PRELOAD=lib, TCGW_SHIM=mode)
+                # A sanitizer runtime wants to come first; the shim only wraps one libc call.
+                env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+                proc, master, slave = self.spawn_on_terminal("tty", env=env)
+                seen = self.read_until(master, b"SecretId")
+                os.write(master, (SECRET_ID + "\n").encode())
+                proc.communicate(timeout=30)
+                seen += self.read_available(master)
+                self.assertEqual(proc.returncode, 1, seen)
+                self.assertIn(b"cannot turn off echo", seen)
+                self.assertIn(b"standard input instead", seen)
+                self.assertNotIn(b"(not shown)", seen)
+                self.assertTrue(self.echo_on(slave))
+                self.assertFalse(os.path.exists(self.store))
 
 if __name__ == "__main__":
     unittest.main()

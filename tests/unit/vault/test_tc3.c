@@ -1,4 +1,7 @@
-/* Unit tests for gateway/tc3.c: every known-answer vector with its intermediates, and bad input. */
+/*
+ * Unit tests for gateway/vault/tc3.c: every known-answer vector of tests/data/tc3-vectors.json with
+ * its intermediates, and bad input. test_tc3_reference.c checks that file against ../shared.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "vault/tc3.h"
 
@@ -182,69 +184,6 @@ static void test_vectors(void **state)
     assert_int_equal(with_action, 1);
     assert_int_equal(with_key, 3);
     json_decref(root);
-}
-
-/* The project's copy must still say what ../shared/vectors says, field for field. */
-static void cross_check_file(json_t *ours, const char *dir, const char *file)
-{
-    char path[PATH_MAX];
-    json_error_t jerr;
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    json_t *theirs = json_load_file(path, 0, &jerr);
-    if (theirs == NULL) {
-        fail_msg("cannot load %s: %s", path, jerr.text);
-    }
-    json_t *ours_v = json_object_get(ours, "vectors");
-    json_t *theirs_v = json_object_get(theirs, "vectors");
-    assert_true(json_is_array(theirs_v));
-    size_t i, j, ours_from_file = 0;
-    json_t *tv, *ov;
-    json_array_foreach (ours_v, j, ov) {
-        ours_from_file += strcmp(str(json_object_get(ov, "from"), "file"), file) == 0;
-    }
-    assert_int_equal(ours_from_file, json_array_size(theirs_v));
-    json_array_foreach (theirs_v, i, tv) {
-        const char *name = need(tv, "name");
-        json_t *match = NULL;
-        json_array_foreach (ours_v, j, ov) {
-            json_t *from = json_object_get(ov, "from");
-            if (strcmp(str(from, "file"), file) == 0 && strcmp(str(from, "name"), name) == 0) {
-                match = ov;
-            }
-        }
-        if (match == NULL) {
-            fail_msg("%s: vector %s is missing from tests/data/tc3-vectors.json", path, name);
-        }
-        const char *key;
-        json_t *value;
-        json_object_foreach (tv, key, value) {
-            if (!json_equal(value, json_object_get(match, key))) {
-                fail_msg("%s: vector %s: \"%s\" differs in tests/data/tc3-vectors.json", path, name,
-                         key);
-            }
-        }
-    }
-    json_decref(theirs);
-}
-
-static void test_vectors_match_shared(void **state)
-{
-    (void)state;
-    char dir[PATH_MAX];
-    struct stat st;
-    const char *shared = getenv("TCGW_SHARED_DIR");
-    if (shared == NULL) {
-        shared = "../../shared";
-    }
-    snprintf(dir, sizeof dir, "%s/vectors", shared);
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        print_message("skipped: ../shared not present (%s)\n", dir);
-        skip();
-    }
-    json_t *ours = load_vectors();
-    cross_check_file(ours, dir, OFFICIAL_FILE);
-    cross_check_file(ours, dir, SDK_FILE);
-    json_decref(ours);
 }
 
 /* ---- Bad input ---- */
@@ -519,13 +458,9 @@ static void test_key_and_signature_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors),
-        cmocka_unit_test(test_vectors_match_shared),
-        cmocka_unit_test(test_control_characters),
-        cmocka_unit_test(test_timestamp_range),
-        cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_action_case),
-        cmocka_unit_test(test_key_and_signature_args),
+        cmocka_unit_test(test_vectors),         cmocka_unit_test(test_control_characters),
+        cmocka_unit_test(test_timestamp_range), cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_action_case),     cmocka_unit_test(test_key_and_signature_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* Unit tests for gateway/vault.c: key files, the encrypted store, and signing. */
+/* Unit tests for gateway/vault/: key files, the encrypted store, its writer lock, and signing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -578,6 +579,149 @@ static void test_limits(void **state)
     gw_vault_free(v);
 }
 
+/* ---- Files that are not what they should be, and the writer lock ---- */
+
+/* True when another open file description could take the store's lock now. */
+static bool store_lock_free(struct fixture *f)
+{
+    char lock[PATH_MAX + 8];
+    snprintf(lock, sizeof lock, "%s.lock", f->store);
+    int fd = open(lock, O_RDONLY);
+    assert_true(fd >= 0);
+    bool ok = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd);
+    return ok;
+}
+
+static void test_store_file_checks(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char orig[4096];
+    char want[PATH_MAX + 16], real[PATH_MAX], saved_key[PATH_MAX + 8];
+    make_store(f);
+    size_t n = read_file(f->store, orig, sizeof orig);
+
+    /* A FIFO as the store or the key: refused at once, never waited on. */
+    alarm(10);
+    unlink(f->store);
+    assert_int_equal(mkfifo(f->store, 0600), 0);
+    assert_int_equal(open_err(f), GW_ERR_INVALID);
+    assert_non_null(strstr(f->msg, "FIFO"));
+    assert_non_null(strstr(f->msg, f->store));
+    unlink(f->store);
+    write_file(f->store, orig, n, 0600);
+    snprintf(saved_key, sizeof saved_key, "%s.saved", f->key);
+    assert_int_equal(rename(f->key, saved_key), 0);
+    assert_int_equal(mkfifo(f->key, 0600), 0);
+    assert_int_equal(open_err(f), GW_ERR_INVALID);
+    assert_non_null(strstr(f->msg, "FIFO"));
+    unlink(f->key);
+    assert_int_equal(rename(saved_key, f->key), 0);
+    alarm(0);
+
+    /* Loose modes, with the fix in the message. */
+    snprintf(want, sizeof want, "chmod 600 %s", f->store);
+    static const mode_t loose[] = {0644, 0620, 0640, 0604};
+    for (size_t i = 0; i < sizeof loose / sizeof *loose; i++) {
+        write_file(f->store, orig, n, loose[i]);
+        assert_int_equal(open_err(f), GW_ERR_PERM);
+        assert_non_null(strstr(f->msg, want));
+    }
+
+    /* A symbolic link. */
+    snprintf(real, sizeof real, "%s/real.store", f->dir);
+    write_file(real, orig, n, 0600);
+    unlink(f->store);
+    assert_int_equal(symlink(real, f->store), 0);
+    assert_int_equal(open_err(f), GW_ERR_PERM);
+    assert_non_null(strstr(f->msg, "symbolic link"));
+    unlink(f->store);
+
+    /* Another user's store (as root, who can make one). */
+    write_file(f->store, orig, n, 0600);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(f->store, 65534, 65534), 0);
+        assert_int_equal(open_err(f), GW_ERR_PERM);
+        assert_non_null(strstr(f->msg, "belongs to uid 65534"));
+        assert_int_equal(chown(f->store, 0, 0), 0);
+    }
+    assert_int_equal(open_err(f), GW_OK);
+}
+
+static void test_open_for_update(void **state)
+{
+    struct fixture *f = *state;
+    char lock[PATH_MAX + 8], other[PATH_MAX];
+    struct gw_vault *v = NULL;
+    struct stat st;
+    snprintf(lock, sizeof lock, "%s.lock", f->store);
+    snprintf(other, sizeof other, "%s/other.store", f->dir);
+    make_store(f);
+
+    /* The lock is held from open to free. */
+    assert_int_equal(gw_vault_open_for_update(f->key, f->store, &v, f->msg, sizeof f->msg), GW_OK);
+    assert_int_equal(gw_vault_count(v), 2);
+    assert_int_equal(stat(lock, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_false(store_lock_free(f));
+    put_ok(v, "third", "AKIDEXAMPLE3333", "k3");
+    /* Only into the store it locked. */
+    assert_int_equal(gw_vault_save(v, other, f->msg, sizeof f->msg), GW_ERR_INVALID);
+    assert_int_equal(access(other, F_OK), -1);
+    assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
+    assert_false(store_lock_free(f));
+    gw_vault_free(v);
+    assert_true(store_lock_free(f));
+    v = open_ok(f);
+    assert_int_equal(gw_vault_count(v), 3);
+    gw_vault_free(v);
+
+    /* A store that would be refused is refused before a lock file is made beside it. */
+    unlink(lock);
+    chmod(f->store, 0644);
+    v = NULL;
+    assert_int_equal(gw_vault_open_for_update(f->key, f->store, &v, f->msg, sizeof f->msg),
+                     GW_ERR_PERM);
+    assert_null(v);
+    assert_int_equal(access(lock, F_OK), -1);
+    chmod(f->store, 0600);
+
+    /* No store yet: an empty vault, locked, that creates the store. */
+    unlink(f->store);
+    assert_int_equal(gw_vault_open_for_update(f->key, f->store, &v, f->msg, sizeof f->msg), GW_OK);
+    assert_int_equal(gw_vault_count(v), 0);
+    assert_false(store_lock_free(f));
+    put_ok(v, "only", "AKIDEXAMPLE1", "k");
+    assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
+    gw_vault_free(v);
+
+    /* The lock file must be a regular file too. */
+    unlink(lock);
+    assert_int_equal(mkfifo(lock, 0600), 0);
+    assert_int_equal(gw_vault_open_for_update(f->key, f->store, &v, f->msg, sizeof f->msg),
+                     GW_ERR_INVALID);
+    assert_non_null(strstr(f->msg, lock));
+    unlink(lock);
+}
+
+/* Saving keeps the store's mode (and owner: tests/unit/core/test_file.c), leaves no temp file. */
+static void test_save_keeps_mode(void **state)
+{
+    struct fixture *f = *state;
+    struct stat st;
+    make_store(f);
+    assert_int_equal(chmod(f->store, 0400), 0);
+    struct gw_vault *v = open_ok(f);
+    put_ok(v, "more", "AKIDEXAMPLE4444", "k4");
+    assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
+    gw_vault_free(v);
+    assert_int_equal(stat(f->store, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0400);
+    v = open_ok(f);
+    assert_int_equal(gw_vault_count(v), 3);
+    gw_vault_free(v);
+}
+
 /* ---- Signing ---- */
 
 /* Puts every vector's credential as "vNN". */
@@ -829,6 +973,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncated_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_put, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_file_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_for_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_keeps_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_vectors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_resident, setup, teardown),

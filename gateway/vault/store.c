@@ -1,0 +1,240 @@
+/*
+ * store: the credential store format, bytes in and bytes out; files.c reads and writes the file.
+ *
+ * Store file (all integers big-endian):
+ *   "TCGWSTORE1"            10 bytes, magic and format version; the AEAD additional data
+ *   nonce                   24 bytes, fresh random per save
+ *   ciphertext              XChaCha20-Poly1305 (IETF) of the plaintext, then its 16-byte tag
+ * Plaintext:
+ *   count                   u32
+ *   count times:            u16 name_len, name, u16 id_len, SecretId, u16 key_len, SecretKey
+ *                           (entries in strictly ascending name order)
+ * The plaintext is only ever built and parsed in key memory, never through stdio.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vault/vault_int.h"
+
+/* ---- Parsing ---- */
+
+struct cursor {
+    const unsigned char *p;
+    size_t left;
+};
+
+static bool take(struct cursor *c, size_t n, const unsigned char **out)
+{
+    if (n > c->left) {
+        return false;
+    }
+    *out = c->p;
+    c->p += n;
+    c->left -= n;
+    return true;
+}
+
+static bool take_u16(struct cursor *c, size_t *v)
+{
+    const unsigned char *b;
+    if (!take(c, 2, &b)) {
+        return false;
+    }
+    *v = ((size_t)b[0] << 8) | b[1];
+    return true;
+}
+
+static bool take_field(struct cursor *c, size_t max, const unsigned char **p, size_t *n)
+{
+    return take_u16(c, n) && *n <= max && take(c, *n, p);
+}
+
+/* Parses the plaintext (key memory) into vault, which is empty. */
+static enum gw_err parse_plain(struct gw_vault *vault, const unsigned char *pt, size_t len,
+                               const char *path, char *msg, size_t msglen)
+{
+    enum gw_err err;
+    struct cursor cur = {pt, len};
+    const unsigned char *b;
+    char prev[GW_VAULT_MAX_NAME + 1] = "";
+    char why[160];
+
+    if (!take(&cur, 4, &b)) {
+        goto damaged;
+    }
+    uint32_t count = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+    if (count > GW_VAULT_MAX_ENTRIES) {
+        goto damaged;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        const unsigned char *name_p, *id_p, *key_p;
+        size_t name_n, id_n, key_n;
+        char name[GW_VAULT_MAX_NAME + 1];
+        if (!take_field(&cur, GW_VAULT_MAX_NAME, &name_p, &name_n) ||
+            !take_field(&cur, GW_VAULT_MAX_SECRET_ID, &id_p, &id_n) ||
+            !take_field(&cur, GW_VAULT_MAX_SECRET_KEY, &key_p, &key_n)) {
+            goto damaged;
+        }
+        memcpy(name, name_p, name_n);
+        name[name_n] = '\0';
+        /* Strictly ascending: no duplicates, and the order put gives. */
+        if (memchr(name_p, '\0', name_n) != NULL || (i > 0 && strcmp(prev, name) >= 0)) {
+            goto damaged;
+        }
+        /* Through gw_vault_put, so a store obeys exactly the rules a new credential does. */
+        if ((err = gw_vault_put(vault, name, (const char *)id_p, id_n, (const char *)key_p, key_n,
+                                why, sizeof why)) != GW_OK) {
+            if (err == GW_ERR_INVALID) {
+                vault_say(msg, msglen, "credential store %s is damaged: entry %u: %s", path,
+                          (unsigned)i, why);
+            } else {
+                vault_say(msg, msglen, "%s", why);
+            }
+            return err;
+        }
+        memcpy(prev, name, name_n + 1);
+    }
+    if (cur.left != 0) {
+        goto damaged;
+    }
+    return GW_OK;
+damaged:
+    vault_say(msg, msglen,
+              "credential store %s is damaged although it decrypted: restore it from a backup",
+              path);
+    return GW_ERR_INVALID;
+}
+
+enum gw_err vault_store_decode(struct gw_vault *vault, const unsigned char *file, size_t len,
+                               const char *path, char *msg, size_t msglen)
+{
+    enum gw_err err;
+    unsigned char *pt = NULL;
+
+    if (len > VAULT_STORE_MAX) {
+        vault_say(msg, msglen, "credential store %s is too large", path);
+        return GW_ERR_TOO_LARGE;
+    }
+    if (len < VAULT_STORE_MIN) {
+        vault_say(msg, msglen,
+                  "credential store %s is truncated (%zu bytes, at least %d needed): restore it "
+                  "from a backup, or delete it to start an empty store",
+                  path, len, (int)VAULT_STORE_MIN);
+        return GW_ERR_INVALID;
+    }
+    if (memcmp(file, VAULT_STORE_MAGIC, VAULT_STORE_MAGIC_LEN) != 0) {
+        vault_say(msg, msglen,
+                  "%s is not a tcgw credential store (format " VAULT_STORE_MAGIC
+                  "), or its header was modified",
+                  path);
+        return GW_ERR_INVALID;
+    }
+    size_t ct_len = len - VAULT_HEADER_LEN;
+    size_t pt_cap = ct_len - VAULT_TAG_LEN;
+    unsigned long long pt_len = 0;
+    if ((pt = vault_mem_alloc(pt_cap)) == NULL) {
+        vault_say(msg, msglen, "out of memory");
+        return GW_ERR_NOMEM;
+    }
+    vault_mem_readonly(vault->master);
+    int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
+        pt, &pt_len, NULL, file + VAULT_HEADER_LEN, ct_len, file, VAULT_STORE_MAGIC_LEN,
+        file + VAULT_STORE_MAGIC_LEN, vault->master);
+    vault_mem_noaccess(vault->master);
+    if (rc != 0 || pt_len != pt_cap) {
+        vault_say(msg, msglen, "cannot decrypt %s: wrong master key or the file was modified",
+                  path);
+        err = GW_ERR_CRYPTO;
+        goto out;
+    }
+    err = parse_plain(vault, pt, pt_cap, path, msg, msglen);
+out:
+    vault_mem_free(pt); /* wipes the plaintext */
+    return err;
+}
+
+/* ---- Building ---- */
+
+static void put_u16(unsigned char *p, size_t *n, size_t v)
+{
+    p[(*n)++] = (unsigned char)(v >> 8);
+    p[(*n)++] = (unsigned char)v;
+}
+
+/* Serialises the credentials into new key memory. */
+static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out, size_t *out_len)
+{
+    size_t len = VAULT_PLAIN_MIN;
+    for (size_t i = 0; i < vault->count; i++) {
+        len += 6 + strlen(vault->creds[i]->name) + GW_VAULT_MAX_SECRET_ID + GW_VAULT_MAX_SECRET_KEY;
+    }
+    /* len is an upper bound (ids and keys at their maximum); the true length is counted below. */
+    unsigned char *pt = vault_mem_alloc(len);
+    if (pt == NULL) {
+        return GW_ERR_NOMEM;
+    }
+    size_t n = 0;
+    uint32_t count = (uint32_t)vault->count;
+    pt[n++] = (unsigned char)(count >> 24);
+    pt[n++] = (unsigned char)(count >> 16);
+    pt[n++] = (unsigned char)(count >> 8);
+    pt[n++] = (unsigned char)count;
+    for (size_t i = 0; i < vault->count; i++) {
+        struct cred *c = vault->creds[i];
+        size_t name_n = strlen(c->name);
+        put_u16(pt, &n, name_n);
+        memcpy(pt + n, c->name, name_n);
+        n += name_n;
+        const struct secret *s = vault_cred_open(vault, c);
+        if (s == NULL) {
+            vault_mem_free(pt);
+            return GW_ERR_INTERNAL;
+        }
+        put_u16(pt, &n, s->id_len);
+        memcpy(pt + n, s->id, s->id_len);
+        n += s->id_len;
+        put_u16(pt, &n, s->key_len);
+        memcpy(pt + n, s->key, s->key_len);
+        n += s->key_len;
+        vault_cred_close(vault, c);
+    }
+    *out = pt;
+    *out_len = n;
+    return GW_OK;
+}
+
+enum gw_err vault_store_encode(const struct gw_vault *vault, unsigned char **out, size_t *out_len)
+{
+    enum gw_err err;
+    unsigned char *pt = NULL;
+    unsigned char *file = NULL;
+    size_t pt_len = 0;
+    unsigned long long ct_len = 0;
+
+    if ((err = build_plain(vault, &pt, &pt_len)) != GW_OK) {
+        goto out;
+    }
+    if ((file = malloc(VAULT_HEADER_LEN + pt_len + VAULT_TAG_LEN)) == NULL) {
+        err = GW_ERR_NOMEM;
+        goto out;
+    }
+    memcpy(file, VAULT_STORE_MAGIC, VAULT_STORE_MAGIC_LEN);
+    randombytes_buf(file + VAULT_STORE_MAGIC_LEN, VAULT_NONCE_LEN);
+    vault_mem_readonly(vault->master);
+    int rc = crypto_aead_xchacha20poly1305_ietf_encrypt(
+        file + VAULT_HEADER_LEN, &ct_len, pt, pt_len, file, VAULT_STORE_MAGIC_LEN, NULL,
+        file + VAULT_STORE_MAGIC_LEN, vault->master);
+    vault_mem_noaccess(vault->master);
+    if (rc != 0 || ct_len != pt_len + VAULT_TAG_LEN) {
+        err = GW_ERR_INTERNAL;
+        goto out;
+    }
+    *out = file;
+    *out_len = VAULT_HEADER_LEN + (size_t)ct_len;
+    file = NULL;
+    err = GW_OK;
+out:
+    vault_mem_free(pt); /* wipes the plaintext */
+    free(file);
+    return err;
+}

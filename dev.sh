@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # tcgw developer entry point.
-#   bash dev.sh demo   install what is missing, build, and send the seed call through the gateway
+#   bash dev.sh demo   install what is missing, build, send the seed call through the gateway, and
+#                      keep the simulator and the gateway running to try (Ctrl-C stops both);
+#                      --once stops after the seed call
 #   bash dev.sh test   install what is missing, build (plain and sanitized), run every test
 #   bash dev.sh build  build only
 set -euo pipefail
@@ -49,13 +51,15 @@ cmd_test() {
 
 cmd_demo() {
     install_deps
+    # The demo prints a Node SDK command to try; without the SDK it still runs, and says how to get it.
+    node_sdk || echo "== could not install the Node SDK (tests/node); the demo goes on without it"
     build build -DCMAKE_BUILD_TYPE=Release
-    exec python3 tests/e2e/demo.py --build build
+    exec python3 tests/e2e/demo.py --build build "$@"
 }
 
 case "${1:-}" in
     test) cmd_test ;;
-    demo) cmd_demo ;;
+    demo) shift; cmd_demo "$@" ;;
     build) install_deps; build build -DCMAKE_BUILD_TYPE=Release ;;
-    *) echo "usage: bash dev.sh demo|test|build" >&2; exit 2 ;;
+    *) echo "usage: bash dev.sh demo [--once]|test|build" >&2; exit 2 ;;
 esac

@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -9,6 +10,8 @@
 
 #define DEFAULT_BODY_BYTES ((size_t)1 << 20)
 #define DEFAULT_RESPONSE_BYTES ((size_t)8 << 20)
+/* A configuration file larger than this is refused before it is parsed. */
+#define MAX_CONFIG_BYTES ((size_t)1 << 20)
 
 struct gw_config *gw_config_defaults(void)
 {
@@ -59,25 +62,298 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg);
 }
 
-/* The loader's state: where we are, for messages that name the file and the key. */
+/*
+ * The keys of the file, as data: each section of the file is a table of keys, and each key says
+ * how its value is checked and where in struct gw_config it lands. A new section is a new table
+ * and one KIND_SECTION row; the loader below does not change.
+ */
+enum kind {
+    KIND_STRING,   /* char *, non-empty */
+    KIND_PATH,     /* char *, non-empty, relative to the file's directory */
+    KIND_BOOL,     /* bool */
+    KIND_U16,      /* uint16_t */
+    KIND_UNSIGNED, /* unsigned */
+    KIND_SIZE,     /* size_t */
+    KIND_LONG,     /* long */
+    KIND_LIST,     /* char *[GW_CONFIG_MAX_OVERRIDES], NULL-terminated non-empty strings */
+    KIND_SECTION,  /* a JSON object read with its own table */
+};
+
+struct section;
+
+struct key {
+    const char *name;
+    enum kind kind;
+    size_t offset;                 /* of the slot in struct gw_config */
+    json_int_t min, max;           /* integer kinds: the accepted range */
+    const struct section *section; /* KIND_SECTION */
+    const char *description;       /* a few words, for messages */
+};
+
+struct section {
+    const char *name; /* NULL for the top level */
+    const struct key *keys;
+    size_t count;
+};
+
+/*
+ * The offset of member in struct gw_config, checked at compile time to have the pointer type PT
+ * (comparing distinct pointer types is a warning, an error with -Werror): a table row cannot
+ * name a kind that does not match its slot.
+ */
+#define SLOT(member, PT)                                                                           \
+    (offsetof(struct gw_config, member) + 0 * sizeof(&((struct gw_config *)0)->member == (PT)0))
+
+#define STRING(name, member, desc)                                                                 \
+    {                                                                                              \
+        name, KIND_STRING, SLOT(member, char **), 0, 0, NULL, desc                                 \
+    }
+#define PATH(name, member, desc)                                                                   \
+    {                                                                                              \
+        name, KIND_PATH, SLOT(member, char **), 0, 0, NULL, desc                                   \
+    }
+#define BOOL(name, member, desc)                                                                   \
+    {                                                                                              \
+        name, KIND_BOOL, SLOT(member, bool *), 0, 0, NULL, desc                                    \
+    }
+#define U16(name, member, lo, hi, desc)                                                            \
+    {                                                                                              \
+        name, KIND_U16, SLOT(member, uint16_t *), lo, hi, NULL, desc                               \
+    }
+#define UNSIGNED(name, member, lo, hi, desc)                                                       \
+    {                                                                                              \
+        name, KIND_UNSIGNED, SLOT(member, unsigned *), lo, hi, NULL, desc                          \
+    }
+#define SIZE(name, member, lo, hi, desc)                                                           \
+    {                                                                                              \
+        name, KIND_SIZE, SLOT(member, size_t *), lo, hi, NULL, desc                                \
+    }
+#define LONG(name, member, lo, hi, desc)                                                           \
+    {                                                                                              \
+        name, KIND_LONG, SLOT(member, long *), lo, hi, NULL, desc                                  \
+    }
+#define LIST(name, member, desc)                                                                   \
+    {                                                                                              \
+        name, KIND_LIST, SLOT(member, char *(*)[GW_CONFIG_MAX_OVERRIDES]), 0, 0, NULL, desc        \
+    }
+#define SECTION(name, table, desc)                                                                 \
+    {                                                                                              \
+        name, KIND_SECTION, 0, 0, 0, &table, desc                                                  \
+    }
+
+static const struct key upstream_keys[] = {
+    STRING("endpoint_suffix", upstream.endpoint_suffix, "domain of Tencent Cloud API endpoints"),
+    PATH("ca_file", upstream.ca_file, "PEM file of CA certificates trusted upstream"),
+    LONG("connect_timeout_ms", upstream.connect_timeout_ms, 1, 600000,
+         "time allowed to connect, in ms"),
+    LONG("timeout_ms", upstream.timeout_ms, 1, 3600000, "time allowed for a whole call, in ms"),
+    SIZE("max_response_bytes", upstream.max_response_bytes, 1024, (json_int_t)1 << 30,
+         "largest answer accepted"),
+    UNSIGNED("max_host_connections", upstream.max_host_connections, 1, 10000,
+             "connections kept per upstream host"),
+    LIST("connect_to", upstream.connect_to, "CURLOPT_CONNECT_TO entries"),
+    LIST("resolve", upstream.resolve, "CURLOPT_RESOLVE entries"),
+};
+
+static const struct section upstream_section = {"upstream", upstream_keys,
+                                                sizeof upstream_keys / sizeof upstream_keys[0]};
+
+static const struct key top_keys[] = {
+    STRING("listen_address", listen_address, "numeric address to listen on"),
+    U16("listen_port", listen_port, 0, 65535, "TCP port to listen on; 0 picks a free one"),
+    UNSIGNED("threads", threads, 1, 64, "worker threads"),
+    UNSIGNED("max_connections", max_connections, 1, 100000, "connections served at once"),
+    SIZE("max_body_bytes", max_body_bytes, 2, (json_int_t)64 << 20, "largest request body"),
+    PATH("spec_dir", spec_dir, "directory of API descriptions"),
+    PATH("master_key_file", master_key_file, "file of the master key"),
+    PATH("credential_store", credential_store, "file of encrypted credentials"),
+    STRING("credential", credential, "name of the credential that signs"),
+    BOOL("vault_keys_resident", vault_keys_resident, "keep key memory accessible"),
+    SECTION("upstream", upstream_section, "how calls reach Tencent Cloud"),
+};
+
+static const struct section top_section = {NULL, top_keys, sizeof top_keys / sizeof top_keys[0]};
+
+/* The loader's state: where we are, for messages that name the file, the line and the key. */
 struct loader {
     const char *path;
-    const char *dir; /* directory of path, for relative paths */
+    const char *dir;  /* directory of path, for relative paths */
+    const char *text; /* the file's bytes (valid JSON once parsed), to find a key's line */
+    size_t len;
     char *msg;
     size_t msglen;
 };
 
-static enum gw_err fail(struct loader *ld, const char *key, const char *what)
+/* ---- line numbers ------------------------------------------------------------------------ */
+
+/* Jansson keeps no positions once a document parsed, so the text is scanned again for a key. */
+struct scan {
+    const char *p;
+    const char *end;
+    int line;
+};
+
+static void skip_space(struct scan *s)
 {
-    snprintf(ld->msg, ld->msglen, "%s: \"%s\" %s", ld->path, key, what);
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r' || *s->p == '\n')) {
+        s->line += *s->p == '\n';
+        s->p++;
+    }
+}
+
+/* At a '"': moves past the closing one (JSON strings hold no raw line breaks). */
+static void skip_string(struct scan *s)
+{
+    for (s->p++; s->p < s->end && *s->p != '"'; s->p++) {
+        if (*s->p == '\\' && s->p + 1 < s->end) {
+            s->p++;
+        }
+    }
+    s->p++;
+}
+
+/* Moves past one value of any kind. */
+static void skip_value(struct scan *s)
+{
+    size_t depth = 0;
+    do {
+        skip_space(s);
+        if (s->p >= s->end) {
+            return;
+        }
+        char c = *s->p;
+        if (c == '"') {
+            skip_string(s);
+        } else if (c == '{' || c == '[') {
+            depth++;
+            s->p++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+            s->p++;
+        } else if (depth > 0 && (c == ',' || c == ':')) {
+            s->p++;
+        } else {
+            while (s->p < s->end && strchr(",:]}\" \t\r\n", *s->p) == NULL) {
+                s->p++;
+            }
+        }
+    } while (depth > 0);
+}
+
+/* The line of key keys[0] in the object at s, of keys[1] in its value, and so on; 0 if absent. */
+static int key_line(struct scan *s, const char *const *keys, size_t n)
+{
+    skip_space(s);
+    if (s->p >= s->end || *s->p != '{') {
+        return 0;
+    }
+    s->p++;
+    for (;;) {
+        skip_space(s);
+        if (s->p >= s->end || *s->p != '"') {
+            return 0;
+        }
+        const char *name = s->p + 1;
+        int line = s->line;
+        skip_string(s);
+        /* Compared as written: a key spelt with escapes gets no line, only its name. */
+        size_t len = (size_t)(s->p - 1 - name);
+        bool match = len == strlen(keys[0]) && memcmp(name, keys[0], len) == 0;
+        skip_space(s);
+        s->p++; /* ':' */
+        if (match) {
+            return n == 1 ? line : key_line(s, keys + 1, n - 1);
+        }
+        skip_value(s);
+        skip_space(s);
+        if (s->p >= s->end || *s->p != ',') {
+            return 0;
+        }
+        s->p++;
+    }
+}
+
+/* ---- messages ---------------------------------------------------------------------------- */
+
+/* "<file>:<line>: \"key\" what", the line being that of the key in its section. */
+static enum gw_err fail(struct loader *ld, const struct section *sec, const char *key,
+                        const char *what)
+{
+    const char *keys[2] = {sec->name, key};
+    size_t n = sec->name != NULL ? 2 : 1;
+    struct scan s = {.p = ld->text, .end = ld->text + ld->len, .line = 1};
+    int line = ld->text != NULL ? key_line(&s, sec->name != NULL ? keys : keys + 1, n) : 0;
+    if (line > 0) {
+        snprintf(ld->msg, ld->msglen, "%s:%d: \"%s\" %s", ld->path, line, key, what);
+    } else {
+        snprintf(ld->msg, ld->msglen, "%s: \"%s\" %s", ld->path, key, what);
+    }
     return GW_ERR_INVALID;
 }
 
-static enum gw_err take_string(struct loader *ld, const char *key, json_t *v, char **slot)
+/* Edit distance of two short names, to suggest the key that was meant. */
+static size_t distance(const char *a, const char *b)
 {
-    if (!json_is_string(v) || json_string_length(v) == 0) {
-        return fail(ld, key, "must be a non-empty string");
+    size_t la = strlen(a), lb = strlen(b);
+    size_t row[64];
+    if (la >= 64 || lb >= 64) {
+        return SIZE_MAX;
     }
+    for (size_t j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            best = up + 1 < best ? up + 1 : best;
+            best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static enum gw_err fail_unknown(struct loader *ld, const struct section *sec, const char *key)
+{
+    const char *best = NULL;
+    size_t best_d = 3; /* farther than two edits is no suggestion */
+    for (size_t i = 0; i < sec->count; i++) {
+        size_t d = distance(key, sec->keys[i].name);
+        if (d < best_d) {
+            best = sec->keys[i].name;
+            best_d = d;
+        }
+    }
+    char what[256];
+    char of[64] = "";
+    char hint[96] = "";
+    if (sec->name != NULL) {
+        snprintf(of, sizeof of, " of \"%s\"", sec->name);
+    }
+    if (best != NULL) {
+        snprintf(hint, sizeof hint, "did you mean \"%s\"? ", best);
+    }
+    snprintf(what, sizeof what, "is not a known key%s (%ssee README.md, Configuration)", of, hint);
+    return fail(ld, sec, key, what);
+}
+
+/* "must be <rule> (<description>)". */
+static enum gw_err fail_value(struct loader *ld, const struct section *sec, const struct key *k,
+                              const char *rule)
+{
+    char what[256];
+    snprintf(what, sizeof what, "must be %s (%s)", rule, k->description);
+    return fail(ld, sec, k->name, what);
+}
+
+/* ---- values ------------------------------------------------------------------------------ */
+
+static enum gw_err take_string(const json_t *v, char **slot)
+{
     char *s = strdup(json_string_value(v));
     if (s == NULL) {
         return GW_ERR_NOMEM;
@@ -87,12 +363,9 @@ static enum gw_err take_string(struct loader *ld, const char *key, json_t *v, ch
     return GW_OK;
 }
 
-static enum gw_err take_path(struct loader *ld, const char *key, json_t *v, char **slot)
+/* p made absolute against the file's directory. */
+static enum gw_err take_path(struct loader *ld, const char *p, char **slot)
 {
-    if (!json_is_string(v) || json_string_length(v) == 0) {
-        return fail(ld, key, "must be a non-empty path");
-    }
-    const char *p = json_string_value(v);
     char *s;
     if (p[0] == '/') {
         s = strdup(p);
@@ -111,29 +384,110 @@ static enum gw_err take_path(struct loader *ld, const char *key, json_t *v, char
     return GW_OK;
 }
 
-static enum gw_err take_uint(struct loader *ld, const char *key, json_t *v, json_int_t lo,
-                             json_int_t hi, json_int_t *out)
+static bool is_text(const json_t *v)
 {
-    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        char what[96];
-        snprintf(what, sizeof what, "must be an integer from %lld to %lld", (long long)lo,
-                 (long long)hi);
-        return fail(ld, key, what);
-    }
-    *out = json_integer_value(v);
-    return GW_OK;
+    return json_is_string(v) && json_string_length(v) > 0;
 }
 
-static enum gw_err take_list(struct loader *ld, const char *key, json_t *v,
-                             char *slots[GW_CONFIG_MAX_OVERRIDES])
+static enum gw_err take_list(struct loader *ld, const struct section *sec, const struct key *k,
+                             const json_t *v, char **slots)
 {
-    if (!json_is_array(v) || json_array_size(v) >= GW_CONFIG_MAX_OVERRIDES) {
-        return fail(ld, key, "must be a list of at most 15 strings");
-    }
+    enum gw_err err;
     size_t i;
     json_t *item;
+    if (!json_is_array(v) || json_array_size(v) >= GW_CONFIG_MAX_OVERRIDES) {
+        return fail_value(ld, sec, k, "a list of at most 15 strings");
+    }
     json_array_foreach (v, i, item) {
-        enum gw_err err = take_string(ld, key, item, &slots[i]);
+        if (!is_text(item)) {
+            return fail_value(ld, sec, k, "a list of non-empty strings");
+        }
+        if ((err = take_string(item, &slots[i])) != GW_OK) {
+            return err;
+        }
+    }
+    return GW_OK;
+}
+
+static enum gw_err take_integer(struct loader *ld, const struct section *sec, const struct key *k,
+                                const json_t *v, void *slot)
+{
+    json_int_t n = json_integer_value(v);
+    if (!json_is_integer(v) || n < k->min || n > k->max) {
+        char rule[96];
+        snprintf(rule, sizeof rule, "an integer from %lld to %lld", (long long)k->min,
+                 (long long)k->max);
+        return fail_value(ld, sec, k, rule);
+    }
+    /* In range, so it fits the slot: the table's bounds lie within each kind's type. */
+    switch (k->kind) {
+    case KIND_U16:
+        *(uint16_t *)slot = (uint16_t)n;
+        break;
+    case KIND_UNSIGNED:
+        *(unsigned *)slot = (unsigned)n;
+        break;
+    case KIND_SIZE:
+        *(size_t *)slot = (size_t)n;
+        break;
+    case KIND_LONG:
+        *(long *)slot = (long)n;
+        break;
+    default:
+        return GW_ERR_INTERNAL;
+    }
+    return GW_OK;
+}
+
+static enum gw_err load_section(struct loader *ld, const struct section *sec, json_t *obj,
+                                struct gw_config *cfg);
+
+static enum gw_err load_key(struct loader *ld, const struct section *sec, const struct key *k,
+                            json_t *v, struct gw_config *cfg)
+{
+    void *slot = (char *)cfg + k->offset;
+    switch (k->kind) {
+    case KIND_STRING:
+        return is_text(v) ? take_string(v, slot) : fail_value(ld, sec, k, "a non-empty string");
+    case KIND_PATH:
+        return is_text(v) ? take_path(ld, json_string_value(v), slot)
+                          : fail_value(ld, sec, k, "a non-empty path");
+    case KIND_BOOL:
+        if (!json_is_boolean(v)) {
+            return fail_value(ld, sec, k, "true or false");
+        }
+        *(bool *)slot = json_is_true(v);
+        return GW_OK;
+    case KIND_U16:
+    case KIND_UNSIGNED:
+    case KIND_SIZE:
+    case KIND_LONG:
+        return take_integer(ld, sec, k, v, slot);
+    case KIND_LIST:
+        return take_list(ld, sec, k, v, slot);
+    case KIND_SECTION:
+        if (!json_is_object(v)) {
+            return fail(ld, sec, k->name, "must be an object");
+        }
+        return load_section(ld, k->section, v, cfg);
+    default:
+        return GW_ERR_INTERNAL;
+    }
+}
+
+static enum gw_err load_section(struct loader *ld, const struct section *sec, json_t *obj,
+                                struct gw_config *cfg)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach (obj, name, v) {
+        const struct key *k = NULL;
+        for (size_t i = 0; i < sec->count && k == NULL; i++) {
+            if (strcmp(sec->keys[i].name, name) == 0) {
+                k = &sec->keys[i];
+            }
+        }
+        enum gw_err err = k != NULL ? load_key(ld, sec, k, v, cfg) : fail_unknown(ld, sec, name);
         if (err != GW_OK) {
             return err;
         }
@@ -141,101 +495,7 @@ static enum gw_err take_list(struct loader *ld, const char *key, json_t *v,
     return GW_OK;
 }
 
-static enum gw_err load_upstream(struct loader *ld, json_t *obj, struct gw_config *cfg)
-{
-    const char *key;
-    json_t *v;
-    json_int_t n;
-    enum gw_err err = GW_OK;
-    if (!json_is_object(obj)) {
-        return fail(ld, "upstream", "must be an object");
-    }
-    json_object_foreach (obj, key, v) {
-        if (strcmp(key, "endpoint_suffix") == 0) {
-            err = take_string(ld, key, v, &cfg->upstream.endpoint_suffix);
-        } else if (strcmp(key, "ca_file") == 0) {
-            err = take_path(ld, key, v, &cfg->upstream.ca_file);
-        } else if (strcmp(key, "connect_timeout_ms") == 0) {
-            if ((err = take_uint(ld, key, v, 1, 600000, &n)) == GW_OK) {
-                cfg->upstream.connect_timeout_ms = (long)n;
-            }
-        } else if (strcmp(key, "timeout_ms") == 0) {
-            if ((err = take_uint(ld, key, v, 1, 3600000, &n)) == GW_OK) {
-                cfg->upstream.timeout_ms = (long)n;
-            }
-        } else if (strcmp(key, "max_response_bytes") == 0) {
-            if ((err = take_uint(ld, key, v, 1024, (json_int_t)1 << 30, &n)) == GW_OK) {
-                cfg->upstream.max_response_bytes = (size_t)n;
-            }
-        } else if (strcmp(key, "max_host_connections") == 0) {
-            if ((err = take_uint(ld, key, v, 1, 10000, &n)) == GW_OK) {
-                cfg->upstream.max_host_connections = (unsigned)n;
-            }
-        } else if (strcmp(key, "connect_to") == 0) {
-            err = take_list(ld, key, v, cfg->upstream.connect_to);
-        } else if (strcmp(key, "resolve") == 0) {
-            err = take_list(ld, key, v, cfg->upstream.resolve);
-        } else {
-            err =
-                fail(ld, key, "is not a known key of \"upstream\" (see README.md, Configuration)");
-        }
-        if (err != GW_OK) {
-            return err;
-        }
-    }
-    return GW_OK;
-}
-
-static enum gw_err load_top(struct loader *ld, json_t *root, struct gw_config *cfg)
-{
-    const char *key;
-    json_t *v;
-    json_int_t n;
-    enum gw_err err = GW_OK;
-    json_object_foreach (root, key, v) {
-        if (strcmp(key, "listen_address") == 0) {
-            err = take_string(ld, key, v, &cfg->listen_address);
-        } else if (strcmp(key, "listen_port") == 0) {
-            if ((err = take_uint(ld, key, v, 0, 65535, &n)) == GW_OK) {
-                cfg->listen_port = (uint16_t)n;
-            }
-        } else if (strcmp(key, "threads") == 0) {
-            if ((err = take_uint(ld, key, v, 1, 64, &n)) == GW_OK) {
-                cfg->threads = (unsigned)n;
-            }
-        } else if (strcmp(key, "max_connections") == 0) {
-            if ((err = take_uint(ld, key, v, 1, 100000, &n)) == GW_OK) {
-                cfg->max_connections = (unsigned)n;
-            }
-        } else if (strcmp(key, "max_body_bytes") == 0) {
-            if ((err = take_uint(ld, key, v, 2, (json_int_t)64 << 20, &n)) == GW_OK) {
-                cfg->max_body_bytes = (size_t)n;
-            }
-        } else if (strcmp(key, "spec_dir") == 0) {
-            err = take_path(ld, key, v, &cfg->spec_dir);
-        } else if (strcmp(key, "master_key_file") == 0) {
-            err = take_path(ld, key, v, &cfg->master_key_file);
-        } else if (strcmp(key, "credential_store") == 0) {
-            err = take_path(ld, key, v, &cfg->credential_store);
-        } else if (strcmp(key, "credential") == 0) {
-            err = take_string(ld, key, v, &cfg->credential);
-        } else if (strcmp(key, "vault_keys_resident") == 0) {
-            if (!json_is_boolean(v)) {
-                err = fail(ld, key, "must be true or false");
-            } else {
-                cfg->vault_keys_resident = json_is_true(v);
-            }
-        } else if (strcmp(key, "upstream") == 0) {
-            err = load_upstream(ld, v, cfg);
-        } else {
-            err = fail(ld, key, "is not a known key (see README.md, Configuration)");
-        }
-        if (err != GW_OK) {
-            return err;
-        }
-    }
-    return GW_OK;
-}
+/* ---- the file ---------------------------------------------------------------------------- */
 
 /* Relative defaults are relative to the config file's directory too. */
 static enum gw_err anchor_default(struct loader *ld, char **slot)
@@ -243,12 +503,53 @@ static enum gw_err anchor_default(struct loader *ld, char **slot)
     if ((*slot)[0] == '/') {
         return GW_OK;
     }
-    json_t *v = json_string(*slot);
-    if (v == NULL) {
+    char *p = strdup(*slot);
+    if (p == NULL) {
         return GW_ERR_NOMEM;
     }
-    enum gw_err err = take_path(ld, "", v, slot);
-    json_decref(v);
+    enum gw_err err = take_path(ld, p, slot);
+    free(p);
+    return err;
+}
+
+/* Reads the whole file into *out (new, NUL-terminated); at most MAX_CONFIG_BYTES. */
+static enum gw_err read_file(const char *path, char **out, size_t *len, char *msg, size_t msglen)
+{
+    enum gw_err err;
+    char *text = NULL;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(msg, msglen, "%s: cannot open: %s", path, strerror(errno));
+        err = GW_ERR_IO;
+        goto out;
+    }
+    if ((text = malloc(MAX_CONFIG_BYTES + 1)) == NULL) {
+        snprintf(msg, msglen, "out of memory");
+        err = GW_ERR_NOMEM;
+        goto out;
+    }
+    size_t n = fread(text, 1, MAX_CONFIG_BYTES + 1, f);
+    if (ferror(f)) {
+        snprintf(msg, msglen, "%s: cannot read: %s", path, strerror(errno));
+        err = GW_ERR_IO;
+        goto out;
+    }
+    if (n > MAX_CONFIG_BYTES) {
+        snprintf(msg, msglen, "%s: larger than %zu bytes: is this the configuration file?", path,
+                 MAX_CONFIG_BYTES);
+        err = GW_ERR_INVALID;
+        goto out;
+    }
+    text[n] = '\0';
+    *out = text;
+    *len = n;
+    text = NULL;
+    err = GW_OK;
+out:
+    free(text);
+    if (f != NULL) {
+        fclose(f);
+    }
     return err;
 }
 
@@ -257,6 +558,8 @@ enum gw_err gw_config_load(const char *path, struct gw_config **out, char *msg, 
     enum gw_err err;
     json_error_t jerr;
     char *dir = NULL;
+    char *text = NULL;
+    size_t len = 0;
     json_t *root = NULL;
     snprintf(msg, msglen, "out of memory");
     struct gw_config *cfg = gw_config_defaults();
@@ -292,10 +595,13 @@ enum gw_err gw_config_load(const char *path, struct gw_config **out, char *msg, 
         (err = anchor_default(&ld, &cfg->credential_store)) != GW_OK) {
         goto out;
     }
-    root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if ((err = read_file(path, &text, &len, msg, msglen)) != GW_OK) {
+        goto out;
+    }
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         snprintf(msg, msglen, "%s:%d: %s", path, jerr.line, jerr.text);
-        err = jerr.line <= 0 ? GW_ERR_IO : GW_ERR_INVALID;
+        err = GW_ERR_INVALID;
         goto out;
     }
     if (!json_is_object(root)) {
@@ -303,14 +609,26 @@ enum gw_err gw_config_load(const char *path, struct gw_config **out, char *msg, 
         err = GW_ERR_INVALID;
         goto out;
     }
-    if ((err = load_top(&ld, root, cfg)) != GW_OK) {
+    ld.text = text;
+    ld.len = len;
+    if ((err = load_section(&ld, &top_section, root, cfg)) != GW_OK) {
+        if (err == GW_ERR_NOMEM) {
+            snprintf(msg, msglen, "out of memory");
+        }
         goto out;
     }
     *out = cfg;
     cfg = NULL;
     err = GW_OK;
 out:
+    /* A key or a token quoted from the file goes to a terminal or a log: one plain line. */
+    for (char *p = msg; err != GW_OK && msglen > 0 && *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
     json_decref(root);
+    free(text);
     free(dir);
     gw_config_free(cfg);
     return err;

@@ -42,8 +42,11 @@ struct gw_config {
 struct gw_config *gw_config_defaults(void);
 
 /*
- * Loads path over the defaults. Unknown keys and wrong types are errors. On failure *out is
- * untouched and msg names the file, the line and the fix. On success *out is new.
+ * Loads path (at most 1 MiB) over the defaults. Unknown keys, wrong types and values out of range
+ * are errors. On failure *out is untouched and msg, one line, names the file, the line of the key
+ * (unless the key is written with escapes) and the fix: "FILE:LINE: \"key\" must be ...".
+ * GW_ERR_IO when the file cannot be read, GW_ERR_INVALID for its contents, GW_ERR_NOMEM.
+ * On success *out is new.
  */
 enum gw_err gw_config_load(const char *path, struct gw_config **out, char *msg,
                            size_t msglen) GW_MUST_CHECK;

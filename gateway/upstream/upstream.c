@@ -1,5 +1,5 @@
 #include "upstream/upstream.h"
-
+#include "upstream/upstream_internal.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -8,6 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/*
+ * Connections are not reused once idle this long, or once this old. Both stay below the time after
+ * which a server may drop a kept-alive connection (libcurl's own idle default is 118 s), so a call
+ * rarely goes out on a connection the other side is closing: such a call fails as "may have been
+ * applied" (the body is never sent twice), and the caller has to find out.
+ */
+#define MAX_IDLE_S 30L
+#define MAX_LIFETIME_S 50L
 
 /* One transfer in flight: owned by the upstream module from submit until done. */
 struct transfer {
@@ -18,6 +27,8 @@ struct transfer {
     gw_upstream_done_fn done;
     void *arg;
     bool too_large;
+    size_t sent;       /* body bytes handed to curl, over every attempt */
+    unsigned attempts; /* times curl was about to send the request (on_prereq) */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -56,6 +67,59 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/*
+ * Hands curl the signed body. There is no way back: the seek callback refuses, so when a reused
+ * connection dies after the body went out, curl cannot rewind and send the call again on a new
+ * connection (as it does with CURLOPT_POSTFIELDS); the transfer fails instead.
+ */
+static size_t on_read(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+    struct transfer *t = userdata;
+    const struct gw_buf *body = &t->call->body;
+    size_t room = size * nitems;
+    size_t n = body->len - t->sent < room ? body->len - t->sent : room;
+    if (n > 0) {
+        memcpy(buffer, body->data + t->sent, n);
+    }
+    t->sent += n;
+    return n;
+}
+
+static int on_seek(void *userdata, curl_off_t offset, int origin)
+{
+    (void)userdata;
+    (void)offset;
+    (void)origin;
+    return CURL_SEEKFUNC_CANTSEEK;
+}
+
+/* Whether Tencent may hold the whole call: some of the body left, or an empty one was sent. */
+static bool may_have_arrived(const struct transfer *t)
+{
+    return t->sent > 0 || (t->call->body.len == 0 && t->attempts > 0);
+}
+
+/*
+ * Runs each time curl is about to send the request. A second time means curl retries on its own,
+ * on a new connection, after a reused one closed without an answer. That is harmless while the
+ * server cannot have had the whole call (the connection died under the headers), and refused
+ * otherwise, even when curl read the body but wrote none of it: at most once, always.
+ */
+static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port)
+{
+    struct transfer *t = clientp;
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    if (t->attempts > 0 && may_have_arrived(t)) {
+        return CURL_PREREQFUNC_ABORT;
+    }
+    t->attempts++;
+    return CURL_PREREQFUNC_OK;
+}
+
 static enum gw_upstream_outcome outcome_of(CURLcode rc, const struct transfer *t)
 {
     switch (rc) {
@@ -78,6 +142,12 @@ static enum gw_upstream_outcome outcome_of(CURLcode rc, const struct transfer *t
         return GW_UPSTREAM_TLS;
     case CURLE_WRITE_ERROR:
         return t->too_large ? GW_UPSTREAM_TOO_LARGE : GW_UPSTREAM_FAILED;
+    case CURLE_SEND_FAIL_REWIND:    /* curl wanted to send the call again: on_seek refused */
+    case CURLE_ABORTED_BY_CALLBACK: /* the same, caught by on_prereq */
+    case CURLE_GOT_NOTHING:         /* the server read the call and closed without an answer */
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+        return GW_UPSTREAM_FAILED;
     default:
         return GW_UPSTREAM_FAILED;
     }
@@ -97,12 +167,17 @@ static void finish(struct transfer *t, CURLcode rc)
     } else {
         call->outcome = outcome_of(rc, t);
     }
-    /* A timeout before the request went out (connect or TLS handshake) sent nothing. */
-    curl_off_t pretransfer = 0;
-    if (call->outcome == GW_UPSTREAM_TIMEOUT &&
-        curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) == CURLE_OK &&
-        pretransfer == 0) {
+    /* A timeout before the request ever went out (connect or TLS handshake) sent nothing. */
+    if (call->outcome == GW_UPSTREAM_TIMEOUT && t->attempts == 0) {
         call->outcome = GW_UPSTREAM_CONNECT;
+    }
+    /*
+     * "Not sent" is a promise that retrying is safe. A connect or TLS failure can also come from
+     * curl's own second attempt, after the first one delivered the call: not sent, then, is false.
+     */
+    if ((call->outcome == GW_UPSTREAM_CONNECT || call->outcome == GW_UPSTREAM_TLS) &&
+        may_have_arrived(t)) {
+        call->outcome = GW_UPSTREAM_FAILED;
     }
     if (rc == CURLE_OK) {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &call->http_status);
@@ -229,6 +304,15 @@ static enum gw_err build_headers(const struct gw_call *call, struct curl_slist *
         (err = add_header(&h, "X-TC-Language", call->language)) != GW_OK) {
         goto out;
     }
+    /* Tracing headers the caller sent, so Tencent's support can find the call; never made up. */
+    if (call->trace_id[0] != '\0' &&
+        (err = add_header(&h, "X-TC-TraceId", call->trace_id)) != GW_OK) {
+        goto out;
+    }
+    if (call->request_client[0] != '\0' &&
+        (err = add_header(&h, "X-TC-RequestClient", call->request_client)) != GW_OK) {
+        goto out;
+    }
     /* No "Expect: 100-continue" round trip, and nothing else curl would add on its own. */
     if ((err = add_header(&h, "Expect", "")) != GW_OK ||
         (err = add_header(&h, "Accept", "")) != GW_OK) {
@@ -269,7 +353,12 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
         goto out;
     }
     CURL *e = t->easy;
-    /* The body is borrowed from the call: the signed bytes are the bytes sent. */
+    /*
+     * The body is borrowed from the call: the signed bytes are the bytes sent, read by on_read with
+     * its length known (Content-Length, never chunked). An empty body has no bytes for curl to
+     * fail to rewind, so curl would repeat it on a retry: it gets a fresh connection, on which
+     * curl never retries.
+     */
     if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK ||
@@ -282,9 +371,16 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
         curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, up->connect_timeout_ms) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, up->timeout_ms) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, MAX_IDLE_S) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_MAXLIFETIME_CONN, MAX_LIFETIME_S) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, call->body.len == 0 ? 1L : 0L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body.len ? call->body.data : "") !=
-            CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_READDATA, t) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, t) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PREREQDATA, t) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body.len) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
@@ -343,6 +439,9 @@ enum gw_err gw_upstream_start(const struct gw_upstream_options *opts, struct gw_
                               char *msg, size_t msglen)
 {
     enum gw_err err;
+    if ((err = gw_upstream_check(opts, msg, msglen)) != GW_OK) {
+        return err;
+    }
     struct gw_upstream *up = calloc(1, sizeof *up);
     if (up == NULL) {
         snprintf(msg, msglen, "out of memory");

@@ -6,6 +6,12 @@
  * ends, the outcome, status and body are stored on the call and the done callback runs on the
  * upstream thread. Only https is spoken, certificates and host names are verified, redirects are
  * not followed, and the answer's size is capped while it arrives.
+ *
+ * At most once: a call is never sent twice by this module. When a kept-alive connection closes
+ * after the call went out and before an answer came, the outcome is GW_UPSTREAM_FAILED (it may
+ * have been applied), never a silent resend on a new connection. GW_UPSTREAM_CONNECT and
+ * GW_UPSTREAM_TLS ("not sent") are only reported while no byte of the body can have arrived.
+ * Connections are not reused once idle for 30 s or 50 s old, to keep that case rare.
  */
 #ifndef GW_UPSTREAM_H
 #define GW_UPSTREAM_H
@@ -27,7 +33,13 @@ struct gw_upstream_options {
 /* Called once per submitted call, on the upstream thread, after the call's result is stored. */
 typedef void (*gw_upstream_done_fn)(struct gw_call *call, void *arg);
 
-/* Starts the upstream thread. On success *out is new: stop it with gw_upstream_stop. */
+/*
+ * Checks opts and starts the upstream thread. On success *out is new: stop it with
+ * gw_upstream_stop. GW_ERR_INVALID, with a message naming the setting, the entry and the expected
+ * form, when ca_file is not a readable regular file with at least one PEM certificate, a connect_to
+ * entry is not HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT, or a resolve entry is not
+ * [+]HOST:PORT:ADDRESS[,ADDRESS] with numeric addresses; *out is then untouched.
+ */
 enum gw_err gw_upstream_start(const struct gw_upstream_options *opts, struct gw_upstream **out,
                               char *msg, size_t msglen) GW_MUST_CHECK;
 

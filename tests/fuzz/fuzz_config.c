@@ -6,7 +6,8 @@
  * when it returns GW_OK, and then gives a configuration whose numbers lie in the ranges the
  * loader enforces, whose strings are set, and whose paths are absolute (anchored to the file's
  * directory); a failure leaves *out untouched and says why, naming the file, in a NUL-terminated
- * message. TCGW_MASTER_KEY_FILE is unset first so the result depends on the input alone.
+ * message of one plain line (keys and tokens quoted from the input carry no control bytes).
+ * TCGW_MASTER_KEY_FILE is unset first so the result depends on the input alone.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -105,6 +106,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(err == GW_ERR_INVALID || err == GW_ERR_IO || err == GW_ERR_NOMEM);
         check(memchr(msg, '\0', sizeof msg) != NULL);
         check(strstr(msg, path) != NULL || err == GW_ERR_NOMEM);
+        for (const char *p = msg; *p != '\0'; p++) {
+            check((unsigned char)*p >= 0x20 && *p != 0x7f);
+        }
     }
     return 0;
 }

@@ -5,6 +5,7 @@
  *
  * usage: tcgw-sim --cert FILE --key FILE --fixture FILE --credentials FILE --records FILE
  *                 [--port N] [--listen ADDR] [--rate-limit N] [--max-skew SECONDS]
+ *                 [--fault close-after-read=N]
  * Prints "listening on <addr>:<port>" once ready; exits 0 on SIGTERM or SIGINT.
  */
 #include <getopt.h>
@@ -26,6 +27,8 @@
 #define EXIT_USAGE 2
 #define MAX_CREDENTIALS 1000
 #define MAX_SKEW_LIMIT 31536000
+#define MAX_FAULT_COUNT 1000000
+#define FAULT_CLOSE_AFTER_READ "close-after-read="
 
 struct options {
     const char *cert;
@@ -37,6 +40,7 @@ struct options {
     uint64_t port;
     uint64_t rate_limit;
     uint64_t max_skew;
+    uint64_t close_after_read;
 };
 
 static void usage(FILE *out)
@@ -45,6 +49,7 @@ static void usage(FILE *out)
                   "usage: tcgw-sim --cert FILE --key FILE --fixture FILE --credentials FILE\n"
                   "                --records FILE [--port N] [--listen ADDR]\n"
                   "                [--rate-limit N] [--max-skew SECONDS]\n"
+                  "                [--fault close-after-read=N]\n"
                   "  --port N          TCP port; 0 (default) picks a free one\n"
                   "  --listen ADDR     numeric address to bind (default 127.0.0.1)\n"
                   "  --cert, --key     PEM server certificate and private key (key mode 0600)\n"
@@ -52,7 +57,10 @@ static void usage(FILE *out)
                   "  --credentials F   JSON object {\"SecretId\": \"SecretKey\", ...} (test data)\n"
                   "  --records FILE    every request received is appended as one JSON line\n"
                   "  --rate-limit N    requests per action per second (default 20, 0 = off)\n"
-                  "  --max-skew S      accepted |now - X-TC-Timestamp| (default 300)\n");
+                  "  --max-skew S      accepted |now - X-TC-Timestamp| (default 300)\n"
+                  "  --fault close-after-read=N\n"
+                  "                    read the Nth request on each connection in full, record\n"
+                  "                    it, then close without answering (N from 1)\n");
 }
 
 static bool number_arg(const char *name, const char *text, uint64_t max, uint64_t *out)
@@ -77,6 +85,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                                              {"rate-limit", required_argument, NULL, 'l'},
                                              {"max-skew", required_argument, NULL, 's'},
                                              {"listen", required_argument, NULL, 'L'},
+                                             {"fault", required_argument, NULL, 'F'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int c;
@@ -119,6 +128,21 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case 'L':
             o->listen = optarg;
+            break;
+        case 'F':
+            /* One fault mode so far; the NAME=VALUE form leaves room for more. */
+            if (strncmp(optarg, FAULT_CLOSE_AFTER_READ, strlen(FAULT_CLOSE_AFTER_READ)) != 0) {
+                (void)fprintf(stderr, "tcgw-sim: --fault must be close-after-read=N\n");
+                return EXIT_USAGE;
+            }
+            if (!number_arg("--fault close-after-read", optarg + strlen(FAULT_CLOSE_AFTER_READ),
+                            MAX_FAULT_COUNT, &o->close_after_read)) {
+                return EXIT_USAGE;
+            }
+            if (o->close_after_read == 0) {
+                (void)fprintf(stderr, "tcgw-sim: --fault close-after-read=N needs N >= 1\n");
+                return EXIT_USAGE;
+            }
             break;
         case 'h':
             usage(stdout);
@@ -251,6 +275,7 @@ int main(int argc, char **argv)
     cfg.credentials = creds;
     cfg.records = records;
     cfg.limits = limits;
+    cfg.close_after_read = (unsigned)o.close_after_read;
     if (sim_server_start(&cfg, &server, &port, errbuf, sizeof(errbuf)) != SIM_OK) {
         (void)fprintf(stderr, "tcgw-sim: %s\n", errbuf);
         goto out;

@@ -24,6 +24,11 @@ struct sim_server {
     struct sim_server_config cfg;
 };
 
+/* Per-connection state (the fault mode counts requests per connection): MHD's socket context. */
+struct conn_state {
+    unsigned requests;
+};
+
 /* Per-request state, owned by MHD's request slot and freed in on_completed. */
 struct request {
     unsigned char *body;
@@ -275,10 +280,11 @@ static json_t *body_base64(const unsigned char *p, size_t n)
     return v;
 }
 
-/* Builds the record line for one request; NULL when out of memory. */
+/* Builds the record line for one request; NULL when out of memory. fault: NULL, or the fault
+ * mode that ends this request (see server.h). */
 static json_t *make_record(const char *url, const char *method, const struct request *r,
                            const struct header_list *l, const struct sim_fault *f,
-                           const struct sim_sign_debug *dbg, const char *rid)
+                           const struct sim_sign_debug *dbg, const char *rid, const char *fault)
 {
     json_t *rec = json_object();
     json_t *headers = json_object();
@@ -337,6 +343,9 @@ static json_t *make_record(const char *url, const char *method, const struct req
                             json_real((double)tv.tv_sec + (double)tv.tv_usec / 1e6)) != 0) {
         goto fail;
     }
+    if (fault != NULL && json_object_set_new(rec, "fault", json_string(fault)) != 0) {
+        goto fail;
+    }
     if (body == NULL && !r->too_big &&
         json_object_set_new(rec, "body_b64", body_base64(r->body, r->len)) != 0) {
         goto fail;
@@ -389,12 +398,23 @@ static enum MHD_Result answer(struct sim_server *s, struct MHD_Connection *conn,
     json_t *out = NULL;
     json_t *rec = NULL;
     char *text = NULL;
+    bool close_now = false;
 
     if (strcmp(method, "GET") == 0 && strcmp(url, HEALTH_PATH) == 0) {
         return reply(conn, "ok", 2, "text/plain");
     }
     if (!sim_uuid(rid)) {
         return MHD_NO;
+    }
+    if (s->cfg.close_after_read > 0) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct conn_state *cs = ci != NULL ? ci->socket_context : NULL;
+        if (cs == NULL) {
+            return MHD_NO; /* out of memory when the connection came: a fault mode must be exact */
+        }
+        cs->requests++;
+        close_now = cs->requests == s->cfg.close_after_read;
     }
     l.h = calloc(MAX_HEADERS, sizeof(*l.h));
     resp = json_object();
@@ -422,13 +442,16 @@ static enum MHD_Result answer(struct sim_server *s, struct MHD_Connection *conn,
         goto out;
     }
     text = json_dumps(out, JSON_COMPACT);
-    rec = make_record(url, method, r, &l, &f, &dbg, rid);
+    rec = make_record(url, method, r, &l, &f, &dbg, rid, close_now ? "close-after-read" : NULL);
     if (text == NULL || rec == NULL) {
         goto out;
     }
     if (sim_records_write(s->cfg.records, rec) != SIM_OK) {
         (void)fprintf(stderr, "tcgw-sim: cannot write the request record\n");
         goto out; /* a test must never see an answer without its record */
+    }
+    if (close_now) {
+        goto out; /* MHD_NO: MHD closes the connection without answering */
     }
     ret = reply(conn, text, strlen(text), "application/json");
 out:
@@ -462,6 +485,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     return answer(cls, conn, url, method, r);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, sizeof(struct conn_state)); /* NULL is handled in answer */
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        free(*socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
@@ -515,7 +551,7 @@ enum sim_err sim_server_start(const struct sim_server_config *cfg, struct sim_se
         MHD_OPTION_HTTPS_MEM_KEY, cfg->key_pem, MHD_OPTION_HTTPS_MEM_CERT, cfg->cert_pem,
         MHD_OPTION_THREAD_POOL_SIZE, THREADS, MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         (void)snprintf(errbuf, errlen,
                        "cannot start the HTTPS server on %s port %u (address in use, or a bad "

@@ -18,6 +18,12 @@
  *   the action's own checks (see gaap.h)
  * Each request is recorded (records.h) before its answer is queued. GET /_sim/health answers
  * "ok" without authentication and is not recorded.
+ *
+ * Fault mode close_after_read = N (N > 0): the Nth request on each connection (health checks not
+ * counted) is read in full, checked and recorded as usual with "fault": "close-after-read" added
+ * to its record, and then the connection is closed without an answer. This is what a server does
+ * that dies, or drops an idle connection, right after reading a call: the client cannot know
+ * whether the call was applied, and must not send it again on its own.
  */
 #ifndef SIM_SERVER_H
 #define SIM_SERVER_H
@@ -41,6 +47,7 @@ struct sim_server_config {
     const json_t *credentials; /* {"SecretId": "SecretKey"} */
     struct sim_records *records;
     struct sim_ratelimit *limits;
+    unsigned close_after_read; /* 0: off; see the fault mode above */
 };
 
 struct sim_server;

@@ -137,6 +137,67 @@ static void test_refusals(void **state)
     expect_refused("{\"vault_keys_resident\": 1}", "true or false");
 }
 
+/* A key nobody reads is refused where it stands, with the key that was probably meant. */
+static void test_unknown_key_in_a_section(void **state)
+{
+    (void)state;
+    const char *text = "{\n"
+                       "  \"listen_port\": 8080,\n"
+                       "  \"upstream\": {\n"
+                       "    \"timeout_ms\": 1000,\n"
+                       "    \"ca_fle\": \"ca.pem\"\n"
+                       "  }\n"
+                       "}\n";
+    expect_refused(text, ":5: \"ca_fle\" is not a known key of \"upstream\"");
+    expect_refused(text, "did you mean \"ca_file\"?");
+    /* Far from every key: no guess, still the way to the list. */
+    expect_refused("{\"upstream\": {\"proxy\": \"x\"}}", "see README.md, Configuration");
+    /* The same name at the top level is not a key of the section, nor the other way round. */
+    expect_refused("{\"upstream\": {\"threads\": 2}}", "\"threads\" is not a known key of");
+    expect_refused("{\"timeout_ms\": 2}", "\"timeout_ms\" is not a known key (");
+    /* A key quoted back stays on one line, whatever it holds. */
+    expect_refused("{\"a\\nb\": 1}", "\"a?b\" is not a known key");
+}
+
+static void test_values_out_of_bounds(void **state)
+{
+    (void)state;
+    expect_refused("{\n\"threads\": 65}", ":2: \"threads\" must be an integer from 1 to 64");
+    expect_refused("{\"threads\": 0}", "from 1 to 64");
+    expect_refused("{\"listen_port\": -1}", "from 0 to 65535");
+    expect_refused("{\"max_body_bytes\": 1}", "from 2 to 67108864");
+    expect_refused("{\"max_connections\": 100001}", "from 1 to 100000");
+    expect_refused("{\"upstream\": {\n\n  \"timeout_ms\": 0}}",
+                   ":3: \"timeout_ms\" must be an integer from 1 to 3600000");
+    expect_refused("{\"upstream\": {\"connect_timeout_ms\": 600001}}", "from 1 to 600000");
+    expect_refused("{\"upstream\": {\"max_response_bytes\": 1023}}", "from 1024 to 1073741824");
+    expect_refused("{\"upstream\": {\"max_host_connections\": 10001}}", "from 1 to 10000");
+    expect_refused("{\"upstream\": {\"connect_to\": [\"a\", \"b\", \"c\", \"d\", \"e\", "
+                   "\"f\", \"g\", \"h\", \"i\", \"j\", \"k\", \"l\", \"m\", \"n\", \"o\", \"p\"]}}",
+                   "at most 15 strings");
+    /* Wrong types say what the key is for. */
+    expect_refused("{\"upstream\": {\"timeout_ms\": \"5\"}}", "time allowed for a whole call");
+    expect_refused("{\"upstream\": {\"timeout_ms\": 1.5}}", "an integer");
+    expect_refused("{\"upstream\": {\"resolve\": \"a:1:127.0.0.1\"}}", "a list of");
+    expect_refused("{\"upstream\": {\"resolve\": [\"\"]}}", "non-empty strings");
+    expect_refused("{\"upstream\": {\"ca_file\": 1}}", "non-empty path");
+
+    /* The bounds themselves are accepted. */
+    const char *path =
+        write_config("{\"threads\": 64, \"listen_port\": 65535, \"max_body_bytes\": 2,"
+                     " \"upstream\": {\"timeout_ms\": 3600000,"
+                     " \"max_response_bytes\": 1073741824}}");
+    struct gw_config *cfg = NULL;
+    char msg[256] = "";
+    assert_int_equal(gw_config_load(path, &cfg, msg, sizeof msg), GW_OK);
+    assert_int_equal(cfg->threads, 64);
+    assert_int_equal(cfg->listen_port, 65535);
+    assert_int_equal(cfg->max_body_bytes, 2);
+    assert_int_equal(cfg->upstream.timeout_ms, 3600000);
+    assert_int_equal(cfg->upstream.max_response_bytes, (size_t)1 << 30);
+    gw_config_free(cfg);
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -153,6 +214,8 @@ int main(void)
         cmocka_unit_test(test_load_full),
         cmocka_unit_test(test_relative_defaults_follow_the_file),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_unknown_key_in_a_section),
+        cmocka_unit_test(test_values_out_of_bounds),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);

@@ -16,10 +16,6 @@
 #include "upstream/upstream.h"
 #include "vault/vault.h"
 
-#define SERVE_MEMORY_BUDGET_BYTES ((size_t)256 << 20)
-#define SERVE_REQUEST_TIMEOUT_MS 30000L
-#define SERVE_MAX_CONNECTIONS_PER_ADDRESS 256u
-
 struct serve_args {
     const char *config_path;
     const char *listen;
@@ -140,7 +136,7 @@ int gw_cli_serve(int argc, char **argv)
      * system when they are freed, where glibc's adaptive one would keep it in the heap.
      */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    if ((budget = gw_budget_new(SERVE_MEMORY_BUDGET_BYTES)) == NULL) {
+    if ((budget = gw_budget_new(cfg->memory_budget_bytes)) == NULL) {
         fprintf(stderr, "tcgw: out of memory\n");
         goto out;
     }
@@ -199,8 +195,8 @@ int gw_cli_serve(int argc, char **argv)
         .max_connections = cfg->max_connections,
         .max_body_bytes = cfg->max_body_bytes,
         .max_response_bytes = cfg->upstream.max_response_bytes,
-        .request_timeout_ms = SERVE_REQUEST_TIMEOUT_MS,
-        .max_connections_per_address = SERVE_MAX_CONNECTIONS_PER_ADDRESS,
+        .request_timeout_ms = cfg->request_timeout_ms,
+        .max_connections_per_address = cfg->max_connections_per_address,
         .budget = budget,
     };
     if (gw_server_start(&so, pipeline, &server, msg, sizeof msg) != GW_OK) {

@@ -23,7 +23,11 @@ struct gw_config *gw_config_defaults(void)
     cfg->listen_address = strdup("127.0.0.1");
     cfg->listen_port = 8080;
     cfg->threads = 2;
-    cfg->max_connections = 1024;
+    cfg->max_connections = 4096;
+    cfg->max_connections_per_address = 1024;
+    cfg->max_calls_in_flight = 4096;
+    cfg->request_timeout_ms = 30000;
+    cfg->memory_budget_bytes = (size_t)256 << 20;
     cfg->max_body_bytes = DEFAULT_BODY_BYTES;
     cfg->spec_dir = strdup("specs");
     cfg->master_key_file = strdup(key_env != NULL && key_env[0] != '\0' ? key_env : "master.key");
@@ -33,7 +37,7 @@ struct gw_config *gw_config_defaults(void)
     cfg->upstream.connect_timeout_ms = 5000;
     cfg->upstream.timeout_ms = 30000;
     cfg->upstream.max_response_bytes = DEFAULT_RESPONSE_BYTES;
-    cfg->upstream.max_host_connections = 64;
+    cfg->upstream.max_host_connections = 256;
     if (cfg->listen_address == NULL || cfg->spec_dir == NULL || cfg->master_key_file == NULL ||
         cfg->credential_store == NULL || cfg->credential == NULL ||
         cfg->upstream.endpoint_suffix == NULL) {
@@ -163,6 +167,14 @@ static const struct key top_keys[] = {
     U16("listen_port", listen_port, 0, 65535, "TCP port to listen on; 0 picks a free one"),
     UNSIGNED("threads", threads, 1, 64, "worker threads"),
     UNSIGNED("max_connections", max_connections, 1, 100000, "connections served at once"),
+    UNSIGNED("max_connections_per_address", max_connections_per_address, 1, 100000,
+             "connections served at once from one address"),
+    UNSIGNED("max_calls_in_flight", max_calls_in_flight, 1, 1000000,
+             "calls waiting for the upstream at once"),
+    LONG("request_timeout_ms", request_timeout_ms, 100, 3600000,
+         "time allowed to receive a whole request, in ms"),
+    SIZE("memory_budget_bytes", memory_budget_bytes, (json_int_t)1 << 20, (json_int_t)1 << 40,
+         "bodies and answers held at once"),
     SIZE("max_body_bytes", max_body_bytes, 2, (json_int_t)64 << 20, "largest request body"),
     PATH("spec_dir", spec_dir, "directory of API descriptions"),
     PATH("master_key_file", master_key_file, "file of the master key"),

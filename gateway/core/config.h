@@ -16,8 +16,12 @@
 struct gw_config {
     char *listen_address;     /* "127.0.0.1" */
     uint16_t listen_port;     /* 8080; 0 picks a free port */
-    unsigned threads;         /* 2: libmicrohttpd worker threads */
-    unsigned max_connections; /* 1024 */
+    unsigned threads;         /* 2: worker threads, each one event loop */
+    unsigned max_connections; /* 4096: caller connections, all workers together */
+    unsigned max_connections_per_address; /* 1024: from one caller address */
+    unsigned max_calls_in_flight;         /* 4096: calls waiting for the upstream at once */
+    long request_timeout_ms;              /* 30000: to receive a whole request, head and body */
+    size_t memory_budget_bytes;           /* 256 MiB: bodies and answers held at once */
     size_t max_body_bytes;    /* 1 MiB: larger bodies get RequestSizeLimitExceeded */
     char *spec_dir;           /* "specs": directory of API descriptions */
     char *master_key_file;    /* $TCGW_MASTER_KEY_FILE, else "master.key" */
@@ -30,7 +34,7 @@ struct gw_config {
         long connect_timeout_ms;                   /* 5000 */
         long timeout_ms;                           /* 30000: the whole transfer */
         size_t max_response_bytes;                 /* 8 MiB */
-        unsigned max_host_connections;             /* 64 */
+        unsigned max_host_connections;             /* 256 per worker */
         char *connect_to[GW_CONFIG_MAX_OVERRIDES]; /* CURLOPT_CONNECT_TO entries, NULL-terminated */
         char *resolve[GW_CONFIG_MAX_OVERRIDES];    /* CURLOPT_RESOLVE entries, NULL-terminated */
     } upstream;

@@ -24,12 +24,18 @@
  *                 (groups name members of the action's input object)
  * The description itself is checked at load: every action's input (and output) names an object,
  * extension keys are well-typed and fit the member, action/object/member names are identifiers
- * ([A-Za-z0-9_]), and the objects reachable from an input are not recursive, nest at most 16
- * deep, and have only members the check can check: a known type, a kind that fits it, and list
- * and object members that name existing objects. Objects that no input reaches (outputs) are
- * never checked, so their members may have any type and kind. A symbolic link back to a
- * directory being walked, and two descriptions of the same service and version, are load
- * errors.
+ * ([A-Za-z0-9_]), and the objects reachable from an input have only members the check can check:
+ * a known type, a kind that fits it, and list and object members that name existing objects.
+ * Objects that no input reaches (outputs) are never checked, so their members may have any type
+ * and kind. A symbolic link back to a directory being walked, and two descriptions of the same
+ * service and version, are load errors.
+ *
+ * Input objects may be recursive: an object may contain itself, directly (a tree node with a
+ * list of child nodes) or through other objects, as in 12 of the 296 descriptions of Tencent's
+ * CLI (adp, billing, cls, cngw, ess, essbasic, ioa, lke, ocr, teo, trp, wedata). Such
+ * descriptions load, and so do deep ones without recursion: it is the check that bounds how deep
+ * a call nests, at GW_APISPEC_MAX_DEPTH levels of objects (below), whatever the description
+ * allows.
  */
 #ifndef GW_APISPEC_H
 #define GW_APISPEC_H
@@ -41,6 +47,24 @@
 #include "core/errors.h"
 
 #define GW_APISPEC_MSG_MAX 512
+
+/*
+ * The deepest a call's objects may nest, the action's parameters being level 1: an object inside
+ * a parameter is level 2, and so on; lists add no level, their object items are at the level of
+ * the list's member. Deeper calls are refused with InvalidParameterValue.
+ *
+ * Why 32: Tencent's deepest recursive structure that documents a limit is cls's JSON index
+ * (CreateIndex, ModifyIndex: Rule.KeyValue.KeyValues.N.Value.ChildNode.N.Value...), where each
+ * JSON level costs two objects (KeyValueInfo, ValueInfo) from level 4 on, and keys may have 10
+ * levels: level 23. Its alarm escalation chains (EscalateNoticeInfo, at most 5 stages from
+ * level 3) need 8, teo's rule branches (one level of SubRules allowed) 10, and the deepest input
+ * without recursion in all 296 descriptions is 10 objects (teo). 32 leaves room above all of
+ * these (CLI release 3.1.155.1), and keeps the check's stack small: about 240 bytes per level
+ * with gcc -O2, under 8 KiB for all 32, beside the 5 KiB path that gw_apispec_check keeps once
+ * (unoptimized builds with AddressSanitizer take more: 416 bytes per level with gcc, 2.4 KiB
+ * with clang, as the fuzzing build is).
+ */
+#define GW_APISPEC_MAX_DEPTH 32
 
 struct gw_apispec; /* immutable after loading; safe to read from many threads */
 
@@ -80,7 +104,9 @@ size_t gw_apispec_action_count(const struct gw_apispec *spec);
  *                          not an integer (for int) or not a decimal number (for float)
  *   MissingParameter       a required member absent (at any depth), or a require_one_of group empty
  *   InvalidParameterValue  a value outside enum/min/max/max_length/max_items/ascii, an integer out
- *                          of its kind's range, or an exclusive group with more than one member set
+ *                          of its kind's range, an object nested deeper than GW_APISPEC_MAX_DEPTH
+ *                          (the message names its path and the limit; nothing below it is
+ *                          examined), or an exclusive group with more than one member set
  * Integers may be JSON integers or canonical decimal strings, as Tencent's examples send them:
  * "0", or an optional '-' and digits without a leading zero ("2", "-1"; not "007", "-0", "+2",
  * " 2", "2.5", "", "0x10"). The simulator follows the same rule. A string outside it is
@@ -89,7 +115,8 @@ size_t gw_apispec_action_count(const struct gw_apispec *spec);
  * refuses larger JSON integers. Floats may be JSON numbers or decimal strings ("-1.5e3"); bools
  * must be JSON true/false; null is never accepted. Messages name the parameter by its path, e.g.
  * "Filters.0.Values.1", say what was expected and echo at most 40 bytes of what was received;
- * they are always valid UTF-8. Allocates nothing.
+ * they are always valid UTF-8. Allocates nothing; its stack use is bounded by
+ * GW_APISPEC_MAX_DEPTH, not by params or the description.
  */
 bool gw_apispec_check(const struct gw_apispec *spec, const char *service, const char *version,
                       const char *action, const json_t *params, struct gw_apispec_verdict *verdict);

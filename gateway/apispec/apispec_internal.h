@@ -29,9 +29,8 @@
 #define GW_APISPEC_MAX_DIR_DEPTH 8
 #define GW_APISPEC_MAX_FILE_BYTES ((size_t)32 << 20)
 #define GW_APISPEC_MAX_FILES 1024
-#define GW_APISPEC_MAX_NESTING 16 /* object levels from an action's input down */
-#define GW_APISPEC_MAX_NAME 128   /* bytes in any name of a description */
-#define GW_APISPEC_MAX_PATH 4096  /* bytes in a file path while walking */
+#define GW_APISPEC_MAX_NAME 128  /* bytes in any name of a description */
+#define GW_APISPEC_MAX_PATH 4096 /* bytes in a file path while walking */
 
 /* Caller data echoed in a message is cut to this many bytes. */
 #define ECHO_MAX 40
@@ -39,8 +38,16 @@
 #define RECEIVED_BUF (ECHO_BUF + 40)
 #define LIST_BUF 256
 #define EXPECTED_BUF (GW_APISPEC_MAX_NAME + 80)
-/* A parameter path: at most MAX_NESTING levels of "Name.index." from the description. */
-#define PATH_BUF ((GW_APISPEC_MAX_NESTING + 1) * (GW_APISPEC_MAX_NAME + 24))
+/*
+ * A parameter path: a "Name.index." of the description for each level below the input (at most
+ * GW_APISPEC_MAX_DEPTH - 1, apispec.h), and one more for a member of the deepest object or for
+ * the object refused as one level too deep.
+ */
+#define PATH_BUF ((GW_APISPEC_MAX_DEPTH + 1) * (GW_APISPEC_MAX_NAME + 24))
+/* A path quoted in the refusal of a call nested too deep: its start, "...", its end. */
+#define DEEP_HEAD 128
+#define DEEP_TAIL 256
+#define DEEP_BUF (DEEP_HEAD + 3 + DEEP_TAIL + 1)
 
 /* ---------------------------------------------------------------------------------------------
  * The loaded structure. Everything lives in one arena owned by struct gw_apispec, so a failed
@@ -100,16 +107,13 @@ struct member {
     size_t n_enums; /* 0: any value */
 };
 
-enum mark { MARK_NEW, MARK_ACTIVE, MARK_DONE };
-
 struct object {
     const char *name;
     struct member *members;        /* description order */
     const struct member **by_name; /* sorted by name */
     size_t n_members;
     const json_t *src; /* while loading only */
-    enum mark mark;    /* while loading only: recursion check */
-    unsigned height;   /* object levels from here down, 1 for flat objects */
+    bool reached;      /* while loading only: an action's input reaches it */
 };
 
 struct group {
@@ -266,7 +270,8 @@ bool apispec_is_decimal_number(const char *s, size_t n);
 struct check {
     const struct action *action;
     struct gw_apispec_verdict *verdict;
-    size_t len; /* of path */
+    unsigned depth; /* object levels entered, the action's input being level 1 */
+    size_t len;     /* of path */
     char path[PATH_BUF];
 };
 
@@ -279,6 +284,12 @@ size_t apispec_path_push(struct check *c, const char *name);
 size_t apispec_path_push_index(struct check *c, size_t i);
 void apispec_path_pop(struct check *c, size_t old);
 
+/*
+ * The current path for a message, whole when it fits DEEP_BUF, else its first DEEP_HEAD bytes,
+ * "..." and its last DEEP_TAIL bytes (paths are ASCII: names of the description and indexes).
+ */
+const char *apispec_path_clip(char out[DEEP_BUF], const struct check *c);
+
 /* "string "abc"", "number 2.5", "null", "an object"...: what the caller sent, for messages. */
 const char *apispec_received(char out[RECEIVED_BUF], const json_t *j);
 
@@ -288,6 +299,12 @@ const char *apispec_expected(char buf[EXPECTED_BUF], const struct member *m, boo
 /* Refusals shared by the checks of each kind: a wrong JSON type, a value outside the enum. */
 bool apispec_wrong_type(struct check *c, const struct member *m, const json_t *j, bool item);
 bool apispec_not_in_enum(struct check *c, const struct member *m, const json_t *j);
+
+/*
+ * Refuses an object at the current path, one level below GW_APISPEC_MAX_DEPTH. Kept out of the
+ * recursive functions of check.c so that its buffer is not part of every level's stack frame.
+ */
+bool apispec_too_deep(struct check *c);
 
 /* The range of an integer kind, for messages: "0 to 18446744073709551615 (uint64)". */
 const char *apispec_range_text(enum kind kind);

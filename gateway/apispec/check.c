@@ -10,7 +10,14 @@
 
 #include "apispec/apispec_internal.h"
 
-static bool check_string(struct check *c, const struct member *m, const json_t *j)
+/*
+ * The functions that hold message buffers are kept out of line, so that the ones that recurse
+ * (check_value, check_nested, check_object) have small frames: each level of a call's nesting
+ * costs their frames only (see GW_APISPEC_MAX_DEPTH).
+ */
+#define LEAF __attribute__((noinline))
+
+static LEAF bool check_string(struct check *c, const struct member *m, const json_t *j)
 {
     if (!json_is_string(j)) {
         return apispec_wrong_type(c, m, j, true);
@@ -45,7 +52,7 @@ static bool check_string(struct check *c, const struct member *m, const json_t *
     return true;
 }
 
-static bool check_int(struct check *c, const struct member *m, const json_t *j)
+static LEAF bool check_int(struct check *c, const struct member *m, const json_t *j)
 {
     struct intval x;
     char got[RECEIVED_BUF];
@@ -82,7 +89,7 @@ static bool check_int(struct check *c, const struct member *m, const json_t *j)
     return true;
 }
 
-static bool check_float(struct check *c, const struct member *m, const json_t *j)
+static LEAF bool check_float(struct check *c, const struct member *m, const json_t *j)
 {
     double d;
     char got[RECEIVED_BUF];
@@ -124,6 +131,22 @@ static bool check_float(struct check *c, const struct member *m, const json_t *j
 
 static bool check_object(struct check *c, const struct object *o, const json_t *j, bool top);
 
+/*
+ * Checks the object j, one level below the current one. Descriptions may be recursive, so this
+ * bound, not the description, is what keeps the recursion (check_value twice, for a list and its
+ * item, and check_object: a few hundred bytes of stack per level) finite.
+ */
+static bool check_nested(struct check *c, const struct object *o, const json_t *j)
+{
+    if (c->depth >= GW_APISPEC_MAX_DEPTH) {
+        return apispec_too_deep(c);
+    }
+    c->depth++;
+    bool ok = check_object(c, o, j, false);
+    c->depth--;
+    return ok;
+}
+
 /* Checks the value of m (or, with item set, one item of list m) at the current path. */
 static bool check_value(struct check *c, const struct member *m, const json_t *j, bool item)
 {
@@ -159,7 +182,7 @@ static bool check_value(struct check *c, const struct member *m, const json_t *j
     case KIND_BOOL:
         return json_is_boolean(j) ? true : apispec_wrong_type(c, m, j, true);
     case KIND_OBJECT:
-        return json_is_object(j) ? check_object(c, m->object, j, false)
+        return json_is_object(j) ? check_nested(c, m->object, j)
                                  : apispec_wrong_type(c, m, j, true);
     case KIND_NONE: /* load refuses these below an input */
     default:
@@ -168,7 +191,7 @@ static bool check_value(struct check *c, const struct member *m, const json_t *j
     }
 }
 
-static bool unknown_key(struct check *c, const struct object *o, const char *key, bool top)
+static LEAF bool unknown_key(struct check *c, const struct object *o, const char *key, bool top)
 {
     char echo[ECHO_BUF];
     const char *suggest = NULL;
@@ -183,6 +206,16 @@ static bool unknown_key(struct check *c, const struct object *o, const char *key
                           top ? "does not take it" : "has no such member",
                           suggest ? "; did you mean \"" : " (names are case-sensitive).",
                           suggest ? suggest : "", suggest ? "\"?" : "");
+}
+
+static LEAF bool missing(struct check *c, const struct member *m)
+{
+    char want[EXPECTED_BUF];
+    size_t old = apispec_path_push(c, m->name);
+    apispec_refuse(c, "MissingParameter", "Missing required parameter \"%s\": %s.", c->path,
+                   apispec_expected(want, m, false));
+    apispec_path_pop(c, old);
+    return false;
 }
 
 static bool check_object(struct check *c, const struct object *o, const json_t *j, bool top)
@@ -211,12 +244,7 @@ static bool check_object(struct check *c, const struct object *o, const json_t *
     for (size_t i = 0; i < o->n_members; i++) {
         const struct member *m = &o->members[i];
         if (m->required && json_object_get(j, m->name) == NULL) {
-            char want[EXPECTED_BUF];
-            size_t old = apispec_path_push(c, m->name);
-            apispec_refuse(c, "MissingParameter", "Missing required parameter \"%s\": %s.", c->path,
-                           apispec_expected(want, m, false));
-            apispec_path_pop(c, old);
-            return false;
+            return missing(c, m);
         }
     }
     return true;
@@ -304,6 +332,7 @@ bool gw_apispec_check(const struct gw_apispec *spec, const char *service, const 
 
     c.verdict = verdict != NULL ? verdict : &scratch;
     c.action = NULL;
+    c.depth = 1;
     c.len = 0;
     c.path[0] = '\0';
     c.verdict->code = NULL;

@@ -1,7 +1,7 @@
 /*
  * One description (one service and version): metadata, objects, actions and their groups, and
- * the walk over what each action's input reaches, which bounds the check's recursion and holds
- * the members it will check to a kind it can check. Members themselves are read in member.c.
+ * the walk over what each action's input reaches, which holds the members the check will check
+ * to a kind it can check. Members themselves are read in member.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -140,53 +140,57 @@ static enum gw_err parse_action(struct loader *ld, struct version *v, struct act
 }
 
 /*
- * Computes o->height and refuses recursion: the check recurses along these same edges, so an
- * acyclic, shallow graph below every input bounds its stack. The same walk refuses members whose
- * kind the check cannot tell (apispec_member_problem). Objects reachable only from outputs are
- * never visited by the check, so they are not examined here.
+ * Walks every object that an action's input reaches, depth first and in the description's order,
+ * and refuses members whose kind the check cannot tell (apispec_member_problem). Objects may
+ * contain themselves, directly or through others: each is visited once, and the check bounds
+ * how deep a call may nest instead (GW_APISPEC_MAX_DEPTH). The walk keeps its own stack, one
+ * frame per object at most, so a long chain of objects in a description cannot exhaust the
+ * thread's. Objects reachable only from outputs are never visited by the check, so they are not
+ * examined here.
  */
-static enum gw_err object_height(struct loader *ld, struct object *o, unsigned level)
+static enum gw_err walk_inputs(struct loader *ld, struct version *v)
 {
     enum gw_err err;
-    if (o->mark == MARK_DONE) {
-        if (level - 1 + o->height > GW_APISPEC_MAX_NESTING) {
-            return apispec_load_fail(ld, GW_ERR_INVALID,
-                                     "objects.%s is nested more than %d objects deep", o->name,
-                                     GW_APISPEC_MAX_NESTING);
-        }
-        return GW_OK;
+    struct frame {
+        struct object *o;
+        size_t next; /* member to examine next */
+    } *stack = NULL;
+
+    if (v->n_objects == 0) {
+        return GW_OK; /* no action either: parse_action refuses an input that names nothing */
     }
-    if (o->mark == MARK_ACTIVE) {
-        return apispec_load_fail(ld, GW_ERR_INVALID,
-                                 "objects.%s contains itself through its members; an input "
-                                 "object must not be recursive",
-                                 o->name);
+    if ((stack = calloc(v->n_objects, sizeof *stack)) == NULL) {
+        return apispec_nomem(ld);
     }
-    if (level > GW_APISPEC_MAX_NESTING) {
-        return apispec_load_fail(ld, GW_ERR_INVALID,
-                                 "objects.%s is nested more than %d objects deep", o->name,
-                                 GW_APISPEC_MAX_NESTING);
-    }
-    o->mark = MARK_ACTIVE;
-    unsigned below = 0;
-    for (size_t i = 0; i < o->n_members; i++) {
-        if ((err = apispec_member_problem(ld, o, i, &o->members[i])) != GW_OK) {
-            return err;
-        }
-        struct object *child = o->members[i].object;
-        if (child == NULL) {
+    for (size_t a = 0; a < v->n_actions; a++) {
+        struct object *input = v->actions[a].input;
+        size_t top = 0;
+        if (input->reached) {
             continue;
         }
-        if ((err = object_height(ld, child, level + 1)) != GW_OK) {
-            return err;
-        }
-        if (child->height > below) {
-            below = child->height;
+        input->reached = true;
+        stack[top++] = (struct frame){input, 0};
+        while (top > 0) {
+            struct frame *f = &stack[top - 1];
+            if (f->next == f->o->n_members) {
+                top--;
+                continue;
+            }
+            size_t i = f->next++;
+            if ((err = apispec_member_problem(ld, f->o, i, &f->o->members[i])) != GW_OK) {
+                goto out;
+            }
+            struct object *child = f->o->members[i].object;
+            if (child != NULL && !child->reached) {
+                child->reached = true; /* pushed once at most: top stays below n_objects */
+                stack[top++] = (struct frame){child, 0};
+            }
         }
     }
-    o->height = below + 1;
-    o->mark = MARK_DONE;
-    return GW_OK;
+    err = GW_OK;
+out:
+    free(stack);
+    return err;
 }
 
 static enum gw_err get_ident(struct loader *ld, const json_t *meta, const char *key,
@@ -259,12 +263,7 @@ static enum gw_err parse_actions(struct loader *ld, struct version *v, const jso
         }
     }
     qsort(v->actions, v->n_actions, sizeof v->actions[0], apispec_cmp_action);
-    for (i = 0; i < v->n_actions; i++) {
-        if ((err = object_height(ld, v->actions[i].input, 1)) != GW_OK) {
-            return err;
-        }
-    }
-    return GW_OK;
+    return walk_inputs(ld, v);
 }
 
 enum gw_err apispec_parse_description(struct loader *ld, const json_t *root)

@@ -32,7 +32,7 @@ size_t apispec_path_push(struct check *c, const char *name)
     if (n > 0 && (size_t)n < sizeof c->path - old) {
         c->len += (size_t)n;
     } else {
-        c->path[old] = '\0'; /* cannot happen: load bounds names and nesting */
+        c->path[old] = '\0'; /* cannot happen: load bounds names, the check bounds depth */
     }
     return old;
 }
@@ -48,6 +48,18 @@ void apispec_path_pop(struct check *c, size_t old)
 {
     c->len = old;
     c->path[old] = '\0';
+}
+
+const char *apispec_path_clip(char out[DEEP_BUF], const struct check *c)
+{
+    if (c->len < DEEP_BUF) {
+        memcpy(out, c->path, c->len + 1);
+    } else {
+        memcpy(out, c->path, DEEP_HEAD);
+        memcpy(out + DEEP_HEAD, "...", 3);
+        memcpy(out + DEEP_HEAD + 3, c->path + c->len - DEEP_TAIL, DEEP_TAIL + 1);
+    }
+    return out;
 }
 
 const char *apispec_received(char out[RECEIVED_BUF], const json_t *j)
@@ -184,4 +196,13 @@ bool apispec_not_in_enum(struct check *c, const struct member *m, const json_t *
     char list[LIST_BUF], got[RECEIVED_BUF];
     return apispec_refuse(c, "InvalidParameterValue", "Parameter \"%s\" must be one of %s; got %s.",
                           c->path, enum_text(list, m), apispec_received(got, j));
+}
+
+bool apispec_too_deep(struct check *c)
+{
+    char path[DEEP_BUF];
+    return apispec_refuse(c, "InvalidParameterValue",
+                          "Parameter \"%s\" is nested too deeply: objects may nest at most %d "
+                          "levels, the parameters themselves being level 1.",
+                          apispec_path_clip(path, c), GW_APISPEC_MAX_DEPTH);
 }

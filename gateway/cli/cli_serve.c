@@ -11,10 +11,8 @@
 #include "cli/cli.h"
 #include "core/budget.h"
 #include "core/config.h"
-#include "core/pipeline.h"
-#include "http/server.h"
-#include "upstream/upstream.h"
 #include "vault/vault.h"
+#include "worker/worker.h"
 
 struct serve_args {
     const char *config_path;
@@ -100,9 +98,7 @@ int gw_cli_serve(int argc, char **argv)
     struct gw_config *cfg = NULL;
     struct gw_apispec *spec = NULL;
     struct gw_vault *vault = NULL;
-    struct gw_upstream *upstream = NULL;
-    struct gw_pipeline *pipeline = NULL;
-    struct gw_server *server = NULL;
+    struct gw_workers *workers = NULL;
     struct gw_budget *budget = NULL;
     bool curl_ready = false;
 
@@ -156,58 +152,50 @@ int gw_cli_serve(int argc, char **argv)
                 cfg->credential, cfg->credential_store, cfg->credential);
         goto out;
     }
-    if (cfg->vault_keys_resident && gw_vault_keep_resident(vault) != GW_OK) {
-        fprintf(stderr, "tcgw: cannot change the protection of key memory\n");
-        goto out;
-    }
-    struct gw_upstream_options uo = {
-        .ca_file = cfg->upstream.ca_file,
-        .connect_timeout_ms = cfg->upstream.connect_timeout_ms,
-        .timeout_ms = cfg->upstream.timeout_ms,
-        .max_host_connections = cfg->upstream.max_host_connections,
-        .connect_to = cfg->upstream.connect_to,
-        .resolve = cfg->upstream.resolve,
+    struct gw_workers_options wo = {
+        .count = cfg->threads,
+        .server =
+            {
+                .address = cfg->listen_address,
+                .port = cfg->listen_port,
+                .max_connections = cfg->max_connections,
+                .max_body_bytes = cfg->max_body_bytes,
+                .max_response_bytes = cfg->upstream.max_response_bytes,
+                .request_timeout_ms = cfg->request_timeout_ms,
+                .max_connections_per_address = cfg->max_connections_per_address,
+                .budget = budget,
+            },
+        .upstream =
+            {
+                .ca_file = cfg->upstream.ca_file,
+                .connect_timeout_ms = cfg->upstream.connect_timeout_ms,
+                .timeout_ms = cfg->upstream.timeout_ms,
+                .max_host_connections = cfg->upstream.max_host_connections,
+                .max_in_flight = (cfg->max_calls_in_flight + cfg->threads - 1) / cfg->threads,
+                .connect_to = cfg->upstream.connect_to,
+                .resolve = cfg->upstream.resolve,
+            },
+        .parts =
+            {
+                .spec = spec,
+                .vault = vault,
+                .credential = cfg->credential,
+                .endpoint_suffix = cfg->upstream.endpoint_suffix,
+                .max_body_bytes = cfg->max_body_bytes,
+                .max_response_bytes = cfg->upstream.max_response_bytes,
+                .upstream_timeout_ms = cfg->upstream.timeout_ms,
+                .budget = budget,
+                .log_calls = true,
+            },
     };
-    if (gw_upstream_start(&uo, &upstream, msg, sizeof msg) != GW_OK) {
-        fprintf(stderr, "tcgw: upstream: %s\n", msg);
-        goto out;
-    }
-    struct gw_pipeline_parts parts = {
-        .spec = spec,
-        .vault = vault,
-        .credential = cfg->credential,
-        .upstream = upstream,
-        .endpoint_suffix = cfg->upstream.endpoint_suffix,
-        .max_body_bytes = cfg->max_body_bytes,
-        .max_response_bytes = cfg->upstream.max_response_bytes,
-        .upstream_timeout_ms = cfg->upstream.timeout_ms,
-        .budget = budget,
-        .log_calls = true,
-    };
-    if ((pipeline = gw_pipeline_new(&parts)) == NULL) {
-        fprintf(stderr, "tcgw: out of memory\n");
-        goto out;
-    }
-    struct gw_server_options so = {
-        .address = cfg->listen_address,
-        .port = cfg->listen_port,
-        .threads = cfg->threads,
-        .max_connections = cfg->max_connections,
-        .max_body_bytes = cfg->max_body_bytes,
-        .max_response_bytes = cfg->upstream.max_response_bytes,
-        .request_timeout_ms = cfg->request_timeout_ms,
-        .max_connections_per_address = cfg->max_connections_per_address,
-        .budget = budget,
-    };
-    if (gw_server_start(&so, pipeline, &server, msg, sizeof msg) != GW_OK) {
+    if (gw_workers_start(&wo, &workers, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw: %s\n", msg);
         goto out;
     }
     fprintf(stderr,
-            "level=info event=listening address=%s port=%u actions=%zu credential=%s "
-            "keys=%s\n",
-            cfg->listen_address, (unsigned)gw_server_port(server), gw_apispec_action_count(spec),
-            cfg->credential, cfg->vault_keys_resident ? "resident" : "no-access-between-uses");
+            "level=info event=listening address=%s port=%u workers=%u actions=%zu credential=%s\n",
+            cfg->listen_address, (unsigned)gw_workers_port(workers), cfg->threads,
+            gw_apispec_action_count(spec), cfg->credential);
     fflush(stderr);
 
     int sig = 0;
@@ -217,21 +205,16 @@ int gw_cli_serve(int argc, char **argv)
     }
     fprintf(stderr, "level=info event=stopping signal=%d\n", sig);
     /*
-     * Stop taking connections and let calls in flight finish (up to the upstream timeout). Then
-     * stop the upstream: whatever still waits, or arrives on a kept-alive connection meanwhile,
-     * is answered ServiceUnavailable. Only then may the server close connections, since a
-     * transfer borrows its call until the upstream is done with it.
+     * Stop taking connections; calls arriving on open ones are refused as not sent. Let the calls
+     * in flight finish (up to the upstream timeout), then end any still running, answer them, and
+     * only then close connections, since a transfer borrows its call until it ends.
      */
-    gw_server_quiesce(server);
-    gw_server_drain(server, cfg->upstream.timeout_ms + 1000);
-    gw_upstream_stop(upstream);
-    gw_server_drain(server, 1000);
+    gw_workers_quiesce(workers);
+    gw_workers_drain(workers, cfg->upstream.timeout_ms + 1000);
+    gw_workers_stop_upstreams(workers, 1000);
     rc = 0;
 out:
-    gw_upstream_stop(upstream);
-    gw_server_stop(server);
-    gw_upstream_free(upstream);
-    gw_pipeline_free(pipeline);
+    gw_workers_stop(workers);
     gw_vault_free(vault);
     gw_apispec_free(spec);
     gw_budget_free(budget);

@@ -80,6 +80,7 @@ struct gw_call_inbound {
     bool body_too_large;         /* more body arrived than the body buffer's maximum */
     bool over_budget;            /* the body did not fit in the memory budget */
     bool stopping;               /* the gateway is stopping: take no new call */
+    bool has_body;               /* the request announces a body (Content-Length > 0 or chunked) */
     const char *malformed;       /* static: why the HTTP framing is refused, or NULL */
     unsigned malformed_status;   /* 400 or 501 with malformed */
     gw_call_event_fn will_wait;  /* the call is about to wait for the upstream (may be NULL) */

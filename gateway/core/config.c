@@ -180,7 +180,6 @@ static const struct key top_keys[] = {
     PATH("master_key_file", master_key_file, "file of the master key"),
     PATH("credential_store", credential_store, "file of encrypted credentials"),
     STRING("credential", credential, "name of the credential that signs"),
-    BOOL("vault_keys_resident", vault_keys_resident, "keep key memory accessible"),
     SECTION("upstream", upstream_section, "how calls reach Tencent Cloud"),
 };
 

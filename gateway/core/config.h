@@ -14,20 +14,19 @@
 #define GW_CONFIG_MAX_OVERRIDES 16
 
 struct gw_config {
-    char *listen_address;     /* "127.0.0.1" */
-    uint16_t listen_port;     /* 8080; 0 picks a free port */
-    unsigned threads;         /* 2: worker threads, each one event loop */
-    unsigned max_connections; /* 4096: caller connections, all workers together */
+    char *listen_address;                 /* "127.0.0.1" */
+    uint16_t listen_port;                 /* 8080; 0 picks a free port */
+    unsigned threads;                     /* 2: worker threads, each one event loop */
+    unsigned max_connections;             /* 4096: caller connections, all workers together */
     unsigned max_connections_per_address; /* 1024: from one caller address */
     unsigned max_calls_in_flight;         /* 4096: calls waiting for the upstream at once */
     long request_timeout_ms;              /* 30000: to receive a whole request, head and body */
     size_t memory_budget_bytes;           /* 256 MiB: bodies and answers held at once */
-    size_t max_body_bytes;    /* 1 MiB: larger bodies get RequestSizeLimitExceeded */
-    char *spec_dir;           /* "specs": directory of API descriptions */
-    char *master_key_file;    /* $TCGW_MASTER_KEY_FILE, else "master.key" */
-    char *credential_store;   /* "credentials.store" */
-    char *credential;         /* "default": the credential that signs */
-    bool vault_keys_resident; /* false: key memory is no-access between signatures */
+    size_t max_body_bytes;                /* 1 MiB: larger bodies get RequestSizeLimitExceeded */
+    char *spec_dir;                       /* "specs": directory of API descriptions */
+    char *master_key_file;                /* $TCGW_MASTER_KEY_FILE, else "master.key" */
+    char *credential_store;               /* "credentials.store" */
+    char *credential;                     /* "default": the credential that signs */
     struct {
         char *endpoint_suffix;                     /* "tencentcloudapi.com" */
         char *ca_file;                             /* NULL: the system's trust store */

@@ -32,6 +32,8 @@ const char *gw_err_str(enum gw_err err)
         return "shutting down";
     case GW_ERR_BUDGET:
         return "memory budget spent";
+    case GW_ERR_BUSY:
+        return "too much work under way";
     default:
         return "unknown error";
     }

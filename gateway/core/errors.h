@@ -20,6 +20,7 @@ enum gw_err {
     GW_ERR_INTERNAL,  /* a library call failed unexpectedly */
     GW_ERR_STOPPED,   /* the component is shutting down and takes no more work */
     GW_ERR_BUDGET,    /* the process-wide memory budget is spent */
+    GW_ERR_BUSY,      /* as much work is under way as allowed: try again later */
 };
 
 /* Returns a static, human-readable name for err. */

@@ -148,6 +148,12 @@ static enum step stage_forward(struct gw_pipeline *p, struct gw_call *call)
         call->outcome = GW_UPSTREAM_NOT_SENT;
         return STEP_NEXT; /* the outcome stage words it */
     }
+    if (err == GW_ERR_BUSY) {
+        gw_call_refuse(call, "RequestLimitExceeded",
+                       "The gateway (tcgw) has as many calls waiting for Tencent Cloud as it "
+                       "allows (max_calls_in_flight). The call was not sent; retry shortly.");
+        return STEP_DECIDED;
+    }
     gw_call_refuse(call, "InternalError",
                    "tcgw could not queue the call to Tencent Cloud (%s); nothing was sent.",
                    gw_err_str(err));

@@ -143,7 +143,7 @@ static bool check_target(const struct gw_request_input *in, const char *suffix,
         gw_call_refuse(call, "InvalidRequest", "The request target is not valid.");
         return false;
     }
-    split_absolute(in->target, &authority, &authority_len, &path);
+    bool absolute = split_absolute(in->target, &authority, &authority_len, &path);
     if (in->has_query || strchr(path, '?') != NULL) {
         gw_call_refuse(call, "InvalidRequest",
                        "Query strings are not accepted: send the parameters as a JSON body.");
@@ -164,6 +164,14 @@ static bool check_target(const struct gw_request_input *in, const char *suffix,
         }
         memcpy(call->host, host, sizeof host);
         return true;
+    }
+    if (absolute) {
+        /* A proxy client named the host it wants (RFC 9112 3.2.2: it wins over Host): not ours. */
+        gw_call_refuse(call, "InvalidRequest",
+                       "The request target names a host that is not a Tencent Cloud API endpoint "
+                       "(<service>.%s).",
+                       suffix);
+        return false;
     }
     if (path_service[0] == '\0') {
         gw_call_refuse(call, "InvalidRequest",

@@ -9,18 +9,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/budget.h"
 #include "core/call.h"
+#include "core/loop.h"
+#include "http/framing.h"
 #include "http/watch.h"
 
 struct gw_server {
     struct MHD_Daemon *daemon;
-    atomic_size_t unanswered; /* calls handed upstream whose answer is not queued yet */
-    atomic_bool stopping;     /* new calls are answered ServiceUnavailable */
+    struct gw_loop *loop;
+    struct gw_loop_watch *mhd_ready; /* libmicrohttpd's own epoll fd, watched by the loop */
+    struct gw_loop_timer *mhd_timer; /* libmicrohttpd's next timeout */
+    atomic_size_t unanswered;        /* calls handed upstream whose answer is not queued yet */
+    bool stopping;                   /* new calls are answered ServiceUnavailable */
     struct gw_pipeline *pipeline;
     struct gw_watch *watch;
     struct gw_server_options opts;
@@ -40,7 +46,7 @@ struct exchange {
     struct gw_server *server;
     enum exchange_state state;
     bool want_body;  /* the pipeline wants the body; otherwise it is counted and dropped */
-    bool suspended;  /* written on the connection's thread only, before the upstream has the call */
+    bool suspended;  /* the call waits for the upstream: resumed when answered */
     bool unanswered; /* counted in gw_server.unanswered */
 };
 
@@ -77,7 +83,7 @@ static enum MHD_Result queue_reply(struct gw_server *srv, struct exchange *ex)
     }
     r->body = NULL; /* the response owns it now */
     r->charged = 0;
-    bool close = r->close || atomic_load(&srv->stopping);
+    bool close = r->close || srv->stopping;
     enum MHD_Result ret = MHD_NO;
     if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, GW_CALL_CONTENT_TYPE) ==
             MHD_YES &&
@@ -123,7 +129,7 @@ static void settle(struct gw_server *srv, struct exchange *ex)
     }
 }
 
-/* On the connection's thread, before the call is handed to the upstream thread. */
+/* Before the call is handed to the upstream. */
 static void on_will_wait(struct gw_call *call, void *transport)
 {
     struct exchange *ex = transport;
@@ -134,14 +140,16 @@ static void on_will_wait(struct gw_call *call, void *transport)
     MHD_suspend_connection(ex->connection);
 }
 
-/* The reply is ready: on the connection's thread (decided without forwarding) or the upstream's. */
+/* The reply is ready: decided without forwarding (while running) or after the upstream. */
 static void on_answered(struct gw_call *call, void *transport)
 {
     struct exchange *ex = transport;
     (void)call;
     ex->state = FINISHED;
     if (ex->suspended) {
-        MHD_resume_connection(ex->connection); /* the only thing another thread may do here */
+        /* In external-event mode nothing wakes libmicrohttpd: run it on the loop's next turn. */
+        MHD_resume_connection(ex->connection);
+        gw_loop_timer_set(ex->server->mhd_timer, 0);
     }
 }
 
@@ -163,81 +171,8 @@ static void peer_address(struct MHD_Connection *c, char out[GW_CALL_PEER_MAX])
     }
 }
 
-/* What the framing check counts over every header of a request. */
-struct framing {
-    unsigned content_length, host, transfer_encoding;
-    const char *encoding;
-    const char *malformed;
-    unsigned status;
-};
-
-static bool has_ctl(const char *s, size_t n, bool tab_ok)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && !(tab_ok && c == '\t')) || c == 0x7f) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    size_t key_size, const char *value, size_t value_size)
-{
-    struct framing *f = cls;
-    (void)kind;
-    /* libmicrohttpd keeps a space before the colon in the name, and a NUL cuts the C string. */
-    if (key_size == 0 || strcspn(key, " \t") != key_size || has_ctl(key, key_size, false)) {
-        f->malformed = "A header name is empty or has white space or control characters; send "
-                       "\"Name: value\" with nothing between the name and the colon.";
-        return MHD_NO;
-    }
-    if (value == NULL || strlen(value) != value_size || has_ctl(value, value_size, true)) {
-        f->malformed = "A header value has a NUL or another control character.";
-        return MHD_NO;
-    }
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-        f->content_length++;
-    } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
-        f->host++;
-    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
-        f->transfer_encoding++;
-        f->encoding = value;
-    }
-    return MHD_YES;
-}
-
-/*
- * Refuses framing that two HTTP parsers could read differently (request smuggling): more than one
- * Content-Length or Host, Content-Length with Transfer-Encoding, any coding but chunked (501),
- * white space before a colon, control characters in a header.
- */
-static void check_framing(struct MHD_Connection *c, struct gw_call_inbound *in)
-{
-    struct framing f = {.status = MHD_HTTP_BAD_REQUEST};
-    MHD_get_connection_values_n(c, MHD_HEADER_KIND, count_header, &f);
-    if (f.malformed == NULL && f.content_length > 1) {
-        f.malformed = "The request has more than one Content-Length header.";
-    } else if (f.malformed == NULL && f.host > 1) {
-        f.malformed = "The request has more than one Host header.";
-    } else if (f.malformed == NULL && f.transfer_encoding > 0 && f.content_length > 0) {
-        f.malformed = "The request has both Content-Length and Transfer-Encoding: send one.";
-    } else if (f.malformed == NULL && f.transfer_encoding > 1) {
-        f.malformed = "The request has more than one Transfer-Encoding header.";
-    } else if (f.malformed == NULL && f.transfer_encoding == 1 &&
-               strcasecmp(f.encoding, "chunked") != 0) {
-        f.malformed = "The only Transfer-Encoding accepted is chunked.";
-        f.status = MHD_HTTP_NOT_IMPLEMENTED;
-    }
-    if (f.malformed != NULL) {
-        in->malformed = f.malformed;
-        in->malformed_status = f.status;
-    }
-}
-
 static struct exchange *exchange_new(struct gw_server *srv, struct MHD_Connection *connection,
-                                     const char *method, const char *url)
+                                     const char *method, const char *url, const char *version)
 {
     struct exchange *ex = calloc(1, sizeof *ex);
     if (ex == NULL) {
@@ -262,9 +197,9 @@ static struct exchange *exchange_new(struct gw_server *srv, struct MHD_Connectio
     in->transport = ex;
     in->will_wait = on_will_wait;
     in->answered = on_answered;
-    in->stopping = atomic_load(&srv->stopping);
+    in->stopping = srv->stopping;
     peer_address(connection, in->peer);
-    check_framing(connection, in);
+    gw_framing_check(connection, version, in);
     return ex;
 }
 
@@ -296,18 +231,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 {
     struct gw_server *srv = cls;
     struct exchange *ex = *con_cls;
-    (void)version;
 
     if (ex == NULL) {
         if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0) {
             return answer_health(connection);
         }
-        if ((ex = exchange_new(srv, connection, method, url)) == NULL) {
+        if ((ex = exchange_new(srv, connection, method, url, version)) == NULL) {
             return MHD_NO;
         }
         *con_cls = ex;
         ex->want_body = gw_pipeline_begin(srv->pipeline, ex->call);
-        return MHD_YES;
+        if (ex->want_body) {
+            return MHD_YES;
+        }
+        /* Decided from the head: answer now, and close rather than read a body of no use (it
+         * may never end: an unsupported coding, a declared size past the limit). */
+        ex->state = RUNNING;
+        gw_watch_disarm(watch_entry(connection));
+        gw_pipeline_run(srv->pipeline, ex->call);
+        ex->call->reply.close = ex->call->reply.close || ex->call->in.has_body;
+        return queue_reply(srv, ex);
     }
 
     switch (ex->state) {
@@ -318,7 +261,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
             return MHD_YES;
         }
         ex->state = RUNNING;
-        gw_watch_disarm(srv->watch, watch_entry(connection));
+        gw_watch_disarm(watch_entry(connection));
         gw_pipeline_run(srv->pipeline, ex->call);
         if (ex->suspended) {
             return MHD_YES; /* resumed when the answer is ready; the call is not ours till then */
@@ -383,8 +326,29 @@ static bool parse_address(const char *address, uint16_t port, struct sockaddr_st
     return false;
 }
 
-enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_pipeline *pipeline,
-                            struct gw_server **out, char *msg, size_t msglen)
+/* Runs libmicrohttpd for what is ready, then sets the loop's timer to its next timeout. */
+static void run_mhd(void *arg)
+{
+    struct gw_server *srv = arg;
+    MHD_run(srv->daemon);
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    if (MHD_get_timeout(srv->daemon, &ms) == MHD_YES) {
+        gw_loop_timer_set(srv->mhd_timer, ms > 60000 ? 60000L : (long)ms);
+    } else {
+        gw_loop_timer_set(srv->mhd_timer, -1);
+    }
+}
+
+static void on_mhd_ready(void *arg, int fd, uint32_t events)
+{
+    (void)fd;
+    (void)events;
+    run_mhd(arg);
+}
+
+enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_loop *loop,
+                            struct gw_pipeline *pipeline, struct gw_server **out, char *msg,
+                            size_t msglen)
 {
     enum gw_err err;
     struct sockaddr_storage ss;
@@ -394,10 +358,13 @@ enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_pipe
         return GW_ERR_NOMEM;
     }
     srv->opts = *opts;
+    srv->loop = loop;
     srv->pipeline = pipeline;
-    atomic_init(&srv->stopping, false);
-    if ((err = gw_watch_start(opts->request_timeout_ms, &srv->watch)) != GW_OK) {
-        snprintf(msg, msglen, "cannot start the request deadline thread");
+    atomic_init(&srv->unanswered, 0);
+    if ((err = gw_watch_new(loop, opts->request_timeout_ms, &srv->watch)) != GW_OK ||
+        (srv->mhd_timer = gw_loop_timer_new(loop, run_mhd, srv)) == NULL) {
+        snprintf(msg, msglen, "out of memory");
+        err = GW_ERR_NOMEM;
         goto out;
     }
     if (!parse_address(opts->address, opts->port, &ss)) {
@@ -406,18 +373,19 @@ enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_pipe
         err = GW_ERR_INVALID;
         goto out;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* No thread of libmicrohttpd's own: the worker's loop runs it. */
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
+    /* Every worker listens on the same port (SO_REUSEPORT): the kernel spreads connections. */
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(opts->threads > 1 ? opts->threads : 0),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opts->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)opts->max_connections_per_address,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_END);
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)opts->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)opts->max_connections_per_address, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)60, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         snprintf(msg, msglen,
                  "cannot listen on %s port %u (in use, or not an address of this host)",
@@ -427,6 +395,14 @@ enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_pipe
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info != NULL ? info->port : opts->port;
+    info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    if (info == NULL || (srv->mhd_ready = gw_loop_watch(loop, info->epoll_fd, EPOLLIN, on_mhd_ready,
+                                                        srv)) == NULL) {
+        snprintf(msg, msglen, "cannot watch libmicrohttpd's events");
+        err = GW_ERR_INTERNAL;
+        goto out;
+    }
+    gw_loop_timer_set(srv->mhd_timer, 0);
     *out = srv;
     srv = NULL;
     err = GW_OK;
@@ -442,25 +418,19 @@ uint16_t gw_server_port(const struct gw_server *server)
 
 void gw_server_quiesce(struct gw_server *server)
 {
-    atomic_store(&server->stopping, true);
+    if (server->stopping) {
+        return;
+    }
+    server->stopping = true;
     MHD_socket fd = MHD_quiesce_daemon(server->daemon);
     if (fd != MHD_INVALID_SOCKET) {
         close(fd);
     }
 }
 
-bool gw_server_drain(struct gw_server *server, long timeout_ms)
+size_t gw_server_unanswered(const struct gw_server *server)
 {
-    struct timespec ten_ms = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
-    for (long waited = 0; waited < timeout_ms; waited += 10) {
-        if (atomic_load(&server->unanswered) == 0) {
-            /* Queued answers are written by the server threads right after this. */
-            nanosleep(&ten_ms, NULL);
-            return true;
-        }
-        nanosleep(&ten_ms, NULL);
-    }
-    return false;
+    return atomic_load(&((struct gw_server *)server)->unanswered);
 }
 
 void gw_server_stop(struct gw_server *server)
@@ -468,9 +438,11 @@ void gw_server_stop(struct gw_server *server)
     if (server == NULL) {
         return;
     }
+    gw_loop_unwatch(server->mhd_ready);
     if (server->daemon != NULL) {
-        MHD_stop_daemon(server->daemon);
+        MHD_stop_daemon(server->daemon); /* closes every connection: their calls are freed */
     }
-    gw_watch_stop(server->watch); /* after the daemon: no connection is left to watch */
+    gw_loop_timer_free(server->mhd_timer);
+    gw_watch_free(server->watch); /* after the daemon: no connection is left to watch */
     free(server);
 }

@@ -15,6 +15,7 @@
 #include "core/pipeline.h"
 
 struct gw_budget;
+struct gw_loop;
 struct gw_server;
 
 struct gw_server_options {
@@ -29,27 +30,29 @@ struct gw_server_options {
     struct gw_budget *budget; /* memory budget for bodies and answers (borrowed), or NULL */
 };
 
-/* Starts listening. The pipeline is borrowed and must outlive the server. *out is new. */
-enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_pipeline *pipeline,
-                            struct gw_server **out, char *msg, size_t msglen) GW_MUST_CHECK;
+/*
+ * Starts listening on loop (libmicrohttpd in external-event mode: the loop runs it). Several
+ * servers, one per worker loop, may listen on the same address and port. The pipeline is borrowed
+ * and must outlive the server; it must forward through an upstream of the same loop. *out is new.
+ */
+enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_loop *loop,
+                            struct gw_pipeline *pipeline, struct gw_server **out, char *msg,
+                            size_t msglen) GW_MUST_CHECK;
 
 /* The port actually listened on. */
 uint16_t gw_server_port(const struct gw_server *server);
 
 /*
- * Stops accepting new connections; calls in flight still get their answers. Calls that arrive
- * on open connections from now on are answered ServiceUnavailable (not sent), and every answer
- * closes its connection.
+ * On the loop's thread: stops accepting new connections; calls in flight still get their answers.
+ * Calls that arrive on open connections from now on are answered ServiceUnavailable (not sent),
+ * and every answer closes its connection.
  */
 void gw_server_quiesce(struct gw_server *server);
 
-/*
- * Waits up to timeout_ms until every call handed upstream has its answer queued. Returns false if
- * some still wait.
- */
-bool gw_server_drain(struct gw_server *server, long timeout_ms);
+/* From any thread: how many calls wait for the upstream. */
+size_t gw_server_unanswered(const struct gw_server *server);
 
-/* Closes every connection and frees the server. Accepts NULL. */
+/* After the loop stopped: closes every connection and frees the server. Accepts NULL. */
 void gw_server_stop(struct gw_server *server);
 
 #endif

@@ -1,124 +1,103 @@
 #include "http/watch.h"
 
-#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
+
+#include "core/loop.h"
 
 struct gw_watch_entry {
     struct gw_watch_entry *prev, *next;
+    struct gw_watch *watch;
+    struct gw_loop_watch *hangup; /* the peer's end of stream, watched by the loop */
     int fd;
     bool armed;
-    struct timespec deadline; /* CLOCK_MONOTONIC */
+    bool peer_gone;      /* the caller closed its side: no request can come any more */
+    int64_t deadline_ms; /* the loop's clock */
 };
 
 struct gw_watch {
-    pthread_mutex_t lock; /* guards the list, every entry, stopping and expired */
-    pthread_cond_t wake;
-    pthread_t thread;
+    struct gw_loop *loop;
+    struct gw_loop_timer *timer;
     struct gw_watch_entry *head;
     long timeout_ms;
-    bool stopping;
+    long period_ms;
     unsigned long expired;
 };
 
-static struct timespec after_ms(long ms)
+static void expire(struct gw_watch *w, struct gw_watch_entry *e)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
+    /* libmicrohttpd sees the end of the stream and closes the connection itself. */
+    shutdown(e->fd, SHUT_RDWR);
+    e->armed = false;
+    w->expired++;
+}
+
+/*
+ * libmicrohttpd 0.9.75 watches its sockets edge-triggered and may read a request and the caller's
+ * end of stream in one go without noticing the end: the socket would wait in CLOSE_WAIT until a
+ * timeout. The loop tells of the end of stream instead; a connection not waiting for its answer
+ * is closed at once, one that is waits for its answer to be written first (gw_watch_arm).
+ */
+static void on_hangup(void *arg, int fd, uint32_t events)
+{
+    struct gw_watch_entry *e = arg;
+    (void)fd;
+    (void)events;
+    e->peer_gone = true;
+    if (e->armed) {
+        expire(e->watch, e);
     }
-    return t;
 }
 
-static bool passed(const struct timespec *deadline, const struct timespec *now)
-{
-    return now->tv_sec > deadline->tv_sec ||
-           (now->tv_sec == deadline->tv_sec && now->tv_nsec >= deadline->tv_nsec);
-}
-
-static void *loop(void *arg)
+static void check(void *arg)
 {
     struct gw_watch *w = arg;
-    /* Checked a few times per timeout: a deadline is kept to within a quarter of it. */
-    long period_ms = w->timeout_ms / 4 < 250 ? w->timeout_ms / 4 : 250;
-    if (period_ms < 10) {
-        period_ms = 10;
-    }
-    pthread_mutex_lock(&w->lock);
-    while (!w->stopping) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        for (struct gw_watch_entry *e = w->head; e != NULL; e = e->next) {
-            if (e->armed && passed(&e->deadline, &now)) {
-                /* The entry is removed before libmicrohttpd closes the socket, so fd is still
-                 * this connection's: the lock makes removal and this shutdown exclusive. */
-                shutdown(e->fd, SHUT_RDWR);
-                e->armed = false;
-                w->expired++;
-            }
+    int64_t now = gw_loop_now_ms(w->loop);
+    for (struct gw_watch_entry *e = w->head; e != NULL; e = e->next) {
+        if (e->armed && now >= e->deadline_ms) {
+            expire(w, e);
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += period_ms * 1000000L;
-        while (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&w->wake, &w->lock, &until);
     }
-    pthread_mutex_unlock(&w->lock);
-    return NULL;
+    gw_loop_timer_set(w->timer, w->period_ms);
 }
 
-enum gw_err gw_watch_start(long request_timeout_ms, struct gw_watch **out)
+enum gw_err gw_watch_new(struct gw_loop *loop, long request_timeout_ms, struct gw_watch **out)
 {
     struct gw_watch *w = calloc(1, sizeof *w);
     if (w == NULL) {
         return GW_ERR_NOMEM;
     }
+    w->loop = loop;
     w->timeout_ms = request_timeout_ms;
-    if (pthread_mutex_init(&w->lock, NULL) != 0) {
-        free(w);
-        return GW_ERR_INTERNAL;
+    /* Checked a few times per timeout: a deadline is kept to within a quarter of it. */
+    w->period_ms = request_timeout_ms / 4 < 250 ? request_timeout_ms / 4 : 250;
+    if (w->period_ms < 10) {
+        w->period_ms = 10;
     }
-    if (pthread_cond_init(&w->wake, NULL) != 0) {
-        pthread_mutex_destroy(&w->lock);
+    if ((w->timer = gw_loop_timer_new(loop, check, w)) == NULL) {
         free(w);
-        return GW_ERR_INTERNAL;
+        return GW_ERR_NOMEM;
     }
-    if (pthread_create(&w->thread, NULL, loop, w) != 0) {
-        pthread_cond_destroy(&w->wake);
-        pthread_mutex_destroy(&w->lock);
-        free(w);
-        return GW_ERR_INTERNAL;
-    }
+    gw_loop_timer_set(w->timer, w->period_ms);
     *out = w;
     return GW_OK;
 }
 
-void gw_watch_stop(struct gw_watch *w)
+void gw_watch_free(struct gw_watch *w)
 {
     if (w == NULL) {
         return;
     }
-    pthread_mutex_lock(&w->lock);
-    w->stopping = true;
-    pthread_cond_signal(&w->wake);
-    pthread_mutex_unlock(&w->lock);
-    pthread_join(w->thread, NULL);
     while (w->head != NULL) {
         struct gw_watch_entry *e = w->head;
         w->head = e->next;
+        gw_loop_unwatch(e->hangup);
         free(e);
     }
-    pthread_cond_destroy(&w->wake);
-    pthread_mutex_destroy(&w->lock);
+    gw_loop_timer_free(w->timer);
     free(w);
 }
 
@@ -129,15 +108,15 @@ struct gw_watch_entry *gw_watch_add(struct gw_watch *w, int fd)
         return NULL;
     }
     e->fd = fd;
-    e->armed = true;
-    e->deadline = after_ms(w->timeout_ms);
-    pthread_mutex_lock(&w->lock);
+    e->watch = w;
+    /* Edge-triggered: it fires once, when the caller's end of stream arrives. */
+    e->hangup = gw_loop_watch(w->loop, fd, EPOLLRDHUP | EPOLLET, on_hangup, e);
     e->next = w->head;
     if (w->head != NULL) {
         w->head->prev = e;
     }
     w->head = e;
-    pthread_mutex_unlock(&w->lock);
+    gw_watch_arm(w, e);
     return e;
 }
 
@@ -146,7 +125,6 @@ void gw_watch_remove(struct gw_watch *w, struct gw_watch_entry *e)
     if (e == NULL) {
         return;
     }
-    pthread_mutex_lock(&w->lock);
     if (e->prev != NULL) {
         e->prev->next = e->next;
     } else {
@@ -155,36 +133,29 @@ void gw_watch_remove(struct gw_watch *w, struct gw_watch_entry *e)
     if (e->next != NULL) {
         e->next->prev = e->prev;
     }
-    pthread_mutex_unlock(&w->lock);
+    gw_loop_unwatch(e->hangup);
     free(e);
 }
 
 void gw_watch_arm(struct gw_watch *w, struct gw_watch_entry *e)
 {
-    if (e == NULL) {
-        return;
+    if (e != NULL) {
+        e->deadline_ms = gw_loop_now_ms(w->loop) + w->timeout_ms;
+        e->armed = true;
+        if (e->peer_gone) {
+            expire(w, e);
+        }
     }
-    struct timespec deadline = after_ms(w->timeout_ms);
-    pthread_mutex_lock(&w->lock);
-    e->deadline = deadline;
-    e->armed = true;
-    pthread_mutex_unlock(&w->lock);
 }
 
-void gw_watch_disarm(struct gw_watch *w, struct gw_watch_entry *e)
+void gw_watch_disarm(struct gw_watch_entry *e)
 {
-    if (e == NULL) {
-        return;
+    if (e != NULL) {
+        e->armed = false;
     }
-    pthread_mutex_lock(&w->lock);
-    e->armed = false;
-    pthread_mutex_unlock(&w->lock);
 }
 
-unsigned long gw_watch_expired(struct gw_watch *w)
+unsigned long gw_watch_expired(const struct gw_watch *w)
 {
-    pthread_mutex_lock(&w->lock);
-    unsigned long n = w->expired;
-    pthread_mutex_unlock(&w->lock);
-    return n;
+    return w->expired;
 }

@@ -2,12 +2,14 @@
 #include "upstream/upstream_internal.h"
 
 #include <curl/curl.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
+
+#include "core/loop.h"
 
 /*
  * Connections are not reused once idle this long, or once this old. Both stay below the time after
@@ -18,9 +20,12 @@
 #define MAX_IDLE_S 30L
 #define MAX_LIFETIME_S 50L
 
+/* Easy handles kept for reuse, so a call does not build one (and its caches) from nothing. */
+#define MAX_SPARE_HANDLES 256
+
 /* One transfer in flight: owned by the upstream module from submit until done. */
 struct transfer {
-    struct transfer *next;
+    struct transfer *prev, *next;
     CURL *easy;
     struct curl_slist *headers;
     struct gw_call *call;
@@ -32,26 +37,35 @@ struct transfer {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+/* Everything runs on the loop's thread: no lock. */
 struct gw_upstream {
     CURLM *multi;
+    struct gw_loop *loop;
+    struct gw_loop_timer *timer; /* libcurl's next timeout */
     struct curl_slist *connect_to;
     struct curl_slist *resolve;
     char *ca_file;
     long connect_timeout_ms;
     long timeout_ms;
-    pthread_t thread;
-    pthread_mutex_t lock; /* guards pending and stopping */
-    struct transfer *pending;
+    unsigned max_in_flight;
+    unsigned in_flight;
     bool stopping;
-    struct transfer *running; /* only touched by the upstream thread */
+    struct transfer *running;
+    CURL *spare[MAX_SPARE_HANDLES];
+    unsigned spares;
 };
 
-static void transfer_free(struct transfer *t)
+static void transfer_free(struct gw_upstream *up, struct transfer *t)
 {
     if (t == NULL) {
         return;
     }
-    curl_easy_cleanup(t->easy);
+    if (t->easy != NULL && up->spares < MAX_SPARE_HANDLES) {
+        curl_easy_reset(t->easy);
+        up->spare[up->spares++] = t->easy;
+    } else {
+        curl_easy_cleanup(t->easy);
+    }
     curl_slist_free_all(t->headers);
     free(t);
 }
@@ -153,16 +167,26 @@ static enum gw_upstream_outcome outcome_of(CURLcode rc, const struct transfer *t
     }
 }
 
-/* How a transfer ends when the gateway stops: before curl started it, or while it ran. */
-#define STOPPED_BEFORE_START ((CURLcode)-1)
+/* How a transfer ends when the gateway stops while it runs. */
 #define STOPPED_WHILE_RUNNING ((CURLcode)-2)
 
-static void finish(struct transfer *t, CURLcode rc)
+static void unlink_running(struct gw_upstream *up, struct transfer *t)
+{
+    if (t->prev != NULL) {
+        t->prev->next = t->next;
+    } else {
+        up->running = t->next;
+    }
+    if (t->next != NULL) {
+        t->next->prev = t->prev;
+    }
+    up->in_flight--;
+}
+
+static void finish(struct gw_upstream *up, struct transfer *t, CURLcode rc)
 {
     struct gw_call *call = t->call;
-    if (rc == STOPPED_BEFORE_START) {
-        call->outcome = GW_UPSTREAM_NOT_SENT;
-    } else if (rc == STOPPED_WHILE_RUNNING) {
+    if (rc == STOPPED_WHILE_RUNNING) {
         call->outcome = GW_UPSTREAM_ABORTED;
     } else {
         call->outcome = outcome_of(rc, t);
@@ -181,7 +205,7 @@ static void finish(struct transfer *t, CURLcode rc)
     }
     if (rc == CURLE_OK) {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &call->http_status);
-    } else if (rc != STOPPED_BEFORE_START && rc != STOPPED_WHILE_RUNNING) {
+    } else if (rc != STOPPED_WHILE_RUNNING) {
         snprintf(call->upstream_detail, sizeof call->upstream_detail, "%s",
                  t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(rc));
         /* It goes into a quoted log field: keep it to one plain line. */
@@ -193,80 +217,89 @@ static void finish(struct transfer *t, CURLcode rc)
     }
     gw_upstream_done_fn done = t->done;
     void *arg = t->arg;
-    transfer_free(t);
+    transfer_free(up, t);
     done(call, arg);
 }
 
-static void unlink_running(struct gw_upstream *up, struct transfer *t)
+/* Every transfer libcurl says is done ends here, on the loop's thread. */
+static void take_done(struct gw_upstream *up)
 {
-    for (struct transfer **p = &up->running; *p != NULL; p = &(*p)->next) {
-        if (*p == t) {
-            *p = t->next;
-            return;
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(up->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE) {
+            continue;
         }
+        struct transfer *t = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        CURLcode rc = m->data.result;
+        curl_multi_remove_handle(up->multi, t->easy);
+        unlink_running(up, t);
+        finish(up, t, rc);
     }
 }
 
-static void *loop(void *arg)
+static void drive(struct gw_upstream *up, curl_socket_t fd, int flags)
+{
+    int still_running = 0;
+    CURLMcode mc = curl_multi_socket_action(up->multi, fd, flags, &still_running);
+    if (mc != CURLM_OK) {
+        /* Not expected short of memory exhaustion: the transfers' own timeouts still apply. */
+        fprintf(stderr, "level=error event=upstream_loop error=\"%s\"\n", curl_multi_strerror(mc));
+    }
+    take_done(up);
+}
+
+static void on_socket_ready(void *arg, int fd, uint32_t events)
 {
     struct gw_upstream *up = arg;
-    for (;;) {
-        pthread_mutex_lock(&up->lock);
-        bool stopping = up->stopping;
-        struct transfer *batch = up->pending;
-        up->pending = NULL;
-        pthread_mutex_unlock(&up->lock);
-
-        while (batch != NULL) {
-            struct transfer *t = batch;
-            batch = t->next;
-            if (stopping) {
-                finish(t, STOPPED_BEFORE_START);
-                continue;
-            }
-            if (curl_multi_add_handle(up->multi, t->easy) != CURLM_OK) {
-                finish(t, CURLE_FAILED_INIT);
-                continue;
-            }
-            t->next = up->running;
-            up->running = t;
-        }
-        if (stopping) {
-            while (up->running != NULL) {
-                struct transfer *t = up->running;
-                up->running = t->next;
-                curl_multi_remove_handle(up->multi, t->easy);
-                finish(t, STOPPED_WHILE_RUNNING);
-            }
-            return NULL;
-        }
-
-        int still_running = 0;
-        CURLMcode mc = curl_multi_perform(up->multi, &still_running);
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(up->multi, &left)) != NULL) {
-            if (m->msg != CURLMSG_DONE) {
-                continue;
-            }
-            struct transfer *t = NULL;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-            CURLcode rc = m->data.result;
-            curl_multi_remove_handle(up->multi, t->easy);
-            unlink_running(up, t);
-            finish(t, rc);
-        }
-        if (mc == CURLM_OK) {
-            mc = curl_multi_poll(up->multi, NULL, 0, 1000, NULL);
-        }
-        if (mc != CURLM_OK) {
-            /* Not expected short of memory exhaustion: say so, and do not spin. */
-            fprintf(stderr, "level=error event=upstream_loop error=\"%s\"\n",
-                    curl_multi_strerror(mc));
-            struct timespec pause = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
-            nanosleep(&pause, NULL);
-        }
+    int flags = 0;
+    if ((events & EPOLLIN) != 0) {
+        flags |= CURL_CSELECT_IN;
     }
+    if ((events & EPOLLOUT) != 0) {
+        flags |= CURL_CSELECT_OUT;
+    }
+    if ((events & (EPOLLERR | EPOLLHUP)) != 0) {
+        flags |= CURL_CSELECT_ERR;
+    }
+    drive(up, fd, flags);
+}
+
+static void on_timer(void *arg)
+{
+    drive(arg, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/* libcurl says which of its sockets to watch for what: the loop watches them. */
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct gw_upstream *up = userp;
+    struct gw_loop_watch *w = socketp;
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        gw_loop_unwatch(w);
+        curl_multi_assign(up->multi, fd, NULL);
+        return 0;
+    }
+    uint32_t events =
+        ((what & CURL_POLL_IN) != 0 ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) != 0 ? EPOLLOUT : 0);
+    if (w == NULL) {
+        if ((w = gw_loop_watch(up->loop, fd, events, on_socket_ready, up)) == NULL) {
+            return -1;
+        }
+        curl_multi_assign(up->multi, fd, w);
+        return 0;
+    }
+    return gw_loop_rewatch(w, events) ? 0 : -1;
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct gw_upstream *up = userp;
+    (void)multi;
+    gw_loop_timer_set(up->timer, timeout_ms);
+    return 0;
 }
 
 static enum gw_err add_header(struct curl_slist **list, const char *name, const char *value)
@@ -331,8 +364,14 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
 {
     enum gw_err err;
     char url[GW_CALL_HOST_MAX + 16];
-    struct transfer *t = calloc(1, sizeof *t);
-    if (t == NULL) {
+    struct transfer *t = NULL;
+    if (up->stopping) {
+        return GW_ERR_STOPPED;
+    }
+    if (up->in_flight >= up->max_in_flight) {
+        return GW_ERR_BUSY;
+    }
+    if ((t = calloc(1, sizeof *t)) == NULL) {
         err = GW_ERR_NOMEM;
         goto out;
     }
@@ -347,7 +386,7 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
         err = GW_ERR_INVALID;
         goto out;
     }
-    t->easy = curl_easy_init();
+    t->easy = up->spares > 0 ? up->spare[--up->spares] : curl_easy_init();
     if (t->easy == NULL) {
         err = GW_ERR_NOMEM;
         goto out;
@@ -366,6 +405,9 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||
+        /* HTTP/2 where the upstream offers it (ALPN): many calls share one connection. */
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
         /* Where signed calls go is the configuration's business, not the environment's. */
         curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
@@ -394,22 +436,21 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
         err = GW_ERR_INTERNAL;
         goto out;
     }
-    pthread_mutex_lock(&up->lock);
-    bool stopping = up->stopping;
-    if (!stopping) {
-        t->next = up->pending;
-        up->pending = t;
-        t = NULL;
-    }
-    pthread_mutex_unlock(&up->lock);
-    if (stopping) {
-        err = GW_ERR_STOPPED;
+    /* libcurl starts it from its timer callback, on the next turn of the loop. */
+    if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
+        err = GW_ERR_INTERNAL;
         goto out;
     }
-    curl_multi_wakeup(up->multi);
+    t->next = up->running;
+    if (up->running != NULL) {
+        up->running->prev = t;
+    }
+    up->running = t;
+    up->in_flight++;
+    t = NULL;
     err = GW_OK;
 out:
-    transfer_free(t);
+    transfer_free(up, t);
     return err;
 }
 
@@ -427,16 +468,19 @@ static enum gw_err copy_list(char *const *in, struct curl_slist **out)
 
 static void upstream_free(struct gw_upstream *up)
 {
-    curl_multi_cleanup(up->multi);
+    curl_multi_cleanup(up->multi); /* closes connections: their sockets are unwatched */
+    for (unsigned i = 0; i < up->spares; i++) {
+        curl_easy_cleanup(up->spare[i]);
+    }
+    gw_loop_timer_free(up->timer);
     curl_slist_free_all(up->connect_to);
     curl_slist_free_all(up->resolve);
     free(up->ca_file);
-    pthread_mutex_destroy(&up->lock);
     free(up);
 }
 
-enum gw_err gw_upstream_start(const struct gw_upstream_options *opts, struct gw_upstream **out,
-                              char *msg, size_t msglen)
+enum gw_err gw_upstream_new(const struct gw_upstream_options *opts, struct gw_loop *loop,
+                            struct gw_upstream **out, char *msg, size_t msglen)
 {
     enum gw_err err;
     if ((err = gw_upstream_check(opts, msg, msglen)) != GW_OK) {
@@ -447,16 +491,23 @@ enum gw_err gw_upstream_start(const struct gw_upstream_options *opts, struct gw_
         snprintf(msg, msglen, "out of memory");
         return GW_ERR_NOMEM;
     }
-    pthread_mutex_init(&up->lock, NULL);
+    up->loop = loop;
     up->connect_timeout_ms = opts->connect_timeout_ms;
     up->timeout_ms = opts->timeout_ms;
+    up->max_in_flight = opts->max_in_flight > 0 ? opts->max_in_flight : 1;
     up->multi = curl_multi_init();
+    up->timer = gw_loop_timer_new(loop, on_timer, up);
     /*
      * The connection cache must outlive the transfers: by default libcurl sizes it to the handles
      * currently added, and each call's handle is removed when it ends, so connections (and their
      * TLS handshakes) would be thrown away and made again.
      */
-    if (up->multi == NULL ||
+    if (up->multi == NULL || up->timer == NULL ||
+        curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
+        curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up) != CURLM_OK ||
+        curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+        curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up) != CURLM_OK ||
+        curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX) != CURLM_OK ||
         curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                           (long)opts->max_host_connections) != CURLM_OK ||
         curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, (long)opts->max_host_connections * 4) !=
@@ -475,11 +526,6 @@ enum gw_err gw_upstream_start(const struct gw_upstream_options *opts, struct gw_
         snprintf(msg, msglen, "out of memory");
         goto out;
     }
-    if (pthread_create(&up->thread, NULL, loop, up) != 0) {
-        snprintf(msg, msglen, "cannot start the upstream thread");
-        err = GW_ERR_INTERNAL;
-        goto out;
-    }
     *out = up;
     up = NULL;
     err = GW_OK;
@@ -492,19 +538,21 @@ out:
 
 void gw_upstream_stop(struct gw_upstream *up)
 {
-    if (up == NULL) {
+    if (up == NULL || up->stopping) {
         return;
     }
-    pthread_mutex_lock(&up->lock);
-    bool already = up->stopping;
     up->stopping = true;
-    pthread_mutex_unlock(&up->lock);
-    if (already) {
-        return;
+    while (up->running != NULL) {
+        struct transfer *t = up->running;
+        curl_multi_remove_handle(up->multi, t->easy);
+        unlink_running(up, t);
+        finish(up, t, STOPPED_WHILE_RUNNING);
     }
-    curl_multi_wakeup(up->multi);
-    pthread_join(up->thread, NULL);
-    /* The loop took every queued transfer when it saw stopping; submit refuses from then on. */
+}
+
+unsigned gw_upstream_in_flight(const struct gw_upstream *up)
+{
+    return up->in_flight;
 }
 
 void gw_upstream_free(struct gw_upstream *up)

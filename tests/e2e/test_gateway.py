@@ -294,17 +294,36 @@ class TestSimulatorRefusalsPassThrough(GatewayCase):
         self.assertEqual(len(self.sim.records()), 6)
 
 
-class TestResidentKeys(GatewayCase):
-    """vault_keys_resident trades the no-access protection for speed; answers must not change."""
+class TestWorkers(GatewayCase):
+    """Four workers, each its own loop, server, upstream and pipeline, on one port: concurrent
+    calls are each signed correctly and answered with their own upstream answer."""
 
-    gateway_config = {"vault_keys_resident": True}
+    gateway_config = {"threads": 4}
 
-    def test_signed_calls_are_the_same(self):
-        self.assertIn("keys=resident", self.gw.read_log())
-        for _ in range(3):
-            status, answer = self.gw.call("DescribeProxies", {"Limit": 1})
+    def test_concurrent_calls_across_workers(self):
+        self.assertIn("workers=4", self.gw.read_log())
+        results = []
+        lock = threading.Lock()
+
+        def caller(n):
+            for i in range(25):
+                status, answer = self.gw.call("DescribeProxies", {"Limit": 1 + (n * 25 + i) % 100})
+                with lock:
+                    results.append(answer)
+        threads = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(len(results), 200)
+        for answer in results:
             self.assertIsNone(gw.error_code(answer), answer)
-        for rec in self.sim.records():
+        records = self.sim.records()
+        self.assertEqual(len(records), 200)
+        self.assertEqual({r["request_id"] for r in records},
+                         {a["Response"]["RequestId"] for a in results},
+                         "each caller gets the answer to its own call")
+        for rec in records:
             h = rec["headers"]
             self.assertIsNone(rec["error_code"])
             self.assertEqual(h["authorization"], harness.tc3_sign(
@@ -487,7 +506,7 @@ class TestUpstreamFailures(unittest.TestCase):
         body = b'{"Response": {"Error": {"Code": "InternalError", "Message": "\u00e9"}, ' \
                b'"RequestId": "r-1"}}\n  '
         up = self.scripted(lambda req: (503, "Service Unavailable", {}, body))
-        g = self.gateway(upstream_port=up.port)
+        g = self.gateway(upstream_port=up.port, extra_config={"threads": 1})  # one worker
         for _ in range(5):
             status, headers, data = g.request("POST", "/", {
                 "Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",

@@ -53,7 +53,6 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->credential, "default");
     assert_null(cfg->upstream.ca_file);
     assert_null(cfg->upstream.connect_to[0]);
-    assert_false(cfg->vault_keys_resident);
     gw_config_free(cfg);
 }
 
@@ -65,7 +64,6 @@ static void test_load_full(void **state)
                      " \"max_body_bytes\": 4096, \"spec_dir\": \"specs\", \"master_key_file\": "
                      "\"/k/master.key\","
                      " \"credential_store\": \"creds.store\", \"credential\": \"prod\","
-                     " \"vault_keys_resident\": true,"
                      " \"upstream\": {\"ca_file\": \"ca.pem\", \"timeout_ms\": 1500,"
                      " \"connect_to\": [\"gaap.tencentcloudapi.com:443:127.0.0.1:9443\"]}}");
     struct gw_config *cfg = NULL;
@@ -87,7 +85,6 @@ static void test_load_full(void **state)
     assert_string_equal(cfg->upstream.connect_to[0], "gaap.tencentcloudapi.com:443:127.0.0.1:9443");
     assert_null(cfg->upstream.connect_to[1]);
     assert_string_equal(cfg->credential, "prod");
-    assert_true(cfg->vault_keys_resident);
     gw_config_free(cfg);
 }
 
@@ -134,7 +131,6 @@ static void test_refusals(void **state)
     expect_refused("{\"listen_port\": 1,}", ":1:");
     expect_refused("{\"threads\": 1, \"threads\": 2}", "duplicate");
     expect_refused("[]", "must be a JSON object");
-    expect_refused("{\"vault_keys_resident\": 1}", "true or false");
 }
 
 /* A key nobody reads is refused where it stands, with the key that was probably meant. */

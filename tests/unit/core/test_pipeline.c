@@ -14,7 +14,6 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 
 #include "apispec/apispec.h"
 #include "core/call.h"
+#include "core/loop.h"
 #include "core/pipeline.h"
 #include "upstream/upstream.h"
 #include "vault/tc3.h"
@@ -42,9 +42,8 @@ struct parts {
     struct gw_vault *vault;
     struct gw_upstream *upstream;
     struct gw_pipeline *pipeline;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int records; /* calls seen by the final stage's record sink */
+    struct gw_loop *loop; /* the upstream's, run by the test's own thread while it waits */
+    int records;          /* calls seen by the final stage's record sink */
 };
 
 /* The transport double: one request's head, and what the pipeline told it. */
@@ -55,6 +54,7 @@ struct transport {
     size_t n;
     int will_wait;
     int answered;
+    bool waiting; /* the test runs the loop until answered */
     struct parts *parts;
 };
 
@@ -73,9 +73,7 @@ static void on_record(const struct gw_call *call, void *arg)
 {
     struct parts *p = arg;
     assert_non_null(call->reply.body); /* the record is written from the complete call */
-    pthread_mutex_lock(&p->lock);
     p->records++;
-    pthread_mutex_unlock(&p->lock);
 }
 
 static int setup(void **state)
@@ -85,8 +83,6 @@ static int setup(void **state)
     if (p == NULL) {
         return -1;
     }
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->cond, NULL);
     snprintf(p->dir, sizeof p->dir, "/tmp/tcgw-pipeline-XXXXXX");
     if (mkdtemp(p->dir) == NULL) {
         return -1;
@@ -110,8 +106,10 @@ static int setup(void **state)
     struct gw_upstream_options uo = {.connect_timeout_ms = 5000,
                                      .timeout_ms = 5000,
                                      .max_host_connections = 2,
+                                     .max_in_flight = 16,
                                      .connect_to = connect_to};
-    if (gw_upstream_start(&uo, &p->upstream, msg, sizeof msg) != GW_OK) {
+    if (gw_loop_new(NULL, NULL, &p->loop) != GW_OK ||
+        gw_upstream_new(&uo, p->loop, &p->upstream, msg, sizeof msg) != GW_OK) {
         print_error("setup: %s\n", msg);
         return -1;
     }
@@ -140,8 +138,7 @@ static int teardown(void **state)
     gw_pipeline_free(p->pipeline);
     gw_vault_free(p->vault);
     gw_apispec_free(p->spec);
-    pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->cond);
+    gw_loop_free(p->loop);
     free(p);
     return 0;
 }
@@ -168,10 +165,10 @@ static void on_answered(struct gw_call *call, void *arg)
 {
     struct transport *t = arg;
     (void)call;
-    pthread_mutex_lock(&t->parts->lock);
     t->answered++;
-    pthread_cond_broadcast(&t->parts->cond);
-    pthread_mutex_unlock(&t->parts->lock);
+    if (t->waiting) {
+        gw_loop_stop(t->parts->loop);
+    }
 }
 
 static void set_header(struct transport *t, const char *name, const char *value)
@@ -191,7 +188,7 @@ static void set_header(struct transport *t, const char *name, const char *value)
 /* The seed call's head: headers can be changed (NULL value: absent) before running. */
 static struct transport seed_transport(struct parts *p, const char *action)
 {
-    struct transport t = {.n = 0, .parts = p};
+    struct transport t = {.n = 0, .waiting = false, .parts = p};
     set_header(&t, "Host", "gaap.tencentcloudapi.com");
     set_header(&t, "Content-Type", "application/json");
     set_header(&t, "X-TC-Action", action);
@@ -212,6 +209,11 @@ static struct gw_call *new_call(struct transport *t, const char *method)
     return call;
 }
 
+static void give_up(void *arg)
+{
+    gw_loop_stop(arg);
+}
+
 /* Runs a call through the pipeline as the server does, and waits for its answer. */
 static struct gw_call *run(struct parts *p, struct transport *t, const char *method,
                            const char *body)
@@ -224,14 +226,16 @@ static struct gw_call *run(struct parts *p, struct transport *t, const char *met
     call->bytes_in = strlen(body);
     gw_pipeline_run(p->pipeline, call);
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 10;
-    pthread_mutex_lock(&p->lock);
-    while (t->answered == 0 && pthread_cond_timedwait(&p->cond, &p->lock, &deadline) == 0) {
+    if (t->answered == 0) {
+        t->waiting = true;
+        struct gw_loop_timer *deadline = gw_loop_timer_new(p->loop, give_up, p->loop);
+        assert_non_null(deadline);
+        gw_loop_timer_set(deadline, 10000);
+        assert_int_equal(gw_loop_run(p->loop), GW_OK);
+        gw_loop_timer_free(deadline);
+        t->waiting = false;
     }
     int records = p->records - records_before;
-    pthread_mutex_unlock(&p->lock);
     assert_int_equal(t->answered, 1);
     assert_int_equal(records, 1); /* the final stage, exactly once */
     assert_non_null(call->reply.body);

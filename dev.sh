@@ -10,7 +10,8 @@ cd "$(dirname "$0")"
 ROOT=$PWD
 
 DEBIAN_PACKAGES=(build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
-                 libjansson-dev libsodium-dev libcmocka-dev python3 openssl curl ca-certificates)
+                 libjansson-dev libsodium-dev libcmocka-dev python3 openssl curl ca-certificates
+                 clang libclang-rt-14-dev)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -47,6 +48,25 @@ cmd_test() {
     ctest --test-dir build --output-on-failure -j 2
     echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer build)"
     ctest --test-dir build-asan --output-on-failure -j 2
+    fuzz_smoke "${TCGW_FUZZ_SECONDS:-30}"
+}
+
+fuzz_smoke() { # SECONDS: each libFuzzer target explores that long from its saved corpus
+    CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DTCGW_FUZZ=ON
+    local t work
+    for t in request apispec config; do
+        work=$(mktemp -d)
+        echo "== fuzz $t (${1} s, ASan+UBSan)"
+        if ! (cd "$work" && "$ROOT/build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="$1" -timeout=10 \
+                -rss_limit_mb=2048 -dict="$ROOT/tests/fuzz/json.dict" -print_final_stats=1 \
+                "$work" "$ROOT/tests/fuzz/corpus/$t" >"$work.log" 2>&1); then
+            tail -40 "$work.log" >&2
+            echo "fuzz $t failed; the input is kept in $work" >&2
+            return 1
+        fi
+        grep -E "^stat::(number_of_executed_units|peak_rss_mb)" "$work.log" || true
+        rm -rf "$work" "$work.log"
+    done
 }
 
 cmd_demo() {

@@ -1,16 +1,56 @@
 /*
  * keymem: the memory that holds key bytes. Only this file allocates it or changes its protection:
- * the master key, each credential's SecretId and SecretKey with the signing keys derived from it,
+ * the master key, each credential's SecretId and SecretKey, the signing keys derived from them,
  * and the store's plaintext while it is built or parsed.
  *
  * Key memory is sodium_malloc'ed (guard pages, locked in RAM, excluded from core dumps, wiped when
- * freed) and no-access at rest, so a stray read between uses faults instead of leaking.
+ * freed). The master key and every credential's secret are no-access at rest: readable only while
+ * the store is decrypted or encrypted, or a signing key derived. A derived signing key signs only
+ * for its UTC date and service, so it is kept read-only for the signers of that day and wiped once
+ * the day has passed.
+ *
+ * Signing keys without a lock or an mprotect
+ *
+ * Signers (every worker thread at once) find a key with acquire loads of c->keys and use it with
+ * no lock and no protection change: a published struct derived is read-only and never written
+ * again. A writer (a signer that missed, rarely) takes c->lock, derives the key inside the
+ * credential's secret, copies it into fresh key memory, makes that read-only and stores the
+ * pointer with memory_order_release. Its writes and the mprotect come before that store, so a
+ * signer whose acquire load sees the pointer sees the whole key (one that sees NULL takes the
+ * lock instead). Writers order among themselves through the mutex, so their own loads are
+ * relaxed. A slot is emptied with a release store too, although nothing needs its ordering:
+ * readers that loaded the old pointer are protected by time, not by the store. The hit and miss
+ * counters are relaxed: they order nothing.
+ *
+ * Why freeing is safe. A writer wipes and frees a key only when its day is at least two days
+ * before today by the vault's clock, read under the lock at time t1 (vault_keys_retire). A signer
+ * uses a published key only for a day not before today by the same clock, read at the start of
+ * its call at time t0, before its load (gw_vault_sign). So a key can be freed while a signer uses
+ * it only if day >= today(t0) and day <= today(t1) - 2, that is today(t1) >= today(t0) + 2: more
+ * than 24 hours between a signer's clock read and its last read of the key, which is a few
+ * microseconds of computation with no blocking call. That takes a thread stalled for a day, or the
+ * system clock stepped forward by more than a day inside those microseconds. A key is never
+ * replaced while it may be in use: when every slot holds a live key, the signature uses a key
+ * derived for that call alone. gw_vault_put and gw_vault_free, which drop keys at once, must not
+ * run while other threads sign (vault.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vault/vault_int.h"
+
+static _Atomic uint64_t protections; /* mprotect calls on key memory, for tests */
+
+static void counted(void)
+{
+    atomic_fetch_add_explicit(&protections, 1, memory_order_relaxed);
+}
+
+uint64_t vault_mem_protections(void)
+{
+    return atomic_load_explicit(&protections, memory_order_relaxed);
+}
 
 void *vault_mem_alloc(size_t n)
 {
@@ -28,6 +68,7 @@ void vault_mem_free(void *p)
  */
 void vault_mem_noaccess(void *p)
 {
+    counted();
     if (sodium_mprotect_noaccess(p) != 0) {
         fputs("tcgw: cannot make key memory inaccessible again; stopping\n", stderr);
         abort();
@@ -37,13 +78,14 @@ void vault_mem_noaccess(void *p)
 /* Stops the process if the memory cannot be made readable: the read would fault anyway. */
 void vault_mem_readonly(void *p)
 {
+    counted();
     if (sodium_mprotect_readonly(p) != 0) {
         fputs("tcgw: cannot make key memory readable; stopping\n", stderr);
         abort();
     }
 }
 
-/* Fills a writable secret with the given values and an empty cache. */
+/* Fills a writable secret with the given values. */
 static void secret_fill(struct secret *s, const char *id, size_t id_len, const char *key,
                         size_t key_len)
 {
@@ -62,12 +104,25 @@ static void make_tail(const char *id, size_t id_len, char tail[5])
     tail[n] = '\0';
 }
 
-struct cred *vault_cred_new(const struct gw_vault *vault, const char *name, const char *id,
-                            size_t id_len, const char *key, size_t key_len)
+/* Empties every slot of c and frees its keys: only when no other thread signs with c. */
+static void drop_keys(struct cred *c)
+{
+    for (size_t i = 0; i < VAULT_KEY_SLOTS; i++) {
+        struct derived *d = atomic_load_explicit(&c->keys[i], memory_order_relaxed);
+        atomic_store_explicit(&c->keys[i], NULL, memory_order_relaxed);
+        vault_mem_free(d);
+    }
+}
+
+struct cred *vault_cred_new(const char *name, const char *id, size_t id_len, const char *key,
+                            size_t key_len)
 {
     struct cred *c = calloc(1, sizeof *c);
     if (c == NULL) {
         return NULL;
+    }
+    for (size_t i = 0; i < VAULT_KEY_SLOTS; i++) {
+        atomic_init(&c->keys[i], NULL);
     }
     if (pthread_mutex_init(&c->lock, NULL) != 0) {
         free(c);
@@ -80,24 +135,28 @@ struct cred *vault_cred_new(const struct gw_vault *vault, const char *name, cons
     memcpy(c->name, name, strlen(name) + 1);
     make_tail(id, id_len, c->id_tail);
     secret_fill(c->sec, id, id_len, key, key_len);
-    if (!vault->resident) {
-        vault_mem_noaccess(c->sec);
-    }
+    vault_mem_noaccess(c->sec);
     return c;
 }
 
-enum gw_err vault_cred_set(const struct gw_vault *vault, struct cred *c, const char *id,
-                           size_t id_len, const char *key, size_t key_len)
+enum gw_err vault_cred_set(struct cred *c, const char *id, size_t id_len, const char *key,
+                           size_t key_len)
 {
-    struct secret *s = vault_cred_open(vault, c);
-    if (s == NULL) {
-        return GW_ERR_INTERNAL;
+    enum gw_err err = GW_OK;
+    pthread_mutex_lock(&c->lock);
+    counted();
+    if (sodium_mprotect_readwrite(c->sec) != 0) {
+        err = GW_ERR_INTERNAL;
+        goto out;
     }
-    /* A fresh secret also empties the cache: keys derived from the old key must not sign. */
-    secret_fill(s, id, id_len, key, key_len);
+    /* Keys derived from the old SecretKey must not sign again. */
+    drop_keys(c);
+    secret_fill(c->sec, id, id_len, key, key_len);
     make_tail(id, id_len, c->id_tail);
-    vault_cred_close(vault, c);
-    return GW_OK;
+    vault_mem_noaccess(c->sec);
+out:
+    pthread_mutex_unlock(&c->lock);
+    return err;
 }
 
 void vault_cred_free(struct cred *c)
@@ -105,82 +164,99 @@ void vault_cred_free(struct cred *c)
     if (c == NULL) {
         return;
     }
+    drop_keys(c);
     vault_mem_free(c->sec);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
-struct secret *vault_cred_open(const struct gw_vault *vault, struct cred *c)
+enum gw_err vault_secret_open(struct cred *c, bool writable, struct secret **s)
 {
-    pthread_mutex_lock(&c->lock);
-    if (!vault->resident && sodium_mprotect_readwrite(c->sec) != 0) {
-        pthread_mutex_unlock(&c->lock);
-        return NULL;
+    counted();
+    if ((writable ? sodium_mprotect_readwrite(c->sec) : sodium_mprotect_readonly(c->sec)) != 0) {
+        return GW_ERR_INTERNAL;
     }
-    return c->sec;
+    *s = c->sec;
+    return GW_OK;
 }
 
-void vault_cred_close(const struct gw_vault *vault, struct cred *c)
+void vault_secret_close(struct cred *c)
 {
-    if (!vault->resident) {
-        vault_mem_noaccess(c->sec);
-    }
-    pthread_mutex_unlock(&c->lock);
+    vault_mem_noaccess(c->sec);
 }
 
-enum gw_err vault_cache_key(struct gw_vault *vault, struct secret *s, const char *date,
-                            const char *service, const unsigned char **key)
+int64_t vault_today(const struct gw_vault *vault)
+{
+    int64_t t = vault->now();
+    /* Rounded down, also for a clock before 1970, so that the comparisons in sign.c hold. */
+    return t >= 0 ? t / VAULT_DAY_SECONDS : -(-(t + 1) / VAULT_DAY_SECONDS) - 1;
+}
+
+const struct derived *vault_key_find(const struct cred *c, int64_t day, const char *service)
+{
+    for (size_t i = 0; i < VAULT_KEY_SLOTS; i++) {
+        /* Pairs with the release store in vault_key_publish: the key is complete when seen. */
+        const struct derived *d = atomic_load_explicit(&c->keys[i], memory_order_acquire);
+        if (d != NULL && d->day == day && strcmp(d->service, service) == 0) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+enum gw_err vault_key_derive(struct secret *s, int64_t day, const char *date, const char *service)
 {
     enum gw_err err;
     size_t service_len = strlen(service);
-    struct cache_slot *victim = &s->cache[0];
+    struct derived *d = &s->scratch;
 
-    s->tick++;
-    for (size_t i = 0; i < VAULT_CACHE_SLOTS; i++) {
-        struct cache_slot *slot = &s->cache[i];
-        if (slot->last_used != 0 && strcmp(slot->date, date) == 0 &&
-            strcmp(slot->service, service) == 0) {
-            slot->last_used = s->tick;
-            atomic_fetch_add_explicit(&vault->hits, 1, memory_order_relaxed);
-            *key = slot->key;
-            return GW_OK;
-        }
-        if (slot->last_used < victim->last_used) {
-            victim = slot;
-        }
-    }
-    atomic_fetch_add_explicit(&vault->misses, 1, memory_order_relaxed);
-    /* gw_tc3_string_to_sign has checked the service, so it fits the slot. */
+    /* gw_tc3_string_to_sign has checked the service, so it fits. */
     if (service_len > GW_TC3_MAX_SERVICE) {
         return GW_ERR_INVALID;
     }
-    sodium_memzero(victim, sizeof *victim);
-    if ((err = gw_tc3_derive_key(s->key, s->key_len, date, service, victim->key)) != GW_OK) {
+    if ((err = gw_tc3_derive_key(s->key, s->key_len, date, service, d->key)) != GW_OK) {
         return err;
     }
-    memcpy(victim->date, date, GW_TC3_DATE_LEN + 1);
-    memcpy(victim->service, service, service_len + 1);
-    victim->last_used = s->tick;
-    *key = victim->key;
+    d->day = day;
+    memcpy(d->service, service, service_len + 1);
+    memcpy(d->id, s->id, s->id_len + 1);
+    d->id_len = s->id_len;
     return GW_OK;
 }
 
-void gw_vault_cache_stats(const struct gw_vault *vault, uint64_t *hits, uint64_t *misses)
+void vault_keys_retire(struct gw_vault *vault, struct cred *c)
 {
-    *hits = vault == NULL ? 0 : atomic_load(&vault->hits);
-    *misses = vault == NULL ? 0 : atomic_load(&vault->misses);
-}
-
-enum gw_err gw_vault_keep_resident(struct gw_vault *vault)
-{
-    for (size_t i = 0; i < vault->count; i++) {
-        if (sodium_mprotect_readwrite(vault->creds[i]->sec) != 0) {
-            for (size_t j = 0; j < i; j++) {
-                vault_mem_noaccess(vault->creds[j]->sec);
-            }
-            return GW_ERR_INTERNAL;
+    int64_t today = vault_today(vault);
+    for (size_t i = 0; i < VAULT_KEY_SLOTS; i++) {
+        struct derived *d = atomic_load_explicit(&c->keys[i], memory_order_relaxed);
+        /* Two days, not one: the argument at the top of this file. */
+        if (d != NULL && d->day <= today - 2) {
+            atomic_store_explicit(&c->keys[i], NULL, memory_order_release);
+            vault_mem_free(d);
+            atomic_fetch_add_explicit(&vault->retired, 1, memory_order_relaxed);
         }
     }
-    vault->resident = true;
-    return GW_OK;
+}
+
+const struct derived *vault_key_publish(struct cred *c, const struct derived *key)
+{
+    for (size_t i = 0; i < VAULT_KEY_SLOTS; i++) {
+        if (atomic_load_explicit(&c->keys[i], memory_order_relaxed) != NULL) {
+            continue;
+        }
+        struct derived *d = vault_mem_alloc(sizeof *d);
+        if (d == NULL) {
+            return NULL;
+        }
+        memcpy(d, key, sizeof *d);
+        counted();
+        if (sodium_mprotect_readonly(d) != 0) {
+            vault_mem_free(d);
+            return NULL;
+        }
+        /* Everything written to *d, and its protection, happens before a signer can see it. */
+        atomic_store_explicit(&c->keys[i], d, memory_order_release);
+        return d;
+    }
+    return NULL;
 }

@@ -185,8 +185,11 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
         put_u16(pt, &n, name_n);
         memcpy(pt + n, c->name, name_n);
         n += name_n;
-        const struct secret *s = vault_cred_open(vault, c);
-        if (s == NULL) {
+        struct secret *s;
+        /* The lock: signers that derive a key change the same secret's protection. */
+        pthread_mutex_lock(&c->lock);
+        if (vault_secret_open(c, false, &s) != GW_OK) {
+            pthread_mutex_unlock(&c->lock);
             vault_mem_free(pt);
             return GW_ERR_INTERNAL;
         }
@@ -196,7 +199,8 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
         put_u16(pt, &n, s->key_len);
         memcpy(pt + n, s->key, s->key_len);
         n += s->key_len;
-        vault_cred_close(vault, c);
+        vault_secret_close(c);
+        pthread_mutex_unlock(&c->lock);
     }
     *out = pt;
     *out_len = n;

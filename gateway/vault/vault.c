@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/file.h"
 #include "core/text.h"
@@ -28,6 +29,29 @@ void vault_say(char *msg, size_t msglen, const char *fmt, ...)
 
 /* ---- Opening and freeing ---- */
 
+static int64_t wall_clock(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* A zeroed vault, aligned for its counter shards (a cache line each). NULL when out of memory. */
+static struct gw_vault *vault_new(void)
+{
+    struct gw_vault *vault = aligned_alloc(_Alignof(struct gw_vault), sizeof *vault);
+    if (vault == NULL) {
+        return NULL;
+    }
+    memset(vault, 0, sizeof *vault);
+    for (size_t i = 0; i < VAULT_STAT_SHARDS; i++) {
+        atomic_init(&vault->stats[i].hits, 0);
+        atomic_init(&vault->stats[i].misses, 0);
+    }
+    atomic_init(&vault->retired, 0);
+    vault->now = wall_clock;
+    vault->lock_fd = -1;
+    return vault;
+}
+
 static enum gw_err open_vault(const char *key_path, const char *store_path, bool for_update,
                               struct gw_vault **out, char *msg, size_t msglen)
 {
@@ -43,13 +67,10 @@ static enum gw_err open_vault(const char *key_path, const char *store_path, bool
         vault_say(msg, msglen, "a master key file and a credential store file are both needed");
         return GW_ERR_INVALID;
     }
-    if ((vault = calloc(1, sizeof *vault)) == NULL) {
+    if ((vault = vault_new()) == NULL) {
         vault_say(msg, msglen, "out of memory");
         return GW_ERR_NOMEM;
     }
-    vault->lock_fd = -1;
-    atomic_init(&vault->hits, 0);
-    atomic_init(&vault->misses, 0);
     if ((err = vault_master_load(key_path, &vault->master, msg, msglen)) != GW_OK) {
         goto out;
     }
@@ -204,7 +225,7 @@ enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *s
 
     size_t pos = find_pos(vault, name, &found);
     if (found) {
-        if ((err = vault_cred_set(vault, vault->creds[pos], secret_id, secret_id_len, secret_key,
+        if ((err = vault_cred_set(vault->creds[pos], secret_id, secret_id_len, secret_key,
                                   secret_key_len)) != GW_OK) {
             vault_say(msg, msglen, "cannot unprotect key memory");
         }
@@ -220,7 +241,7 @@ enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *s
         goto nomem;
     }
     vault->creds = grown;
-    c = vault_cred_new(vault, name, secret_id, secret_id_len, secret_key, secret_key_len);
+    c = vault_cred_new(name, secret_id, secret_id_len, secret_key, secret_key_len);
     if (c == NULL) {
         goto nomem;
     }

@@ -2,8 +2,11 @@
  * vault: the only module that holds credential key bytes.
  *
  * A master key file (32 random bytes, mode 0600) encrypts a credential store file with
- * XChaCha20-Poly1305. At start the gateway opens the store into sodium_malloc'ed memory that is
- * kept PROT_NONE except while a signature is being computed. Nothing ever returns a SecretKey:
+ * XChaCha20-Poly1305. At start the gateway opens the store into sodium_malloc'ed memory (guard
+ * pages, locked in RAM, out of core dumps, wiped when freed). The master key and every SecretKey
+ * stay PROT_NONE except while the store is read or written, or a day's signing key is derived.
+ * The signing keys derived for (date, service) are kept read-only for that day's signatures and
+ * wiped once their date is two days past (at the next derivation). Nothing ever returns a key:
  * callers ask the vault to sign.
  */
 #ifndef GW_VAULT_H
@@ -91,25 +94,19 @@ enum gw_err gw_vault_describe(const struct gw_vault *vault, size_t i,
 bool gw_vault_has(const struct gw_vault *vault, const char *name);
 
 /*
- * Signs req with credential name and appends the Authorization value to out. The derived signing
- * key is cached per (credential, date, service) in protected memory. Safe to call from several
- * threads at once (and alongside gw_vault_save); gw_vault_put and gw_vault_free must not run
- * while other threads use the vault. GW_ERR_NOT_FOUND if no such credential, GW_ERR_INVALID (as
- * gw_tc3_string_to_sign) for a malformed request; out is unchanged on failure.
+ * Signs req with credential name and appends the Authorization value to out. The signing key
+ * derived for (credential, date, service) is cached for requests dated today or tomorrow by the
+ * system clock: then the call takes no lock and changes no memory protection. Other dates are
+ * signed with a key derived for the call and wiped. Safe to call from several threads at once
+ * (and alongside gw_vault_save); gw_vault_put and gw_vault_free must not run while other threads
+ * use the vault. GW_ERR_NOT_FOUND if no such credential, GW_ERR_INVALID (as gw_tc3_string_to_sign)
+ * for a malformed request, GW_ERR_NOMEM, GW_ERR_INTERNAL if key memory cannot be made readable;
+ * out is unchanged on failure.
  */
 enum gw_err gw_vault_sign(struct gw_vault *vault, const char *name,
                           const struct gw_tc3_request *req, struct gw_buf *out) GW_MUST_CHECK;
 
 /* Signatures served from the derived-key cache (hits) and keys derived (misses) since open. */
 void gw_vault_cache_stats(const struct gw_vault *vault, uint64_t *hits, uint64_t *misses);
-
-/*
- * Leaves credential memory readable and writable between signatures instead of no-access. The
- * memory is still sodium_malloc'ed (guard pages, locked in RAM, excluded from core dumps) and
- * wiped when freed; what is given up is the fault on any stray read between uses. Switching
- * protection twice per signature costs a TLB shootdown on every core: on a 2-core VM the gateway
- * forwards about 1.3 times as many calls without it (bench/run.sh). Call once, before serving.
- */
-enum gw_err gw_vault_keep_resident(struct gw_vault *vault) GW_MUST_CHECK;
 
 #endif

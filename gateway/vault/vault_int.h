@@ -1,13 +1,14 @@
 /*
  * vault_int.h: what the files of the vault module share. Nothing outside gateway/vault/ includes
- * it: the module's interface is vault.h.
+ * it but the module's unit tests, which look inside (clock, protection count, slots): the
+ * module's interface is vault.h.
  *
  *   vault.c   the credential table: open, put, look-ups, free
  *   keymem.c  key memory: the only file that allocates it or changes its protection, and the
- *             derived-key cache that lives in it
+ *             signing keys derived into it, published to signers without a lock
  *   store.c   the store format: plaintext layout and encryption; bytes in, bytes out, no files
  *   files.c   the vault's files: master key, reading and replacing the store, the writer lock
- *   sign.c    signing with a credential
+ *   sign.c    signing with a credential, and the cache's counters
  */
 #ifndef GW_VAULT_INT_H
 #define GW_VAULT_INT_H
@@ -34,48 +35,75 @@
 #define VAULT_STORE_MIN (VAULT_HEADER_LEN + VAULT_PLAIN_MIN + VAULT_TAG_LEN)
 #define VAULT_STORE_MAX (VAULT_HEADER_LEN + VAULT_PLAIN_MAX + VAULT_TAG_LEN)
 
-/* Derived signing keys kept per credential: a few (date, service) pairs cover a day's traffic. */
-#define VAULT_CACHE_SLOTS 4
+/*
+ * Signing keys cached per credential: (date, service) pairs. A day's traffic with the gateway's
+ * credential uses one service or a few; yesterday's keys stay until the day after (see keymem.c),
+ * so eight slots hold four services. A credential that needs more signs without caching the extra
+ * keys (correct, only slower).
+ */
+#define VAULT_KEY_SLOTS 8
 
-/* A signing key derived for one (date, service). last_used == 0 marks an empty slot. */
-struct cache_slot {
-    uint64_t last_used;
-    char date[GW_TC3_DATE_LEN + 1];
+#define VAULT_DAY_SECONDS 86400
+
+/*
+ * A signing key derived for one (day, service), with the SecretId it signs for: all a signature
+ * needs. Derived inside a struct secret, then copied into key memory of its own to be published
+ * in a cred's slots: read-only from then on, never written again until it is wiped and freed
+ * (keymem.c says when that is safe).
+ */
+struct derived {
+    int64_t day; /* the UTC date, as days since 1970-01-01 */
+    size_t id_len;
     char service[GW_TC3_MAX_SERVICE + 1];
+    char id[GW_VAULT_MAX_SECRET_ID + 1];
     unsigned char key[GW_TC3_KEY_LEN];
 };
 
-/* Everything secret about one credential: one region of key memory, no-access at rest. */
+/*
+ * A credential's SecretId and SecretKey, and room to derive a signing key: one region of key
+ * memory, no-access at rest. scratch is zero outside a derivation.
+ */
 struct secret {
     size_t id_len;
     size_t key_len;
-    uint64_t tick; /* LRU clock for the cache */
     char id[GW_VAULT_MAX_SECRET_ID + 1];
     unsigned char key[GW_VAULT_MAX_SECRET_KEY];
-    struct cache_slot cache[VAULT_CACHE_SLOTS];
+    struct derived scratch;
 };
 
 struct cred {
     char name[GW_VAULT_MAX_NAME + 1];
     char id_tail[5]; /* shown by `secrets list`; not secret */
     /*
-     * Why a mutex: the protection of sec is one state shared by all threads, so unprotecting,
-     * using and re-protecting it must not interleave. The section is a few microseconds (two
-     * mprotect calls and one to four HMACs) and the lock is per credential, not global.
+     * Taken by writers only: whoever changes sec's protection (deriving a key, saving, replacing
+     * the credential) or the slots. The protection of sec is one state shared by all threads, so
+     * opening and closing it must not interleave. Signers with a cached key never take it.
      */
     pthread_mutex_t lock;
     struct secret *sec;
+    /*
+     * Published signing keys, read without a lock (acquire loads), written under lock (release
+     * stores). An empty slot is NULL.
+     */
+    _Atomic(struct derived *) keys[VAULT_KEY_SLOTS];
+};
+
+/* Hit and miss counters, one cache line per shard so signing threads do not share a line. */
+#define VAULT_STAT_SHARDS 16
+struct vault_stat_shard {
+    _Alignas(64) _Atomic uint64_t hits;
+    _Atomic uint64_t misses;
 };
 
 struct gw_vault {
+    struct vault_stat_shard stats[VAULT_STAT_SHARDS]; /* first: the allocation is aligned */
     unsigned char *master; /* key memory, GW_VAULT_MASTER_KEY_LEN bytes, no-access at rest */
     struct cred **creds;   /* count entries, ascending by name; pointers because of the mutexes */
     size_t count;
-    _Atomic uint64_t hits;
-    _Atomic uint64_t misses;
-    bool resident;      /* credential memory stays accessible between uses (keep_resident) */
-    int lock_fd;        /* the store's writer lock (gw_vault_open_for_update), or -1 */
-    char *locked_store; /* the store path that lock_fd guards, or NULL */
+    int64_t (*now)(void);     /* the wall clock, seconds since the epoch; tests replace it */
+    _Atomic uint64_t retired; /* signing keys wiped because their day had passed */
+    int lock_fd;              /* the store's writer lock (gw_vault_open_for_update), or -1 */
+    char *locked_store;       /* the store path that lock_fd guards, or NULL */
 };
 
 /* ---- vault.c ---- */
@@ -103,36 +131,65 @@ void vault_mem_noaccess(void *p);
 void vault_mem_readonly(void *p);
 
 /*
- * A new credential (vault_cred_free) holding copies of id and key, which the caller has checked;
- * its memory is no-access unless vault->resident. NULL when out of memory.
+ * Protection changes keymem.c has made since the process started (every mprotect of key memory,
+ * on any thread). For tests: a signature with a cached key must add none.
  */
-struct cred *vault_cred_new(const struct gw_vault *vault, const char *name, const char *id,
-                            size_t id_len, const char *key, size_t key_len);
+uint64_t vault_mem_protections(void);
 
-/* Replaces c's SecretId and SecretKey, dropping the keys derived from the old key. */
-enum gw_err vault_cred_set(const struct gw_vault *vault, struct cred *c, const char *id,
-                           size_t id_len, const char *key, size_t key_len) GW_MUST_CHECK;
+/*
+ * A new credential (vault_cred_free) holding copies of id and key, which the caller has checked;
+ * its secret is no-access and it has no signing keys yet. NULL when out of memory.
+ */
+struct cred *vault_cred_new(const char *name, const char *id, size_t id_len, const char *key,
+                            size_t key_len);
 
-/* Wipes and frees a credential. Accepts NULL. */
+/*
+ * Replaces c's SecretId and SecretKey and wipes the keys derived from the old key. Takes c->lock.
+ * Not while other threads sign with c (gw_vault_put's rule): a signer may hold a key it drops.
+ */
+enum gw_err vault_cred_set(struct cred *c, const char *id, size_t id_len, const char *key,
+                           size_t key_len) GW_MUST_CHECK;
+
+/* Wipes and frees a credential and its signing keys. Accepts NULL. */
 void vault_cred_free(struct cred *c);
 
 /*
- * Locks c and makes its secret readable and writable; returns it (borrowed), or NULL, with c
- * unlocked again, when the protection cannot be changed. Every non-NULL return is paired with
- * vault_cred_close.
+ * With c->lock held: makes c's secret readable (and writable if asked) and points *s at it
+ * (borrowed until vault_secret_close). GW_ERR_INTERNAL, the secret still no-access, if the kernel
+ * refuses.
  */
-struct secret *vault_cred_open(const struct gw_vault *vault, struct cred *c);
+enum gw_err vault_secret_open(struct cred *c, bool writable, struct secret **s) GW_MUST_CHECK;
 
-/* Puts c's secret back to no-access (unless resident) and unlocks c. */
-void vault_cred_close(const struct gw_vault *vault, struct cred *c);
+/* With c->lock held: makes c's secret no-access again (or stops the process). */
+void vault_secret_close(struct cred *c);
+
+/* Today, as days since 1970-01-01 UTC, by vault's clock. */
+int64_t vault_today(const struct gw_vault *vault);
 
 /*
- * The signing key for (date, service) from s's cache, derived into the least recently used slot
- * on a miss; counts the hit or miss in vault. *key is borrowed from s: valid until
- * vault_cred_close. GW_ERR_INVALID as gw_tc3_derive_key.
+ * The signing path without a lock: c's published key for (day, service), or NULL. Changes no
+ * protection. Borrowed; it stays valid for the signature being made only if the caller read
+ * vault_today no later than this call and day is not before it (keymem.c explains why).
  */
-enum gw_err vault_cache_key(struct gw_vault *vault, struct secret *s, const char *date,
-                            const char *service, const unsigned char **key) GW_MUST_CHECK;
+const struct derived *vault_key_find(const struct cred *c, int64_t day, const char *service);
+
+/*
+ * Derives the signing key for (date, service) from s, open for writing, into s->scratch, with day
+ * (date's number) and s's SecretId. The caller wipes scratch before closing s. GW_ERR_INVALID as
+ * gw_tc3_derive_key.
+ */
+enum gw_err vault_key_derive(struct secret *s, int64_t day, const char *date,
+                             const char *service) GW_MUST_CHECK;
+
+/* With c->lock held: wipes and frees c's keys whose day is two or more days before vault_today. */
+void vault_keys_retire(struct gw_vault *vault, struct cred *c);
+
+/*
+ * With c->lock held: copies key into new key memory, makes it read-only and publishes it in a
+ * free slot of c. Returns the published key (borrowed from c, as vault_key_find's), or NULL when
+ * no slot is free or key memory is short: the caller signs without the cache.
+ */
+const struct derived *vault_key_publish(struct cred *c, const struct derived *key);
 
 /* ---- store.c ---- */
 

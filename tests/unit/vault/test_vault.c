@@ -11,14 +11,19 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "vault/vault.h"
+#include "vault/vault_int.h" /* the clock, the slots and the protection count, to look inside */
 
 struct fixture {
     char dir[64];
@@ -766,89 +771,333 @@ static void test_sign_vectors(void **state)
     gw_vault_free(v);
 }
 
-/* Resident key memory: the same answers, through put, replace, save and reopen. */
-static void test_sign_resident(void **state)
+/* ---- Signing: the derived-key cache ---- */
+
+#define DAY0 ((int64_t)1764633600) /* 2025-12-02 00:00:00 UTC */
+#define DAY ((int64_t)86400)
+#define MAIN_ID "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE"
+#define MAIN_KEY "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"
+
+/* The vault's clock in these tests: set by the test, read by every signing thread. */
+static _Atomic int64_t fake_time;
+
+static int64_t fake_clock(void)
+{
+    return atomic_load_explicit(&fake_time, memory_order_relaxed);
+}
+
+static void set_clock(struct gw_vault *v, int64_t t)
+{
+    atomic_store_explicit(&fake_time, t, memory_order_relaxed);
+    v->now = fake_clock;
+}
+
+/* A request like the seed example's, at timestamp t for service. */
+static struct gw_tc3_request seed_at(struct fixture *f, int64_t t, const char *service)
+{
+    struct gw_tc3_request req = request_of(vector_named(f, "seed-example"));
+    req.timestamp = t;
+    req.service = service;
+    return req;
+}
+
+/* Signs req with credential name and checks the answer is gw_tc3_sign's with (id, key). */
+static void sign_ref(struct gw_vault *v, const char *name, const char *id, const char *key,
+                     const struct gw_tc3_request *req)
+{
+    struct gw_buf got, want;
+    gw_buf_init(&got, GW_TC3_MAX_TEXT);
+    gw_buf_init(&want, GW_TC3_MAX_TEXT);
+    assert_int_equal(gw_vault_sign(v, name, req, &got), GW_OK);
+    assert_int_equal(gw_tc3_sign(id, (const unsigned char *)key, strlen(key), req, &want), GW_OK);
+    assert_string_equal(got.data, want.data);
+    gw_buf_free(&got);
+    gw_buf_free(&want);
+}
+
+static void expect_stats(struct gw_vault *v, uint64_t hits, uint64_t misses)
+{
+    uint64_t h, m;
+    gw_vault_cache_stats(v, &h, &m);
+    assert_int_equal(h, hits);
+    assert_int_equal(m, misses);
+}
+
+/* The published keys of credential name: how many, and whether one is for (day, service). */
+static size_t published(struct gw_vault *v, const char *name, int64_t day, const char *service,
+                        bool *found)
+{
+    struct cred *c = vault_find(v, name);
+    assert_non_null(c);
+    size_t n = 0;
+    *found = false;
+    for (size_t i = 0; i < VAULT_KEY_SLOTS; i++) {
+        const struct derived *d = atomic_load(&c->keys[i]);
+        if (d != NULL) {
+            n++;
+            *found = *found || (d->day == day && strcmp(d->service, service) == 0);
+        }
+    }
+    return n;
+}
+
+static bool has_key(struct gw_vault *v, const char *name, int64_t t, const char *service)
+{
+    bool found;
+    (void)published(v, name, t / DAY, service, &found);
+    return found;
+}
+
+static size_t key_count(struct gw_vault *v, const char *name)
+{
+    bool found;
+    return published(v, name, 0, "", &found);
+}
+
+/* Every vector again, with the vault's clock on the vector's own day: through the cache. */
+static void test_sign_vectors_cached(void **state)
 {
     struct fixture *f = *state;
+    size_t i;
+    json_t *vec;
+    char name[32];
     assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
     struct gw_vault *v = open_ok(f);
-    put_vector(v, "v00", json_array_get(f->vectors, 0));
-    assert_int_equal(gw_vault_keep_resident(v), GW_OK);
-    put_all_vectors(f, v);     /* v00 is replaced, the others are new */
-    sign_all_vectors(f, v, 2); /* the second time from the cache */
-    assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
-    gw_vault_free(v);
-    v = open_ok(f);
-    sign_all_vectors(f, v, 1);
+    put_all_vectors(f, v);
+    json_array_foreach (f->vectors, i, vec) {
+        snprintf(name, sizeof name, "v%02zu", i);
+        set_clock(v, (int64_t)json_integer_value(json_object_get(vec, "timestamp")));
+        sign_expect(v, name, vec); /* derived and published */
+        sign_expect(v, name, vec); /* from the cache */
+        assert_int_equal(key_count(v, name), 1);
+    }
+    size_t n = json_array_size(f->vectors);
+    expect_stats(v, n, n);
     gw_vault_free(v);
 }
 
-static void test_sign_cache(void **state)
+/* A signature with a cached key changes no memory protection; a miss does. */
+static void test_sign_hot_path(void **state)
 {
     struct fixture *f = *state;
-    uint64_t hits, misses;
-    json_t *seed = vector_named(f, "seed-example");
-    json_t *compact = vector_named(f, "seed-example-compact");
-    json_t *last = vector_named(f, "last-second-of-day");
-    json_t *first = vector_named(f, "first-second-of-day");
-    json_t *cvm = vector_named(f, "cvm-doc-example");
-    json_t *other = vector_named(f, "other-key");
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+    put_ok(v, "main", MAIN_ID, MAIN_KEY);
+    set_clock(v, DAY0 + 3600);
 
+    struct gw_tc3_request req = seed_at(f, DAY0 + 3600, "gaap");
+    uint64_t before = vault_mem_protections();
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req); /* miss: SecretKey readable, key published */
+    uint64_t after_miss = vault_mem_protections();
+    assert_true(after_miss >= before + 3);
+    for (int64_t i = 0; i < 200; i++) {
+        req.timestamp = DAY0 + i * 7; /* same day, different text */
+        sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
+    }
+    assert_int_equal(vault_mem_protections(), after_miss);
+    expect_stats(v, 200, 1);
+
+    /* Tomorrow's requests are cached too (a caller's clock a little ahead). */
+    req.timestamp = DAY0 + DAY + 10;
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
+    uint64_t after_tomorrow = vault_mem_protections();
+    assert_true(after_tomorrow > after_miss);
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
+    assert_int_equal(vault_mem_protections(), after_tomorrow);
+    expect_stats(v, 201, 2);
+    assert_int_equal(key_count(v, "main"), 2);
+
+    /* Yesterday, or a week ago: signed right, with a key for that call only, never published. */
+    for (int k = 0; k < 2; k++) {
+        req.timestamp = DAY0 - DAY + 5;
+        sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
+        req.timestamp = DAY0 - 7 * DAY;
+        sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
+    }
+    assert_true(vault_mem_protections() > after_tomorrow);
+    expect_stats(v, 201, 6);
+    assert_int_equal(key_count(v, "main"), 2);
+    assert_false(has_key(v, "main", DAY0 - DAY, "gaap"));
+    gw_vault_free(v);
+}
+
+/* The day changes: a new key each day, and a key is wiped once its day is two days past. */
+static void test_sign_date_change(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+    put_ok(v, "main", MAIN_ID, MAIN_KEY);
+
+    /* The last second of a day, then the first of the next: a new key, the right one. */
+    set_clock(v, DAY0 - 1);
+    struct gw_tc3_request day0 = seed_at(f, DAY0 - 1, "gaap");
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &day0);
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &day0);
+    set_clock(v, DAY0);
+    struct gw_tc3_request day1 = seed_at(f, DAY0, "gaap");
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &day1);
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &day1);
+    expect_stats(v, 2, 2);
+    /* Yesterday's key stays (a signer may still hold it) but no longer serves. */
+    assert_int_equal(key_count(v, "main"), 2);
+    assert_true(has_key(v, "main", DAY0 - 1, "gaap"));
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &day0); /* yesterday's request: a key for the call */
+    expect_stats(v, 2, 3);
+    assert_int_equal(atomic_load(&v->retired), 0);
+
+    /* Another service on the same date is another key. */
+    struct gw_tc3_request cvm = seed_at(f, DAY0 + 60, "cvm");
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &cvm);
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &cvm);
+    expect_stats(v, 3, 4);
+    assert_int_equal(key_count(v, "main"), 3);
+
+    /* Two days after the first key's day: its next miss wipes it, and only it. */
+    set_clock(v, DAY0 + DAY + 30);
+    struct gw_tc3_request day2 = seed_at(f, DAY0 + DAY + 30, "gaap");
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &day2);
+    assert_int_equal(atomic_load(&v->retired), 1);
+    assert_false(has_key(v, "main", DAY0 - 1, "gaap"));
+    assert_true(has_key(v, "main", DAY0, "gaap"));
+    assert_true(has_key(v, "main", DAY0, "cvm"));
+    assert_true(has_key(v, "main", DAY0 + DAY, "gaap"));
+    assert_int_equal(key_count(v, "main"), 3);
+    /* Nothing is wiped until a miss takes the lock; then every key two days old goes. */
+    set_clock(v, DAY0 + 5 * DAY);
+    struct gw_tc3_request day5 = seed_at(f, DAY0 + 5 * DAY, "gaap");
+    assert_int_equal(key_count(v, "main"), 3);
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &day5);
+    assert_int_equal(atomic_load(&v->retired), 4);
+    assert_int_equal(key_count(v, "main"), 1);
+    assert_true(has_key(v, "main", DAY0 + 5 * DAY, "gaap"));
+    gw_vault_free(v);
+}
+
+/* Every slot holds a live key: further services are signed right, without the cache. */
+static void test_sign_slots_full(void **state)
+{
+    struct fixture *f = *state;
+    char service[16];
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+    put_ok(v, "main", MAIN_ID, MAIN_KEY);
+    set_clock(v, DAY0);
+    for (int i = 0; i < VAULT_KEY_SLOTS + 2; i++) {
+        snprintf(service, sizeof service, "svc%d", i);
+        struct gw_tc3_request req = seed_at(f, DAY0 + i, service);
+        sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
+        sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
+    }
+    assert_int_equal(key_count(v, "main"), VAULT_KEY_SLOTS);
+    /* The first eight are cached (one miss, one hit each); the last two miss both times. */
+    expect_stats(v, VAULT_KEY_SLOTS, VAULT_KEY_SLOTS + 4);
+    assert_false(has_key(v, "main", DAY0, "svc8"));
+    gw_vault_free(v);
+}
+
+/* Replacing a credential's key drops the keys derived from the old one. */
+static void test_sign_replace(void **state)
+{
+    struct fixture *f = *state;
+    json_t *seed = vector_named(f, "seed-example");
+    json_t *other = vector_named(f, "other-key");
     assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
     struct gw_vault *v = open_ok(f);
     put_vector(v, "main", seed);
-
+    set_clock(v, (int64_t)json_integer_value(json_object_get(seed, "timestamp")));
     sign_expect(v, "main", seed);
-    gw_vault_cache_stats(v, &hits, &misses);
-    assert_int_equal(hits, 0);
-    assert_int_equal(misses, 1);
-    /* Same day and service: the cached key, the same answer. */
-    sign_expect(v, "main", seed);
-    sign_expect(v, "main", compact);
-    gw_vault_cache_stats(v, &hits, &misses);
-    assert_int_equal(hits, 2);
-    assert_int_equal(misses, 1);
+    assert_int_equal(key_count(v, "main"), 1);
 
-    /* The last second of a day, then the first of the next: a new key, the right one. */
-    sign_expect(v, "main", last);
-    sign_expect(v, "main", first);
-    sign_expect(v, "main", last);
-    gw_vault_cache_stats(v, &hits, &misses);
-    assert_int_equal(misses, 3);
-    assert_int_equal(hits, 3);
-    /* Another service on the same date is another key. */
-    sign_expect(v, "main", cvm);
-    gw_vault_cache_stats(v, &hits, &misses);
-    assert_int_equal(misses, 4);
-
-    /* Four slots, least recently used replaced: seed's day is the oldest now. */
+    put_ok(v, "main", vstr(other, "secretId"), vstr(other, "secretKey"));
+    assert_int_equal(key_count(v, "main"), 0);
     struct gw_tc3_request req = request_of(seed);
-    req.service = "cvm";
+    sign_ref(v, "main", vstr(other, "secretId"), vstr(other, "secretKey"), &req);
     struct gw_buf b;
     gw_buf_init(&b, GW_TC3_MAX_TEXT);
-    assert_int_equal(gw_vault_sign(v, "main", &req, &b), GW_OK); /* miss: evicts seed/gaap */
-    sign_expect(v, "main", last);                                /* hit */
-    sign_expect(v, "main", seed);                                /* miss */
-    gw_vault_cache_stats(v, &hits, &misses);
-    assert_int_equal(misses, 6);
-    assert_int_equal(hits, 4);
-
-    /* Replacing the key drops the keys derived from the old one. */
-    put_ok(v, "main", vstr(other, "secretId"), vstr(other, "secretKey"));
-    sign_expect(v, "main", other);
-    gw_buf_reset(&b);
-    req = request_of(seed);
     assert_int_equal(gw_vault_sign(v, "main", &req, &b), GW_OK);
     assert_string_not_equal(b.data, vstr(seed, "authorization"));
-    struct gw_buf want;
-    gw_buf_init(&want, GW_TC3_MAX_TEXT);
-    const char *ok = vstr(other, "secretKey");
-    assert_int_equal(
-        gw_tc3_sign(vstr(other, "secretId"), (const unsigned char *)ok, strlen(ok), &req, &want),
-        GW_OK);
-    assert_string_equal(b.data, want.data);
-    gw_buf_free(&want);
     gw_buf_free(&b);
+    set_clock(v, (int64_t)json_integer_value(json_object_get(other, "timestamp")));
+    sign_expect(v, "main", other);
+    gw_vault_free(v);
+}
+
+/*
+ * Reads (or writes) the byte at p in a child process. Returns 0 if the child read want (or
+ * wrote), the number of the signal that killed it, or -1 for anything else.
+ */
+static int child_touch(volatile unsigned char *p, unsigned char want, bool write)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        /* The default action, not a sanitizer's handler: the test expects the kernel's verdict. */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        sigaction(SIGSEGV, &sa, NULL);
+        sigaction(SIGBUS, &sa, NULL);
+        if (write) {
+            *p = want;
+            _exit(0);
+        }
+        _exit(*p == want ? 0 : 3);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status)) {
+        return WTERMSIG(status);
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* The SecretKey and the master key fault when read after signing; a signing key is read-only. */
+static void test_key_memory_faults(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
+    struct gw_vault *v = open_ok(f);
+    put_ok(v, "main", MAIN_ID, MAIN_KEY);
+    struct cred *c = vault_find(v, "main");
+    assert_non_null(c);
+    volatile unsigned char *secret_key = c->sec->key;
+
+    /* The check can tell: readable while a writer has it open, the byte is the key's. */
+    struct secret *s;
+    pthread_mutex_lock(&c->lock);
+    assert_int_equal(vault_secret_open(c, false, &s), GW_OK);
+    assert_int_equal(child_touch(secret_key, (unsigned char)MAIN_KEY[0], false), 0);
+    vault_secret_close(c);
+    pthread_mutex_unlock(&c->lock);
+    assert_int_equal(child_touch(secret_key, (unsigned char)MAIN_KEY[0], false), SIGSEGV);
+
+    /* After a miss (derive), hits, and a signature for another day. */
+    set_clock(v, DAY0);
+    struct gw_tc3_request req = seed_at(f, DAY0, "gaap");
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
+    assert_int_equal(child_touch(secret_key, (unsigned char)MAIN_KEY[0], false), SIGSEGV);
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
+    req.timestamp = DAY0 - 30 * DAY;
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
+    assert_int_equal(child_touch(secret_key, (unsigned char)MAIN_KEY[0], false), SIGSEGV);
+    assert_int_equal(child_touch(v->master, 0, false), SIGSEGV);
+
+    /* The published signing key: readable by signers, never writable. */
+    req.timestamp = DAY0;
+    struct derived *d = (struct derived *)vault_key_find(c, DAY0 / DAY, "gaap");
+    assert_non_null(d);
+    assert_int_equal(child_touch(&d->key[0], d->key[0], false), 0);
+    assert_int_equal(child_touch(&d->key[0], (unsigned char)(d->key[0] ^ 1), true), SIGSEGV);
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
+
+    /* And after a save, which reads the secret too. */
+    assert_int_equal(gw_vault_save(v, f->store, f->msg, sizeof f->msg), GW_OK);
+    assert_int_equal(child_touch(secret_key, (unsigned char)MAIN_KEY[0], false), SIGSEGV);
+    assert_int_equal(child_touch(v->master, 0, false), SIGSEGV);
     gw_vault_free(v);
 }
 
@@ -893,72 +1142,120 @@ static void test_sign_errors(void **state)
     gw_vault_free(v);
 }
 
+#define SIGNERS 8
+#define ROUNDS 1500
+
 struct worker {
     struct gw_vault *vault;
-    json_t *vectors;
+    struct fixture *f;
     unsigned seed;
     size_t failures;
     size_t signatures;
+    size_t old_dates;
 };
 
 static void *sign_worker(void *arg)
 {
+    static const char *const services[] = {"gaap", "cvm", "vpc"};
     struct worker *w = arg;
-    size_t n = json_array_size(w->vectors);
+    size_t n = json_array_size(w->f->vectors);
     char name[32];
-    struct gw_buf b;
-    gw_buf_init(&b, GW_TC3_MAX_TEXT);
-    for (size_t round = 0; round < 300; round++) {
-        size_t i = (round * 7 + w->seed) % n;
-        json_t *vec = json_array_get(w->vectors, i);
-        snprintf(name, sizeof name, "v%02zu", i % 4 == 0 ? (size_t)0 : i);
-        /* v00 is signed by every thread with other vectors' requests: the same credential. */
-        struct gw_tc3_request req = request_of(vec);
-        gw_buf_reset(&b);
-        if (gw_vault_sign(w->vault, name, &req, &b) != GW_OK) {
+    struct gw_buf got, want;
+    gw_buf_init(&got, GW_TC3_MAX_TEXT);
+    gw_buf_init(&want, GW_TC3_MAX_TEXT);
+    for (size_t round = 0; round < ROUNDS; round++) {
+        size_t k = round * 7 + w->seed;
+        struct gw_tc3_request req;
+        const char *id = MAIN_ID, *key = MAIN_KEY;
+        if (k % 16 == 0) {
+            /* A vector of another day, with its own credential: a key for the call alone. */
+            json_t *vec = json_array_get(w->f->vectors, k % n);
+            snprintf(name, sizeof name, "v%02zu", k % n);
+            req = request_of(vec);
+            id = vstr(vec, "secretId");
+            key = vstr(vec, "secretKey");
+            w->old_dates++;
+        } else {
+            /* Now by the vault's clock, up to an hour back: the day may change meanwhile. */
+            snprintf(name, sizeof name, "main");
+            req = seed_at(w->f, fake_clock() - (int64_t)(k % 3600), services[k % 3]);
+        }
+        gw_buf_reset(&got);
+        gw_buf_reset(&want);
+        if (gw_vault_sign(w->vault, name, &req, &got) != GW_OK ||
+            gw_tc3_sign(id, (const unsigned char *)key, strlen(key), &req, &want) != GW_OK ||
+            strcmp(got.data, want.data) != 0) {
             w->failures++;
             continue;
         }
         w->signatures++;
-        if (i % 4 != 0) {
-            if (strcmp(b.data, vstr(vec, "authorization")) != 0) {
-                w->failures++;
-            }
-        }
     }
-    gw_buf_free(&b);
+    gw_buf_free(&got);
+    gw_buf_free(&want);
     return NULL;
 }
 
+/* Runs SIGNERS threads of sign_worker on v; returns the number of old-date requests signed. */
+static size_t run_signers(struct fixture *f, struct gw_vault *v, bool cross_midnight)
+{
+    pthread_t threads[SIGNERS];
+    struct worker workers[SIGNERS];
+    for (size_t t = 0; t < SIGNERS; t++) {
+        workers[t] = (struct worker){.vault = v, .f = f, .seed = (unsigned)t * 5};
+        assert_int_equal(pthread_create(&threads[t], NULL, sign_worker, &workers[t]), 0);
+    }
+    /* Midnight passes while they sign: one day forward, never two (keymem.c says why). */
+    for (int64_t s = 0; cross_midnight && s < 120; s++) {
+        atomic_store(&fake_time, DAY0 + DAY - 60 + s);
+        usleep(200);
+    }
+    size_t old_dates = 0;
+    for (size_t t = 0; t < SIGNERS; t++) {
+        assert_int_equal(pthread_join(threads[t], NULL), 0);
+        assert_int_equal(workers[t].failures, 0);
+        assert_int_equal(workers[t].signatures, ROUNDS);
+        old_dates += workers[t].old_dates;
+    }
+    return old_dates;
+}
+
+/*
+ * Eight threads sign with one credential at once, through the cache and around it, then while
+ * the day changes: every answer is exactly gw_tc3_sign's.
+ */
 static void test_sign_threads(void **state)
 {
     struct fixture *f = *state;
-    size_t i;
-    json_t *vec;
-    char name[32];
-    pthread_t threads[4];
-    struct worker workers[4];
+    uint64_t hits, misses;
 
     assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
     struct gw_vault *v = open_ok(f);
-    json_array_foreach (f->vectors, i, vec) {
-        snprintf(name, sizeof name, "v%02zu", i);
-        put_vector(v, name, vec);
-    }
-    for (size_t t = 0; t < 4; t++) {
-        workers[t] = (struct worker){.vault = v, .vectors = f->vectors, .seed = (unsigned)t * 3};
-        assert_int_equal(pthread_create(&threads[t], NULL, sign_worker, &workers[t]), 0);
-    }
-    for (size_t t = 0; t < 4; t++) {
-        assert_int_equal(pthread_join(threads[t], NULL), 0);
-        assert_int_equal(workers[t].failures, 0);
-        assert_int_equal(workers[t].signatures, 300);
-    }
-    /* Shared credential v00 signing many requests: still right afterwards. */
-    sign_expect(v, "v00", json_array_get(f->vectors, 0));
-    uint64_t hits, misses;
+    put_all_vectors(f, v);
+    put_ok(v, "main", MAIN_ID, MAIN_KEY);
+
+    /* 23:00: every "main" request of the last hour is today's, so cached. */
+    set_clock(v, DAY0 + DAY - 3600);
+    size_t old_dates = run_signers(f, v, false);
     gw_vault_cache_stats(v, &hits, &misses);
-    assert_int_equal(hits + misses, 4 * 300 + 1);
+    assert_int_equal(hits + misses, SIGNERS * ROUNDS);
+    /* One miss per service: a signer that waited for the lock finds the key published. */
+    assert_int_equal(misses, old_dates + 3);
+    assert_int_equal(key_count(v, "main"), 3);
+
+    /* 23:59 to 00:01: requests of both days, yesterday's signed around the cache. */
+    set_clock(v, DAY0 + DAY - 60);
+    run_signers(f, v, true);
+    gw_vault_cache_stats(v, &hits, &misses);
+    assert_int_equal(hits + misses, 2 * SIGNERS * ROUNDS);
+    assert_true(key_count(v, "main") <= 6);
+    assert_int_equal(atomic_load(&v->retired), 0);
+
+    /* Two days later the first miss wipes both days' keys. */
+    set_clock(v, DAY0 + 3 * DAY);
+    struct gw_tc3_request req = seed_at(f, DAY0 + 3 * DAY, "gaap");
+    sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
+    assert_int_equal(key_count(v, "main"), 1);
+    assert_true(atomic_load(&v->retired) >= 4);
     gw_vault_free(v);
 }
 
@@ -977,8 +1274,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_for_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_keeps_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_vectors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sign_cache, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sign_resident, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_vectors_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_hot_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_date_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_slots_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_memory_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_threads, setup, teardown),
     };

@@ -26,7 +26,8 @@ struct gw_server {
     struct gw_loop_watch *mhd_ready; /* libmicrohttpd's own epoll fd, watched by the loop */
     struct gw_loop_timer *mhd_timer; /* libmicrohttpd's next timeout */
     atomic_size_t unanswered;        /* calls handed upstream whose answer is not queued yet */
-    bool stopping;                   /* new calls are answered ServiceUnavailable */
+    atomic_bool stopping; /* new calls are answered ServiceUnavailable: set from any thread */
+    bool quiesced;        /* no longer accepting (on the loop's thread) */
     struct gw_pipeline *pipeline;
     struct gw_watch *watch;
     struct gw_server_options opts;
@@ -83,7 +84,7 @@ static enum MHD_Result queue_reply(struct gw_server *srv, struct exchange *ex)
     }
     r->body = NULL; /* the response owns it now */
     r->charged = 0;
-    bool close = r->close || srv->stopping;
+    bool close = r->close || atomic_load_explicit(&srv->stopping, memory_order_relaxed);
     enum MHD_Result ret = MHD_NO;
     if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, GW_CALL_CONTENT_TYPE) ==
             MHD_YES &&
@@ -197,7 +198,7 @@ static struct exchange *exchange_new(struct gw_server *srv, struct MHD_Connectio
     in->transport = ex;
     in->will_wait = on_will_wait;
     in->answered = on_answered;
-    in->stopping = srv->stopping;
+    in->stopping = atomic_load_explicit(&srv->stopping, memory_order_relaxed);
     peer_address(connection, in->peer);
     gw_framing_check(connection, version, in);
     return ex;
@@ -361,6 +362,7 @@ enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_loop
     srv->loop = loop;
     srv->pipeline = pipeline;
     atomic_init(&srv->unanswered, 0);
+    atomic_init(&srv->stopping, false);
     if ((err = gw_watch_new(loop, opts->request_timeout_ms, &srv->watch)) != GW_OK ||
         (srv->mhd_timer = gw_loop_timer_new(loop, run_mhd, srv)) == NULL) {
         snprintf(msg, msglen, "out of memory");
@@ -418,14 +420,20 @@ uint16_t gw_server_port(const struct gw_server *server)
 
 void gw_server_quiesce(struct gw_server *server)
 {
-    if (server->stopping) {
+    atomic_store(&server->stopping, true);
+    if (server->quiesced) {
         return;
     }
-    server->stopping = true;
+    server->quiesced = true;
     MHD_socket fd = MHD_quiesce_daemon(server->daemon);
     if (fd != MHD_INVALID_SOCKET) {
         close(fd);
     }
+}
+
+void gw_server_refuse_new_calls(struct gw_server *server)
+{
+    atomic_store(&server->stopping, true);
 }
 
 size_t gw_server_unanswered(const struct gw_server *server)

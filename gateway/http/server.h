@@ -49,6 +49,12 @@ uint16_t gw_server_port(const struct gw_server *server);
  */
 void gw_server_quiesce(struct gw_server *server);
 
+/*
+ * From any thread, at once: calls that arrive from now on are answered ServiceUnavailable (not
+ * sent) and every answer closes its connection. gw_server_quiesce also does this.
+ */
+void gw_server_refuse_new_calls(struct gw_server *server);
+
 /* From any thread: how many calls wait for the upstream. */
 size_t gw_server_unanswered(const struct gw_server *server);
 

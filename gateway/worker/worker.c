@@ -145,6 +145,10 @@ uint16_t gw_workers_port(const struct gw_workers *w)
 
 void gw_workers_quiesce(struct gw_workers *w)
 {
+    /* New calls are refused from this instant; the loops stop accepting on their next turn. */
+    for (unsigned i = 0; i < w->count; i++) {
+        gw_server_refuse_new_calls(w->w[i].server);
+    }
     command(w, CMD_QUIESCE);
 }
 

@@ -6,6 +6,7 @@
 
 /* What the framing check counts over every header of a request. */
 struct framing {
+    size_t canonical_size; /* of the head, were every header "Name: value" + CRLF */
     unsigned content_length, host, transfer_encoding;
     bool zero_length; /* Content-Length: 0 */
     bool body;
@@ -40,6 +41,7 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
         f->malformed = "A header value has a NUL or another control character.";
         return MHD_NO;
     }
+    f->canonical_size += key_size + 2 + value_size + 2;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         f->content_length++;
         f->zero_length = strcmp(value, "0") == 0;
@@ -52,12 +54,22 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
-void gw_framing_check(struct MHD_Connection *c, const char *version, struct gw_call_inbound *in)
+void gw_framing_check(struct MHD_Connection *c, const char *method, size_t raw_target_len,
+                      const char *version, struct gw_call_inbound *in)
 {
     struct framing f = {.status = MHD_HTTP_BAD_REQUEST};
+    f.canonical_size = strlen(method) + 1 + raw_target_len + 1 + strlen(version) + 2 + 2;
     MHD_get_connection_values_n(c, MHD_HEADER_KIND, count_header, &f);
+    const union MHD_ConnectionInfo *head =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     if (f.malformed != NULL) {
         /* said already */
+    } else if (head == NULL || head->header_size != f.canonical_size) {
+        /* Bytes libmicrohttpd read but does not show: an obs-fold's line break, what follows a
+         * NUL in a value, bare CR or LF line ends, extra white space. */
+        f.malformed = "The request head is not in the plain form: send each header as "
+                      "\"Name: value\" (one space) on its own line ending in CRLF, with no "
+                      "folded lines and no NUL.";
     } else if (f.content_length > 1) {
         f.malformed = "The request has more than one Content-Length header.";
     } else if (f.host > 1) {

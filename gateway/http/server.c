@@ -46,9 +46,10 @@ struct exchange {
     struct MHD_Connection *connection;
     struct gw_server *server;
     enum exchange_state state;
-    bool want_body;  /* the pipeline wants the body; otherwise it is counted and dropped */
-    bool suspended;  /* the call waits for the upstream: resumed when answered */
-    bool unanswered; /* counted in gw_server.unanswered */
+    bool want_body;        /* the pipeline wants the body; otherwise it is counted and dropped */
+    bool suspended;        /* the call waits for the upstream: resumed when answered */
+    bool unanswered;       /* counted in gw_server.unanswered */
+    size_t raw_target_len; /* the request target as received, before any decoding */
 };
 
 /* A reply body on its way to a caller: its memory stays charged until it is sent. */
@@ -172,22 +173,32 @@ static void peer_address(struct MHD_Connection *c, char out[GW_CALL_PEER_MAX])
     }
 }
 
-static struct exchange *exchange_new(struct gw_server *srv, struct MHD_Connection *connection,
-                                     const char *method, const char *url, const char *version)
+/*
+ * libmicrohttpd's first word on a request: the target as received (it decodes the one it hands
+ * the request handler). The exchange starts here; the request handler fills it in.
+ */
+static void *on_target(void *cls, const char *uri, struct MHD_Connection *connection)
 {
     struct exchange *ex = calloc(1, sizeof *ex);
-    if (ex == NULL) {
-        return NULL;
+    (void)cls;
+    if (ex != NULL) {
+        ex->connection = connection;
+        ex->raw_target_len = strlen(uri);
     }
+    return ex;
+}
+
+static bool exchange_start(struct gw_server *srv, struct exchange *ex, const char *method,
+                           const char *url, const char *version)
+{
+    struct MHD_Connection *connection = ex->connection;
     ex->call = gw_call_new(srv->opts.max_body_bytes, srv->opts.max_response_bytes);
     if (ex->call == NULL) {
-        free(ex);
-        return NULL;
+        return false;
     }
     if (srv->opts.budget != NULL) {
         gw_call_charge(ex->call, srv->opts.budget);
     }
-    ex->connection = connection;
     ex->server = srv;
     ex->state = RECEIVING;
     struct gw_call_inbound *in = &ex->call->in;
@@ -200,8 +211,8 @@ static struct exchange *exchange_new(struct gw_server *srv, struct MHD_Connectio
     in->answered = on_answered;
     in->stopping = atomic_load_explicit(&srv->stopping, memory_order_relaxed);
     peer_address(connection, in->peer);
-    gw_framing_check(connection, version, in);
-    return ex;
+    gw_framing_check(connection, method, ex->raw_target_len, version, in);
+    return true;
 }
 
 static void receive(struct exchange *ex, const char *data, size_t n)
@@ -234,13 +245,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     struct exchange *ex = *con_cls;
 
     if (ex == NULL) {
+        return MHD_NO; /* out of memory when the request began */
+    }
+    if (ex->call == NULL) {
         if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0) {
             return answer_health(connection);
         }
-        if ((ex = exchange_new(srv, connection, method, url, version)) == NULL) {
+        if (!exchange_start(srv, ex, method, url, version)) {
             return MHD_NO;
         }
-        *con_cls = ex;
         ex->want_body = gw_pipeline_begin(srv->pipeline, ex->call);
         if (ex->want_body) {
             return MHD_YES;
@@ -387,7 +400,8 @@ enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_loop
         (unsigned int)opts->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned int)opts->max_connections_per_address, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)60, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_URI_LOG_CALLBACK, on_target,
+        srv, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         snprintf(msg, msglen,
                  "cannot listen on %s port %u (in use, or not an address of this host)",

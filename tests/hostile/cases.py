@@ -43,13 +43,6 @@ OVERSIZE = {"status": (200, 413, 400), "code": ("RequestSizeLimitExceeded", "Inv
 NOT_TENCENT = {"status": (200,), "code": ("InvalidRequest",)}
 
 
-def normalised(action=b"DescribeProxies", absent=()):
-    """libmicrohttpd 0.9.75 rewrites these before the gateway can see the bytes (it joins an
-    obs-fold continuation to the header's name, and ends a value at a NUL): the gateway may then
-    answer, provided the one call forwarded is exactly what it checked: the visible action, to
-    GAAP, with none of the folded or hidden text in any header it sent."""
-    return dict(BAD_MHD, normalised={"action": action.decode(), "absent": absent})
-
 # ---------------------------------------------------------------------------------------------
 # (a) HTTP smuggling and lax parsing, as raw bytes.
 
@@ -71,7 +64,7 @@ HTTP_CASES = [
          raw=req(lines(extra=[b"X-TC-Region : ap-guangzhou"]))),
     dict(BAD_MHD, name="whitespace before the colon of Transfer-Encoding",
          raw=req(lines(length=None, extra=[b"Transfer-Encoding : chunked"]), CHUNKED_BODY)),
-    dict(normalised(absent=("guangzhou",)), name="obs-fold continuation line",
+    dict(BAD_MHD, name="obs-fold continuation line",
          raw=req(lines(extra=[b"X-TC-Region: ap-", b" guangzhou"]))),
     dict(BAD_MHD, name="obs-fold continuation of Host",
          raw=req([b"Host: gaap.tencentcloudapi.com", b"\tevil.com"] + lines()[1:])),
@@ -81,9 +74,9 @@ HTTP_CASES = [
          raw=req(lines(extra=[b"Host: gaap.tencentcloudapi.com"]))),
     dict(BAD_MHD, name="HTTP/1.1 without a Host header",
          raw=req(lines()[1:], request_line=b"POST /gaap/ HTTP/1.1")),
-    dict(normalised(absent=("evil",)), name="NUL in the Host value",
+    dict(BAD_MHD, name="NUL in the Host value",
          raw=req(lines(host=b"gaap.tencentcloudapi.com\0.evil"))),
-    dict(normalised(absent=("DeleteProxy",)), name="NUL in the X-TC-Action value",
+    dict(BAD_MHD, name="NUL in the X-TC-Action value",
          raw=req(lines(action=b"DescribeProxies\0DeleteProxy"))),
     dict(BAD_MHD, name="bare CR in a header value",
          raw=req(lines(extra=[b"X-TC-TraceId: a\rX-Evil: 1"]))),

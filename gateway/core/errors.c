@@ -1,5 +1,7 @@
 #include "core/errors.h"
 
+#include <stdarg.h>
+
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -71,4 +73,15 @@ char *gw_error_body(const char *code, const char *message, const char *request_i
 out:
     json_decref(root);
     return out;
+}
+
+void gw_say(char *msg, size_t msglen, const char *fmt, ...)
+{
+    if (msg == NULL || msglen == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, msglen, fmt, ap);
+    va_end(ap);
 }

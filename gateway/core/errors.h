@@ -23,6 +23,12 @@ enum gw_err {
     GW_ERR_BUSY,      /* as much work is under way as allowed: try again later */
 };
 
+/*
+ * Writes a printf-formatted message into msg[msglen] (the "char *msg, size_t msglen" pair many
+ * functions take to say why they failed). Does nothing when msg is NULL or msglen 0.
+ */
+void gw_say(char *msg, size_t msglen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Returns a static, human-readable name for err. */
 const char *gw_err_str(enum gw_err err);
 

@@ -15,20 +15,6 @@
 #define TEMP_TRIES 100
 #define TEMP_SUFFIX_LEN 6
 
-static void say(char *msg, size_t msglen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *msg, size_t msglen, const char *fmt, ...)
-{
-    if (msg == NULL || msglen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msglen, fmt, ap);
-    va_end(ap);
-}
-
 enum gw_err gw_file_write_all(int fd, const void *p, size_t n)
 {
     const unsigned char *b = p;
@@ -97,18 +83,19 @@ static enum gw_err open_failed(const char *path, const char *what, int e, char *
 {
     struct stat st;
     if (e == ENOENT) {
-        say(msg, msglen, "%s %s does not exist", what, path);
+        gw_say(msg, msglen, "%s %s does not exist", what, path);
         return GW_ERR_NOT_FOUND;
     }
     /* O_NOFOLLOW gives ELOOP for a link; a loop in the directories gives it too. */
     if (e == ELOOP && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-        say(msg, msglen,
+        gw_say(
+            msg, msglen,
             "%s %s is a symbolic link: give the path of the file itself (links are not followed, "
             "so nobody can redirect tcgw to another file)",
             what, path);
         return GW_ERR_PERM;
     }
-    say(msg, msglen, "cannot open %s %s: %s", what, path, strerror(e));
+    gw_say(msg, msglen, "cannot open %s %s: %s", what, path, strerror(e));
     return GW_ERR_IO;
 }
 
@@ -116,8 +103,8 @@ static enum gw_err check_stat(const char *path, const char *what, const struct s
                               unsigned checks, char *msg, size_t msglen)
 {
     if (!S_ISREG(st->st_mode)) {
-        say(msg, msglen, "%s %s is %s, not a regular file: give the path of a file", what, path,
-            kind_of(st->st_mode));
+        gw_say(msg, msglen, "%s %s is %s, not a regular file: give the path of a file", what, path,
+               kind_of(st->st_mode));
         return GW_ERR_INVALID;
     }
     if ((checks & GW_FILE_PRIVATE) == 0) {
@@ -126,15 +113,16 @@ static enum gw_err check_stat(const char *path, const char *what, const struct s
     /* Whoever owns the file can change it: that must be us, or root who can do anything anyway. */
     uid_t me = geteuid();
     if (st->st_uid != me && st->st_uid != 0) {
-        say(msg, msglen,
-            "%s %s belongs to uid %u, but tcgw runs as uid %u: run tcgw as the file's owner, or "
-            "take the file over with 'chown %u %s'",
-            what, path, (unsigned)st->st_uid, (unsigned)me, (unsigned)me, path);
+        gw_say(msg, msglen,
+               "%s %s belongs to uid %u, but tcgw runs as uid %u: run tcgw as the file's owner, or "
+               "take the file over with 'chown %u %s'",
+               what, path, (unsigned)st->st_uid, (unsigned)me, (unsigned)me, path);
         return GW_ERR_PERM;
     }
     if ((st->st_mode & 077) != 0) {
-        say(msg, msglen, "%s %s is accessible by group or others (mode %03o): run 'chmod 600 %s'",
-            what, path, (unsigned)(st->st_mode & 0777), path);
+        gw_say(msg, msglen,
+               "%s %s is accessible by group or others (mode %03o): run 'chmod 600 %s'", what, path,
+               (unsigned)(st->st_mode & 0777), path);
         return GW_ERR_PERM;
     }
     return GW_OK;
@@ -146,7 +134,7 @@ static enum gw_err check_open(int fd, const char *path, const char *what, unsign
 {
     enum gw_err err;
     if (fstat(fd, st) != 0) {
-        say(msg, msglen, "cannot stat %s %s: %s", what, path, strerror(errno));
+        gw_say(msg, msglen, "cannot stat %s %s: %s", what, path, strerror(errno));
         return GW_ERR_IO;
     }
     if ((err = check_stat(path, what, st, checks, msg, msglen)) != GW_OK) {
@@ -154,7 +142,7 @@ static enum gw_err check_open(int fd, const char *path, const char *what, unsign
     }
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
-        say(msg, msglen, "cannot use %s %s: %s", what, path, strerror(errno));
+        gw_say(msg, msglen, "cannot use %s %s: %s", what, path, strerror(errno));
         return GW_ERR_IO;
     }
     return GW_OK;
@@ -229,12 +217,12 @@ static enum gw_err create_temp(const char *path, const char *what, char tmp[PATH
     static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     int n = snprintf(tmp, PATH_MAX, "%s.tmp.%0*d", path, TEMP_SUFFIX_LEN, 0);
     if (n < 0 || n >= PATH_MAX) {
-        say(msg, msglen, "the path of %s %s is too long", what, path);
+        gw_say(msg, msglen, "the path of %s %s is too long", what, path);
         return GW_ERR_TOO_LARGE;
     }
     char *suffix = tmp + n - TEMP_SUFFIX_LEN;
     if (sodium_init() < 0) {
-        say(msg, msglen, "cannot initialise libsodium for a random file name");
+        gw_say(msg, msglen, "cannot initialise libsodium for a random file name");
         return GW_ERR_INTERNAL;
     }
     for (int attempt = 0; attempt < TEMP_TRIES; attempt++) {
@@ -250,7 +238,8 @@ static enum gw_err create_temp(const char *path, const char *what, char tmp[PATH
             break;
         }
     }
-    say(msg, msglen,
+    gw_say(
+        msg, msglen,
         "cannot create a temporary file beside %s %s: %s (does the directory exist, and may tcgw "
         "write to it?)",
         what, path, strerror(errno));
@@ -269,13 +258,13 @@ enum gw_err gw_file_replace(const char *path, const char *what, const void *p, s
 
     if (lstat(path, &old) == 0) {
         if (!S_ISREG(old.st_mode)) {
-            say(msg, msglen, "%s %s is %s, not a regular file: refusing to replace it", what, path,
-                kind_of(old.st_mode));
+            gw_say(msg, msglen, "%s %s is %s, not a regular file: refusing to replace it", what,
+                   path, kind_of(old.st_mode));
             return GW_ERR_INVALID;
         }
         have_old = true;
     } else if (errno != ENOENT) {
-        say(msg, msglen, "cannot look at %s %s: %s", what, path, strerror(errno));
+        gw_say(msg, msglen, "cannot look at %s %s: %s", what, path, strerror(errno));
         return GW_ERR_IO;
     }
     if ((err = create_temp(path, what, tmp, &fd, msg, msglen)) != GW_OK) {
@@ -284,7 +273,7 @@ enum gw_err gw_file_replace(const char *path, const char *what, const void *p, s
     tmp_exists = true;
 
     if (fstat(fd, &st) != 0) {
-        say(msg, msglen, "cannot stat %s: %s", tmp, strerror(errno));
+        gw_say(msg, msglen, "cannot stat %s: %s", tmp, strerror(errno));
         err = GW_ERR_IO;
         goto out;
     }
@@ -294,7 +283,8 @@ enum gw_err gw_file_replace(const char *path, const char *what, const void *p, s
      */
     if (have_old && (st.st_uid != old.st_uid || st.st_gid != old.st_gid) &&
         fchown(fd, old.st_uid, old.st_gid) != 0) {
-        say(msg, msglen,
+        gw_say(
+            msg, msglen,
             "cannot give the new %s %s the owner of the old one (uid %u, gid %u): %s; run tcgw as "
             "that user",
             what, path, (unsigned)old.st_uid, (unsigned)old.st_gid, strerror(errno));
@@ -303,26 +293,28 @@ enum gw_err gw_file_replace(const char *path, const char *what, const void *p, s
     }
     if (fchmod(fd, have_old ? (old.st_mode & 07777) : mode) != 0 ||
         gw_file_write_all(fd, p, len) != GW_OK || fsync(fd) != 0) {
-        say(msg, msglen, "cannot write %s (the new %s %s): %s", tmp, what, path, strerror(errno));
+        gw_say(msg, msglen, "cannot write %s (the new %s %s): %s", tmp, what, path,
+               strerror(errno));
         err = GW_ERR_IO;
         goto out;
     }
     int rc = close(fd);
     fd = -1;
     if (rc != 0) {
-        say(msg, msglen, "cannot write %s (the new %s %s): %s", tmp, what, path, strerror(errno));
+        gw_say(msg, msglen, "cannot write %s (the new %s %s): %s", tmp, what, path,
+               strerror(errno));
         err = GW_ERR_IO;
         goto out;
     }
     if (rename(tmp, path) != 0) {
-        say(msg, msglen, "cannot replace %s %s: %s", what, path, strerror(errno));
+        gw_say(msg, msglen, "cannot replace %s %s: %s", what, path, strerror(errno));
         err = GW_ERR_IO;
         goto out;
     }
     tmp_exists = false;
     if (gw_file_sync_dir(path) != GW_OK) {
-        say(msg, msglen, "replaced %s %s but could not sync its directory: %s", what, path,
-            strerror(errno));
+        gw_say(msg, msglen, "replaced %s %s but could not sync its directory: %s", what, path,
+               strerror(errno));
         err = GW_ERR_IO;
         goto out;
     }
@@ -346,7 +338,7 @@ enum gw_err gw_file_lock(const char *path, const char *what, int *fd, char *msg,
     int f = open(path, O_RDONLY | O_CREAT | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
     if (f < 0) {
         if (errno == ENOENT) {
-            say(msg, msglen, "cannot create %s %s: its directory does not exist", what, path);
+            gw_say(msg, msglen, "cannot create %s %s: its directory does not exist", what, path);
             return GW_ERR_IO;
         }
         return open_failed(path, what, errno, msg, msglen);
@@ -356,7 +348,7 @@ enum gw_err gw_file_lock(const char *path, const char *what, int *fd, char *msg,
     }
     while (flock(f, LOCK_EX) != 0) {
         if (errno != EINTR) {
-            say(msg, msglen, "cannot lock %s %s: %s", what, path, strerror(errno));
+            gw_say(msg, msglen, "cannot lock %s %s: %s", what, path, strerror(errno));
             err = GW_ERR_IO;
             goto out;
         }

@@ -29,30 +29,30 @@ enum gw_err gw_vault_keygen(const char *path, char *msg, size_t msglen)
     bool created = false;
 
     if (sodium_init() < 0) {
-        vault_say(msg, msglen, "cannot initialise libsodium");
+        gw_say(msg, msglen, "cannot initialise libsodium");
         return GW_ERR_INTERNAL;
     }
     if (path == NULL || *path == '\0') {
-        vault_say(msg, msglen, "no master key file given");
+        gw_say(msg, msglen, "no master key file given");
         return GW_ERR_INVALID;
     }
     /* O_EXCL|O_NOFOLLOW: never overwrite a key, not even through a dangling symbolic link. */
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0) {
         if (errno == EEXIST) {
-            vault_say(msg, msglen,
-                      "%s exists already: refusing to overwrite a master key (the credential "
-                      "store it protects would become unreadable); choose another path or move "
-                      "it aside",
-                      path);
+            gw_say(msg, msglen,
+                   "%s exists already: refusing to overwrite a master key (the credential "
+                   "store it protects would become unreadable); choose another path or move "
+                   "it aside",
+                   path);
             return GW_ERR_EXISTS;
         }
-        vault_say(msg, msglen, "cannot create master key file %s: %s", path, strerror(errno));
+        gw_say(msg, msglen, "cannot create master key file %s: %s", path, strerror(errno));
         return GW_ERR_IO;
     }
     created = true;
     if ((key = vault_mem_alloc(GW_VAULT_MASTER_KEY_LEN)) == NULL) {
-        vault_say(msg, msglen, "out of memory");
+        gw_say(msg, msglen, "out of memory");
         err = GW_ERR_NOMEM;
         goto out;
     }
@@ -60,19 +60,19 @@ enum gw_err gw_vault_keygen(const char *path, char *msg, size_t msglen)
     /* 0600 whatever the umask, and the file is still empty when its mode is set. */
     if (fchmod(fd, 0600) != 0 || gw_file_write_all(fd, key, GW_VAULT_MASTER_KEY_LEN) != GW_OK ||
         fsync(fd) != 0) {
-        vault_say(msg, msglen, "cannot write master key file %s: %s", path, strerror(errno));
+        gw_say(msg, msglen, "cannot write master key file %s: %s", path, strerror(errno));
         err = GW_ERR_IO;
         goto out;
     }
     int rc = close(fd);
     fd = -1;
     if (rc != 0) {
-        vault_say(msg, msglen, "cannot write master key file %s: %s", path, strerror(errno));
+        gw_say(msg, msglen, "cannot write master key file %s: %s", path, strerror(errno));
         err = GW_ERR_IO;
         goto out;
     }
     if (gw_file_sync_dir(path) != GW_OK) {
-        vault_say(msg, msglen, "cannot sync the directory of %s: %s", path, strerror(errno));
+        gw_say(msg, msglen, "cannot sync the directory of %s: %s", path, strerror(errno));
         err = GW_ERR_IO;
         goto out;
     }
@@ -99,36 +99,36 @@ enum gw_err vault_master_load(const char *path, unsigned char **out, char *msg, 
 
     err = gw_file_open(path, KEY_WHAT, GW_FILE_PRIVATE, &fd, &st, msg, msglen);
     if (err == GW_ERR_NOT_FOUND) {
-        vault_say(msg, msglen,
-                  "master key file %s does not exist: create it with 'tcgw keygen --key %s' or "
-                  "point --key, --config or TCGW_MASTER_KEY_FILE at the right file",
-                  path, path);
+        gw_say(msg, msglen,
+               "master key file %s does not exist: create it with 'tcgw keygen --key %s' or "
+               "point --key, --config or TCGW_MASTER_KEY_FILE at the right file",
+               path, path);
         return err;
     }
     if (err != GW_OK) {
         return err;
     }
     if (st.st_size != GW_VAULT_MASTER_KEY_LEN) {
-        vault_say(msg, msglen,
-                  "master key file %s has %lld bytes, not %d: it is not a tcgw master key (make "
-                  "one with 'tcgw keygen')",
-                  path, (long long)st.st_size, GW_VAULT_MASTER_KEY_LEN);
+        gw_say(msg, msglen,
+               "master key file %s has %lld bytes, not %d: it is not a tcgw master key (make "
+               "one with 'tcgw keygen')",
+               path, (long long)st.st_size, GW_VAULT_MASTER_KEY_LEN);
         err = GW_ERR_INVALID;
         goto out;
     }
     if ((key = vault_mem_alloc(GW_VAULT_MASTER_KEY_LEN)) == NULL) {
-        vault_say(msg, msglen, "out of memory");
+        gw_say(msg, msglen, "out of memory");
         err = GW_ERR_NOMEM;
         goto out;
     }
     if (gw_file_read_upto(fd, key, GW_VAULT_MASTER_KEY_LEN, &got) != GW_OK) {
-        vault_say(msg, msglen, "cannot read master key file %s: %s", path, strerror(errno));
+        gw_say(msg, msglen, "cannot read master key file %s: %s", path, strerror(errno));
         err = GW_ERR_IO;
         goto out;
     }
     if (got != GW_VAULT_MASTER_KEY_LEN || gw_file_read_upto(fd, &extra, 1, &more) != GW_OK ||
         more != 0) {
-        vault_say(msg, msglen, "master key file %s changed while being read", path);
+        gw_say(msg, msglen, "master key file %s changed while being read", path);
         err = GW_ERR_IO;
         goto out;
     }
@@ -173,21 +173,21 @@ enum gw_err vault_store_load(struct gw_vault *vault, const char *path, char *msg
         return err;
     }
     if (st.st_size > (off_t)VAULT_STORE_MAX) {
-        vault_say(msg, msglen,
-                  "credential store %s is larger (%lld bytes) than any store can be: it is not a "
-                  "tcgw credential store",
-                  path, (long long)st.st_size);
+        gw_say(msg, msglen,
+               "credential store %s is larger (%lld bytes) than any store can be: it is not a "
+               "tcgw credential store",
+               path, (long long)st.st_size);
         err = GW_ERR_TOO_LARGE;
         goto out;
     }
     if ((file = malloc(VAULT_STORE_MAX + 1)) == NULL) {
-        vault_say(msg, msglen, "out of memory");
+        gw_say(msg, msglen, "out of memory");
         err = GW_ERR_NOMEM;
         goto out;
     }
     /* Read one byte past the limit: the size may have changed since fstat. */
     if (gw_file_read_upto(fd, file, VAULT_STORE_MAX + 1, &got) != GW_OK) {
-        vault_say(msg, msglen, "cannot read credential store %s: %s", path, strerror(errno));
+        gw_say(msg, msglen, "cannot read credential store %s: %s", path, strerror(errno));
         err = GW_ERR_IO;
         goto out;
     }
@@ -206,18 +206,18 @@ enum gw_err gw_vault_save(const struct gw_vault *vault, const char *store_path, 
     size_t len = 0;
 
     if (vault == NULL || store_path == NULL || *store_path == '\0') {
-        vault_say(msg, msglen, "no credential store file given");
+        gw_say(msg, msglen, "no credential store file given");
         return GW_ERR_INVALID;
     }
     /* Saving elsewhere than the store whose lock is held would write without the lock. */
     if (vault->locked_store != NULL && strcmp(vault->locked_store, store_path) != 0) {
-        vault_say(msg, msglen, "this vault was opened to update %s, not %s", vault->locked_store,
-                  store_path);
+        gw_say(msg, msglen, "this vault was opened to update %s, not %s", vault->locked_store,
+               store_path);
         return GW_ERR_INVALID;
     }
     if ((err = vault_store_encode(vault, &file, &len)) != GW_OK) {
-        vault_say(msg, msglen, "%s",
-                  err == GW_ERR_NOMEM ? "out of memory" : "cannot encrypt the credential store");
+        gw_say(msg, msglen, "%s",
+               err == GW_ERR_NOMEM ? "out of memory" : "cannot encrypt the credential store");
         return err;
     }
     err = gw_file_replace(store_path, STORE_WHAT, file, len, 0600, msg, msglen);
@@ -230,7 +230,7 @@ enum gw_err vault_store_lock(const char *path, int *fd, char *msg, size_t msglen
     char lock[PATH_MAX];
     int n = snprintf(lock, sizeof lock, "%s.lock", path);
     if (n < 0 || (size_t)n >= sizeof lock) {
-        vault_say(msg, msglen, "credential store path %s is too long", path);
+        gw_say(msg, msglen, "credential store path %s is too long", path);
         return GW_ERR_TOO_LARGE;
     }
     return gw_file_lock(lock, LOCK_WHAT, fd, msg, msglen);

@@ -85,10 +85,10 @@ static enum gw_err parse_plain(struct gw_vault *vault, const unsigned char *pt, 
         if ((err = gw_vault_put(vault, name, (const char *)id_p, id_n, (const char *)key_p, key_n,
                                 why, sizeof why)) != GW_OK) {
             if (err == GW_ERR_INVALID) {
-                vault_say(msg, msglen, "credential store %s is damaged: entry %u: %s", path,
-                          (unsigned)i, why);
+                gw_say(msg, msglen, "credential store %s is damaged: entry %u: %s", path,
+                       (unsigned)i, why);
             } else {
-                vault_say(msg, msglen, "%s", why);
+                gw_say(msg, msglen, "%s", why);
             }
             return err;
         }
@@ -99,9 +99,8 @@ static enum gw_err parse_plain(struct gw_vault *vault, const unsigned char *pt, 
     }
     return GW_OK;
 damaged:
-    vault_say(msg, msglen,
-              "credential store %s is damaged although it decrypted: restore it from a backup",
-              path);
+    gw_say(msg, msglen,
+           "credential store %s is damaged although it decrypted: restore it from a backup", path);
     return GW_ERR_INVALID;
 }
 
@@ -112,28 +111,28 @@ enum gw_err vault_store_decode(struct gw_vault *vault, const unsigned char *file
     unsigned char *pt = NULL;
 
     if (len > VAULT_STORE_MAX) {
-        vault_say(msg, msglen, "credential store %s is too large", path);
+        gw_say(msg, msglen, "credential store %s is too large", path);
         return GW_ERR_TOO_LARGE;
     }
     if (len < VAULT_STORE_MIN) {
-        vault_say(msg, msglen,
-                  "credential store %s is truncated (%zu bytes, at least %d needed): restore it "
-                  "from a backup, or delete it to start an empty store",
-                  path, len, (int)VAULT_STORE_MIN);
+        gw_say(msg, msglen,
+               "credential store %s is truncated (%zu bytes, at least %d needed): restore it "
+               "from a backup, or delete it to start an empty store",
+               path, len, (int)VAULT_STORE_MIN);
         return GW_ERR_INVALID;
     }
     if (memcmp(file, VAULT_STORE_MAGIC, VAULT_STORE_MAGIC_LEN) != 0) {
-        vault_say(msg, msglen,
-                  "%s is not a tcgw credential store (format " VAULT_STORE_MAGIC
-                  "), or its header was modified",
-                  path);
+        gw_say(msg, msglen,
+               "%s is not a tcgw credential store (format " VAULT_STORE_MAGIC
+               "), or its header was modified",
+               path);
         return GW_ERR_INVALID;
     }
     size_t ct_len = len - VAULT_HEADER_LEN;
     size_t pt_cap = ct_len - VAULT_TAG_LEN;
     unsigned long long pt_len = 0;
     if ((pt = vault_mem_alloc(pt_cap)) == NULL) {
-        vault_say(msg, msglen, "out of memory");
+        gw_say(msg, msglen, "out of memory");
         return GW_ERR_NOMEM;
     }
     vault_mem_readonly(vault->master);
@@ -142,8 +141,7 @@ enum gw_err vault_store_decode(struct gw_vault *vault, const unsigned char *file
         file + VAULT_STORE_MAGIC_LEN, vault->master);
     vault_mem_noaccess(vault->master);
     if (rc != 0 || pt_len != pt_cap) {
-        vault_say(msg, msglen, "cannot decrypt %s: wrong master key or the file was modified",
-                  path);
+        gw_say(msg, msglen, "cannot decrypt %s: wrong master key or the file was modified", path);
         err = GW_ERR_CRYPTO;
         goto out;
     }

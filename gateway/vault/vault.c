@@ -16,17 +16,6 @@
 
 #define NAME_CHARS GW_TEXT_ALNUM "._-"
 
-void vault_say(char *msg, size_t msglen, const char *fmt, ...)
-{
-    if (msg == NULL || msglen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msglen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- Opening and freeing ---- */
 
 static int64_t wall_clock(void)
@@ -59,16 +48,16 @@ static enum gw_err open_vault(const char *key_path, const char *store_path, bool
     struct gw_vault *vault = NULL;
 
     if (sodium_init() < 0) {
-        vault_say(msg, msglen, "cannot initialise libsodium");
+        gw_say(msg, msglen, "cannot initialise libsodium");
         return GW_ERR_INTERNAL;
     }
     if (key_path == NULL || *key_path == '\0' || store_path == NULL || *store_path == '\0' ||
         out == NULL) {
-        vault_say(msg, msglen, "a master key file and a credential store file are both needed");
+        gw_say(msg, msglen, "a master key file and a credential store file are both needed");
         return GW_ERR_INVALID;
     }
     if ((vault = vault_new()) == NULL) {
-        vault_say(msg, msglen, "out of memory");
+        gw_say(msg, msglen, "out of memory");
         return GW_ERR_NOMEM;
     }
     if ((err = vault_master_load(key_path, &vault->master, msg, msglen)) != GW_OK) {
@@ -84,7 +73,7 @@ static enum gw_err open_vault(const char *key_path, const char *store_path, bool
             goto out;
         }
         if ((vault->locked_store = strdup(store_path)) == NULL) {
-            vault_say(msg, msglen, "out of memory");
+            gw_say(msg, msglen, "out of memory");
             err = GW_ERR_NOMEM;
             goto out;
         }
@@ -143,26 +132,26 @@ static enum gw_err check_value(const char *what, const char *v, size_t len, size
                                size_t msglen)
 {
     if (v == NULL || len == 0) {
-        vault_say(msg, msglen, "%s is empty", what);
+        gw_say(msg, msglen, "%s is empty", what);
         return GW_ERR_INVALID;
     }
     if (len > max) {
-        vault_say(msg, msglen, "%s is longer than %zu characters", what, max);
+        gw_say(msg, msglen, "%s is longer than %zu characters", what, max);
         return GW_ERR_INVALID;
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)v[i];
         if (c == '\r') {
-            vault_say(msg, msglen,
-                      "%s contains a carriage return (Windows line ending?): remove it", what);
+            gw_say(msg, msglen, "%s contains a carriage return (Windows line ending?): remove it",
+                   what);
             return GW_ERR_INVALID;
         }
         if (c == ' ' || c == '\t') {
-            vault_say(msg, msglen, "%s contains whitespace: it must be one word", what);
+            gw_say(msg, msglen, "%s contains whitespace: it must be one word", what);
             return GW_ERR_INVALID;
         }
         if (c < 0x21 || c > 0x7e) {
-            vault_say(msg, msglen, "%s contains a character that is not printable ASCII", what);
+            gw_say(msg, msglen, "%s contains a character that is not printable ASCII", what);
             return GW_ERR_INVALID;
         }
     }
@@ -208,12 +197,12 @@ enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *s
     bool found;
 
     if (vault == NULL) {
-        vault_say(msg, msglen, "no vault");
+        gw_say(msg, msglen, "no vault");
         return GW_ERR_INVALID;
     }
     if (!gw_vault_name_valid(name)) {
-        vault_say(msg, msglen, "credential name must be 1 to %d characters from A-Z a-z 0-9 . _ -",
-                  GW_VAULT_MAX_NAME);
+        gw_say(msg, msglen, "credential name must be 1 to %d characters from A-Z a-z 0-9 . _ -",
+               GW_VAULT_MAX_NAME);
         return GW_ERR_INVALID;
     }
     if ((err = check_value("SecretId", secret_id, secret_id_len, GW_VAULT_MAX_SECRET_ID, msg,
@@ -227,13 +216,13 @@ enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *s
     if (found) {
         if ((err = vault_cred_set(vault->creds[pos], secret_id, secret_id_len, secret_key,
                                   secret_key_len)) != GW_OK) {
-            vault_say(msg, msglen, "cannot unprotect key memory");
+            gw_say(msg, msglen, "cannot unprotect key memory");
         }
         return err;
     }
     if (vault->count >= GW_VAULT_MAX_ENTRIES) {
-        vault_say(msg, msglen, "a credential store holds at most %d credentials",
-                  GW_VAULT_MAX_ENTRIES);
+        gw_say(msg, msglen, "a credential store holds at most %d credentials",
+               GW_VAULT_MAX_ENTRIES);
         return GW_ERR_TOO_LARGE;
     }
     struct cred **grown = realloc(vault->creds, (vault->count + 1) * sizeof *grown);
@@ -250,7 +239,7 @@ enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *s
     vault->count++;
     return GW_OK;
 nomem:
-    vault_say(msg, msglen, "out of memory");
+    gw_say(msg, msglen, "out of memory");
     return GW_ERR_NOMEM;
 }
 

@@ -108,10 +108,6 @@ struct gw_vault {
 
 /* ---- vault.c ---- */
 
-/* Formats a message into msg (size msglen) when msg is not NULL. */
-void vault_say(char *msg, size_t msglen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* The credential called name, or NULL. Borrowed from vault. */
 struct cred *vault_find(const struct gw_vault *vault, const char *name);
 

@@ -1250,12 +1250,15 @@ static void test_sign_threads(void **state)
     assert_true(key_count(v, "main") <= 6);
     assert_int_equal(atomic_load(&v->retired), 0);
 
-    /* Two days later the first miss wipes both days' keys. */
+    /* Two days later the first miss wipes every key of those days (how many there are depends
+     * on whether the signers were still at work when midnight passed: 3 to 6). */
+    size_t before = key_count(v, "main");
+    assert_true(before >= 3);
     set_clock(v, DAY0 + 3 * DAY);
     struct gw_tc3_request req = seed_at(f, DAY0 + 3 * DAY, "gaap");
     sign_ref(v, "main", MAIN_ID, MAIN_KEY, &req);
     assert_int_equal(key_count(v, "main"), 1);
-    assert_true(atomic_load(&v->retired) >= 4);
+    assert_int_equal(atomic_load(&v->retired), before);
     gw_vault_free(v);
 }
 

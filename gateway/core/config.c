@@ -24,7 +24,7 @@ struct gw_config *gw_config_defaults(void)
     cfg->listen_port = 8080;
     cfg->threads = 2;
     cfg->max_connections = 4096;
-    cfg->max_connections_per_address = 1024;
+    cfg->max_connections_per_address = 2048;
     cfg->max_calls_in_flight = 4096;
     cfg->request_timeout_ms = 30000;
     cfg->memory_budget_bytes = (size_t)256 << 20;

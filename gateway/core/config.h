@@ -18,7 +18,7 @@ struct gw_config {
     uint16_t listen_port;                 /* 8080; 0 picks a free port */
     unsigned threads;                     /* 2: worker threads, each one event loop */
     unsigned max_connections;             /* 4096: caller connections, all workers together */
-    unsigned max_connections_per_address; /* 1024: from one caller address */
+    unsigned max_connections_per_address; /* 2048: from one caller address */
     unsigned max_calls_in_flight;         /* 4096: calls waiting for the upstream at once */
     long request_timeout_ms;              /* 30000: to receive a whole request, head and body */
     size_t memory_budget_bytes;           /* 256 MiB: bodies and answers held at once */

@@ -424,6 +424,9 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
         curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PREREQDATA, t) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body.len) != CURLE_OK ||
+        /* libcurl's smallest upload buffer: its 64 KiB default, per call in flight, is memory a
+         * call of at most max_body_bytes rarely needs. */
+        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK ||

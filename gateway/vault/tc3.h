@@ -8,7 +8,9 @@
  * of [A-Za-z0-9._-], and the timestamp lies in 1970..9999 (GW_ERR_INVALID otherwise). Texts that
  * would exceed GW_TC3_MAX_TEXT give GW_ERR_TOO_LARGE. The payload is hashed, never copied, so it
  * has no bound. Functions that append to a gw_buf leave it unchanged on failure. Nothing here keeps
- * state or touches key storage: the vault owns keys and the derived-key cache.
+ * state or touches key storage: the vault owns keys and the derived-key cache. Nothing here takes
+ * a lock or allocates (beyond growing the caller's gw_buf), so signers on many threads do not
+ * slow each other down; secret intermediates are wiped with sodium_memzero.
  */
 #ifndef GW_TC3_H
 #define GW_TC3_H

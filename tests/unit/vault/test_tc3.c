@@ -12,9 +12,11 @@
 #include <jansson.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vault/tc3.h"
 
@@ -236,6 +238,10 @@ static void test_control_characters(void **state)
         "gaap\t.com",
         "gaap .com",
         "gaap,com",
+        "\rgaap.com",
+        "gaap.com\n",
+        " gaap.com",
+        "gaap.com,",
         "",
         NULL,
     };
@@ -440,7 +446,11 @@ static void test_key_and_signature_args(void **state)
     memset(sig, '0', GW_TC3_HEX_LEN);
     sig[GW_TC3_HEX_LEN] = '\0';
     static const char *const bad_ids[] = {
-        "AKID EXAMPLE", "AKID/EXAMPLE", "AKID,EXAMPLE", "AKID\r\nX: y", "", NULL};
+        "AKID EXAMPLE", "AKID/EXAMPLE", "AKID,EXAMPLE",
+        "AKID\r\nX: y", "/AKID",        "AKID/",
+        "\nAKID",       "AKID\x7f",     "",
+        NULL,
+    };
     for (size_t i = 0; i < sizeof bad_ids / sizeof *bad_ids; i++) {
         assert_int_equal(gw_tc3_authorization(bad_ids[i], &req, sig, &b), GW_ERR_INVALID);
     }
@@ -455,12 +465,206 @@ static void test_key_and_signature_args(void **state)
     gw_buf_free(&b);
 }
 
+/* ---- The hand-made parts against libc and OpenSSL ---- */
+
+/* Every day of 1970..9999, at its first and last second, against gmtime_r. */
+static void test_date_every_day(void **state)
+{
+    (void)state;
+    char date[GW_TC3_DATE_LEN + 1];
+    char want[48]; /* room for any int, so the compiler sees no truncation */
+    for (int64_t day = 0; day <= INT64_C(253402300799) / 86400; day++) {
+        time_t t = (time_t)(day * 86400);
+        struct tm tm;
+        assert_non_null(gmtime_r(&t, &tm));
+        snprintf(want, sizeof want, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        assert_int_equal(gw_tc3_date(day * 86400, date), GW_OK);
+        if (strcmp(date, want) != 0) {
+            fail_msg("day %lld: %s, want %s", (long long)day, date, want);
+        }
+        assert_int_equal(gw_tc3_date(day * 86400 + 86399, date), GW_OK);
+        if (strcmp(date, want) != 0) {
+            fail_msg("end of day %lld: %s, want %s", (long long)day, date, want);
+        }
+    }
+}
+
+/* HMAC-SHA256 by OpenSSL's one-shot HMAC(), which tc3.c does not use. */
+static void hmac_ref(const unsigned char *key, size_t key_len, const void *data, size_t n,
+                     unsigned char out[GW_TC3_KEY_LEN])
+{
+    unsigned int len = 0;
+    assert_non_null(HMAC(EVP_sha256(), key, (int)key_len, data, n, out, &len));
+    assert_int_equal(len, GW_TC3_KEY_LEN);
+}
+
+/*
+ * The key derivation for every SecretKey length 1..512 (so "TC3" + key below, at and above one
+ * 64-byte block, where the HMAC key is hashed first), against HMAC().
+ */
+static void test_derive_key_lengths(void **state)
+{
+    (void)state;
+    unsigned char secret[3 + 512];
+    unsigned char k1[GW_TC3_KEY_LEN], k2[GW_TC3_KEY_LEN], want[GW_TC3_KEY_LEN];
+    unsigned char got[GW_TC3_KEY_LEN];
+    memcpy(secret, "TC3", 3);
+    for (size_t i = 0; i < 512; i++) {
+        secret[3 + i] = (unsigned char)(i * 131 + 7);
+    }
+    for (size_t n = 1; n <= 512; n++) {
+        hmac_ref(secret, 3 + n, "2024-02-29", 10, k1);
+        hmac_ref(k1, sizeof k1, "gaap", 4, k2);
+        hmac_ref(k2, sizeof k2, "tc3_request", 11, want);
+        assert_int_equal(gw_tc3_derive_key(secret + 3, n, "2024-02-29", "gaap", got), GW_OK);
+        if (memcmp(got, want, sizeof want) != 0) {
+            fail_msg("derived key differs for a SecretKey of %zu bytes", n);
+        }
+    }
+}
+
+/* The signature for every string length 0..300 (every SHA-256 padding case), against HMAC(). */
+static void test_signature_lengths(void **state)
+{
+    (void)state;
+    unsigned char key[GW_TC3_KEY_LEN];
+    char text[301];
+    char sig[GW_TC3_HEX_LEN + 1];
+    char want[GW_TC3_HEX_LEN + 1];
+    unsigned char mac[GW_TC3_KEY_LEN];
+    for (size_t i = 0; i < sizeof key; i++) {
+        key[i] = (unsigned char)(0xa5 ^ i);
+    }
+    for (size_t i = 0; i < sizeof text; i++) {
+        text[i] = (char)('!' + i % 90);
+    }
+    for (size_t n = 0; n <= 300; n++) {
+        hmac_ref(key, sizeof key, text, n, mac);
+        for (size_t i = 0; i < sizeof mac; i++) {
+            snprintf(want + 2 * i, 3, "%02x", mac[i]);
+        }
+        assert_int_equal(gw_tc3_signature(key, text, n, sig), GW_OK);
+        assert_string_equal(sig, want);
+    }
+    assert_int_equal(gw_tc3_signature(key, NULL, 0, sig), GW_ERR_INVALID);
+}
+
+/* The timestamp is written in plain decimal, at both ends of its range. */
+static void test_timestamp_text(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t t;
+        const char *head;
+    } cases[] = {
+        {0, "TC3-HMAC-SHA256\n0\n1970-01-01/gaap/tc3_request\n"},
+        {9, "TC3-HMAC-SHA256\n9\n1970-01-01/gaap/tc3_request\n"},
+        {1700000000, "TC3-HMAC-SHA256\n1700000000\n2023-11-14/gaap/tc3_request\n"},
+        {INT64_C(253402300799), "TC3-HMAC-SHA256\n253402300799\n9999-12-31/gaap/tc3_request\n"},
+    };
+    struct gw_buf b;
+    gw_buf_init(&b, GW_TC3_MAX_TEXT);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct gw_tc3_request req = base_request();
+        req.timestamp = cases[i].t;
+        gw_buf_reset(&b);
+        assert_int_equal(gw_tc3_string_to_sign(&req, &b), GW_OK);
+        assert_int_equal(strncmp(b.data, cases[i].head, strlen(cases[i].head)), 0);
+        assert_int_equal(b.len, strlen(cases[i].head) + GW_TC3_HEX_LEN);
+    }
+    gw_buf_free(&b);
+}
+
+/* Texts of exactly GW_TC3_MAX_TEXT bytes are built; one byte more is GW_ERR_TOO_LARGE. */
+static void test_text_bounds(void **state)
+{
+    (void)state;
+    struct gw_buf b;
+    gw_buf_init(&b, 2 * GW_TC3_MAX_TEXT);
+    char *long_str = malloc(GW_TC3_MAX_TEXT + 1);
+    assert_non_null(long_str);
+
+    /* The canonical request, grown through its host. */
+    struct gw_tc3_request req = base_request();
+    req.host = "h";
+    assert_int_equal(gw_tc3_canonical_request(&req, &b), GW_OK);
+    size_t room = GW_TC3_MAX_TEXT - b.len;
+    memset(long_str, 'h', room + 2);
+    long_str[room + 1] = '\0';
+    req.host = long_str;
+    gw_buf_reset(&b);
+    assert_int_equal(gw_tc3_canonical_request(&req, &b), GW_OK);
+    assert_int_equal(b.len, GW_TC3_MAX_TEXT);
+    gw_buf_reset(&b);
+    assert_int_equal(gw_tc3_string_to_sign(&req, &b), GW_OK);
+    long_str[room + 1] = 'h';
+    long_str[room + 2] = '\0';
+    gw_buf_reset(&b);
+    assert_int_equal(gw_tc3_canonical_request(&req, &b), GW_ERR_TOO_LARGE);
+    assert_int_equal(gw_tc3_string_to_sign(&req, &b), GW_ERR_TOO_LARGE);
+    assert_int_equal(b.len, 0);
+
+    /* The Authorization value, grown through the SecretId. */
+    char sig[GW_TC3_HEX_LEN + 1];
+    memset(sig, 'f', GW_TC3_HEX_LEN);
+    sig[GW_TC3_HEX_LEN] = '\0';
+    req = base_request();
+    assert_int_equal(gw_tc3_authorization("A", &req, sig, &b), GW_OK);
+    room = GW_TC3_MAX_TEXT - b.len;
+    memset(long_str, 'A', room + 2);
+    long_str[room + 1] = '\0';
+    gw_buf_reset(&b);
+    assert_int_equal(gw_tc3_authorization(long_str, &req, sig, &b), GW_OK);
+    assert_int_equal(b.len, GW_TC3_MAX_TEXT);
+    long_str[room + 1] = 'A';
+    long_str[room + 2] = '\0';
+    gw_buf_reset(&b);
+    assert_int_equal(gw_tc3_authorization(long_str, &req, sig, &b), GW_ERR_TOO_LARGE);
+    assert_int_equal(b.len, 0);
+
+    free(long_str);
+    gw_buf_free(&b);
+}
+
+/* A signature argument must be exactly 64 lowercase hex digits. */
+static void test_signature_argument(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "0123456789abcdef", /* short */
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde/",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde:",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde`",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdefa", /* 65 */
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\x80"
+        "f",
+    };
+    struct gw_tc3_request req = base_request();
+    struct gw_buf b;
+    gw_buf_init(&b, GW_TC3_MAX_TEXT);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(gw_tc3_authorization("AKIDEXAMPLE", &req, bad[i], &b), GW_ERR_INVALID);
+        assert_int_equal(b.len, 0);
+    }
+    assert_int_equal(gw_tc3_authorization("AKIDEXAMPLE", &req,
+                                          "0123456789abcdef0123456789abcdef"
+                                          "0123456789abcdef0123456789abcdef",
+                                          &b),
+                     GW_OK);
+    gw_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors),         cmocka_unit_test(test_control_characters),
-        cmocka_unit_test(test_timestamp_range), cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_action_case),     cmocka_unit_test(test_key_and_signature_args),
+        cmocka_unit_test(test_vectors),           cmocka_unit_test(test_control_characters),
+        cmocka_unit_test(test_timestamp_range),   cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_action_case),       cmocka_unit_test(test_key_and_signature_args),
+        cmocka_unit_test(test_date_every_day),    cmocka_unit_test(test_derive_key_lengths),
+        cmocka_unit_test(test_signature_lengths), cmocka_unit_test(test_timestamp_text),
+        cmocka_unit_test(test_text_bounds),       cmocka_unit_test(test_signature_argument),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
 #   bash dev.sh demo   install what is missing, build, send the seed call through the gateway, and
 #                      keep the simulator and the gateway running to try (Ctrl-C stops both);
 #                      --once stops after the seed call
-#   bash dev.sh test   install what is missing, build (plain and sanitized), run every test
+#   bash dev.sh test   install what is missing, build (plain and sanitized), run every test, a
+#                      libFuzzer smoke of each target and a smoke of the benchmark harness
 #   bash dev.sh build  build only
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -49,6 +50,9 @@ cmd_test() {
     echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer build)"
     ctest --test-dir build-asan --output-on-failure -j 2
     fuzz_smoke "${TCGW_FUZZ_SECONDS:-30}"
+    echo "== benchmark smoke (every contender and scenario for 2 s; figures are not judged)"
+    bash bench/run.sh --smoke >build/bench-smoke.log 2>&1 || { tail -60 build/bench-smoke.log >&2; return 1; }
+    grep -E "^\| (fast|slow)" bench/results/smoke/latest.md | head -20 || true
 }
 
 fuzz_smoke() { # SECONDS: each libFuzzer target explores that long from its saved corpus

@@ -1,30 +1,109 @@
 #!/usr/bin/env bash
-# tcgw load benchmark: tcgw-sim (no rate limit) and a release gateway on loopback, wrk in front.
+# tcgw benchmark, one command:
 #
-#   bench/run.sh [bench.py options]      e.g. --duration 5, --conns 32,256,1024
+#   bash bench/run.sh            the full run (about 10 minutes): results in bench/results/latest.*
+#   bash bench/run.sh --smoke    every contender and scenario for about 2 s each, small connection
+#                                counts (for CI): results in bench/results/smoke/latest.*
+#   bash bench/run.sh [--smoke] [bench.py options]   e.g. --duration 30 --fast-conns 32,128,512
+#                                --slow-conns 1000 --contenders nginx,tcgw --callgrind-calls 0
+#                                (python3 bench/bench.py --help lists them all)
 #
-# Builds a Release tree in $TCGW_BENCH_BUILD (default build-bench/) when its binaries are
-# missing, then runs bench/bench.py: the seed call through the simulator and a refused call that
-# never leaves the gateway, each with wrk -t2 -c32 and -c256 for 10 s. About 60 s in all.
-# Every process it starts is stopped on exit, also on Ctrl-C or SIGTERM.
+# On a fresh Debian 12 machine it installs what is missing (apt-get, through sudo when not root:
+# the gateway's build dependencies, wrk, nginx with the echo module, gnuplot, valgrind, Node.js,
+# and the official Node SDK into tests/node), builds the gateway in Release in $TCGW_BENCH_BUILD
+# (default: build/; only the tcgw target and the benchmark programs, so a broken test does not
+# stop a benchmark), makes throwaway dev certificates, then runs bench/bench.py: microbenchmarks,
+# the callgrind profile and the side-by-side load runs. Everything listens on 127.0.0.1 only;
+# every process it starts is stopped on exit, also on Ctrl-C or SIGTERM, by its own pid.
+#
+# TCGW_BENCH_REV=<git revision> benchmarks that committed revision instead of the work tree: it is
+# exported with `git archive` into $TCGW_BENCH_BUILD/src and built there (default build dir then
+# build-bench-rev/); the benchmark's own scripts are always this checkout's bench/.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${TCGW_BENCH_BUILD:-$ROOT/build-bench}
-
-command -v wrk >/dev/null || { echo "run.sh: wrk is not installed (apt-get install wrk)" >&2; exit 2; }
-command -v python3 >/dev/null || { echo "run.sh: python3 is required" >&2; exit 2; }
-
-if [[ ! -x $BUILD/tcgw || ! -x $BUILD/tests/tcgw-sim ]]; then
-    echo "run.sh: building a Release tree in $BUILD" >&2
-    # Warnings are the test builds' business; a benchmark build must not fail on them.
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+REV=${TCGW_BENCH_REV:-}
+if [[ -n $REV ]]; then
+    BUILD=${TCGW_BENCH_BUILD:-$ROOT/build-bench-rev}
+    SRC=$BUILD/src
+else
+    BUILD=${TCGW_BENCH_BUILD:-$ROOT/build}
+    SRC=$ROOT
 fi
-if grep -q '^TCGW_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
-    echo "run.sh: $BUILD is a sanitizer build; benchmark a Release build" >&2
-    exit 2
-fi
+
+SMOKE=0
+for a in "$@"; do
+    [[ $a == --smoke ]] && SMOKE=1
+done
+
+DEBIAN_PACKAGES=(build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
+                 libjansson-dev libsodium-dev python3 openssl curl ca-certificates
+                 wrk nginx libnginx-mod-http-echo gnuplot-nox valgrind)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_deps() {
+    local missing=() p
+    for p in "${DEBIAN_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "== run.sh: installing ${missing[*]}" >&2
+        # Installing nginx must not start the system's nginx (port 80): services stay down while
+        # apt-get runs, unless the machine already has a policy of its own.
+        local policy=/usr/sbin/policy-rc.d made_policy=0
+        if [ ! -e $policy ]; then
+            printf '#!/bin/sh\nexit 101\n' | as_root tee $policy >/dev/null
+            as_root chmod 755 $policy
+            made_policy=1
+        fi
+        as_root apt-get update -q >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            "${missing[@]}" >&2 || { [ $made_policy = 1 ] && as_root rm -f $policy; exit 1; }
+        [ $made_policy = 1 ] && as_root rm -f $policy
+    fi
+    if [ ! -d "$ROOT/tests/node/node_modules/tencentcloud-sdk-nodejs-common" ]; then
+        echo "== run.sh: installing the Node SDK into tests/node" >&2
+        (cd "$ROOT/tests/node" && npm install --no-audit --no-fund --loglevel=error >&2)
+    fi
+}
+
+build() {
+    if [[ -n $REV ]]; then
+        local commit
+        commit=$(git -C "$ROOT" rev-parse --verify "$REV^{commit}")
+        echo "== run.sh: exporting $REV ($commit) into $SRC" >&2
+        rm -rf "$SRC"
+        mkdir -p "$SRC"
+        git -C "$ROOT" archive "$commit" | tar -x -C "$SRC"
+        echo "$commit" >"$SRC/.tcgw-bench-rev"
+    fi
+    echo "== run.sh: building tcgw (Release) from $SRC in $BUILD" >&2
+    cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    if grep -q '^TCGW_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
+        echo "run.sh: $BUILD is a sanitizer build; set TCGW_BENCH_BUILD to another directory" >&2
+        exit 2
+    fi
+    cmake --build "$BUILD" --target tcgw -j "$(nproc)" >&2
+    # The benchmark programs: from the top-level project when it has add_subdirectory(bench),
+    # else as a project of their own against the tree just built.
+    if cmake --build "$BUILD" --target help 2>/dev/null | grep -q 'tcgw-bench-micro'; then
+        cmake --build "$BUILD" --target tcgw-bench-micro tcgw-bench-spread -j "$(nproc)" >&2
+        BENCH_BIN=$BUILD/bench
+    else
+        BENCH_BIN=$BUILD/bench-standalone
+        cmake -S "$ROOT/bench" -B "$BENCH_BIN" -DTCGW_BUILD_DIR="$BUILD" \
+            -DTCGW_SOURCE_DIR="$SRC" -DCMAKE_BUILD_TYPE=Release >/dev/null
+        cmake --build "$BENCH_BIN" -j "$(nproc)" >&2
+    fi
+}
+
+install_deps
+build
+
+# wrk, nginx and the contenders hold thousands of sockets at 2,000 connections.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tcgw-bench.XXXXXX")
 PIDFILE=$WORK/pids
@@ -53,9 +132,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-export TCGW_BIN=$BUILD/tcgw TCGW_SIM_BIN=$BUILD/tests/tcgw-sim TCGW_SOURCE_DIR=$ROOT
+RESULTS=$ROOT/bench/results
+LIMIT=3600
+if [[ $SMOKE == 1 ]]; then
+    RESULTS=$ROOT/bench/results/smoke
+    LIMIT=900
+fi
+# TCGW_SOURCE_DIR: the specs/ and certs/ of the sources built (tests/e2e/gw.py, harness.py).
+export TCGW_BIN=$BUILD/tcgw TCGW_SOURCE_DIR=$SRC
+echo "== run.sh: bench.py (at most $LIMIT s)" >&2
 # The driver runs in the background so that the traps fire at once on a signal.
-python3 "$ROOT/bench/bench.py" --workdir "$WORK" --pidfile "$PIDFILE" "$@" &
+timeout --signal=TERM --kill-after=30 "$LIMIT" \
+    python3 "$ROOT/bench/bench.py" --workdir "$WORK" --pidfile "$PIDFILE" \
+    --results-dir "$RESULTS" --micro-bin "$BENCH_BIN/tcgw-bench-micro" \
+    --spread-lib "$BENCH_BIN/libtcgw-bench-spread.so" \
+    --command "${REV:+TCGW_BENCH_REV=$REV }bash bench/run.sh $*" "$@" &
 DRIVER=$!
 set +e
 wait "$DRIVER"

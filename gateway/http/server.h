@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "core/errors.h"
-#include "core/pipeline.h"
+#include "pipeline/pipeline.h"
 
 struct gw_budget;
 struct gw_loop;

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "core/errors.h"
-#include "core/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "http/server.h"
 #include "upstream/upstream.h"
 

@@ -1,6 +1,6 @@
-#include "core/record.h"
+#include "pipeline/record.h"
 
-#include "core/outcome.h"
+#include "pipeline/outcome.h"
 
 void gw_record_log_line(const struct gw_call *call, FILE *out)
 {

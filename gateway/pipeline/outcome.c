@@ -1,4 +1,4 @@
-#include "core/outcome.h"
+#include "pipeline/outcome.h"
 
 void gw_outcome_refuse(struct gw_call *call, long timeout_ms, size_t max_response_bytes)
 {

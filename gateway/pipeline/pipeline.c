@@ -1,4 +1,4 @@
-#include "core/pipeline.h"
+#include "pipeline/pipeline.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,8 +7,8 @@
 #include "apispec/apispec.h"
 #include "core/budget.h"
 #include "core/call.h"
-#include "core/outcome.h"
-#include "core/record.h"
+#include "pipeline/outcome.h"
+#include "pipeline/record.h"
 #include "http/request.h"
 #include "upstream/upstream.h"
 #include "vault/tc3.h"

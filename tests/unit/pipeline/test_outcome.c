@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#include "core/outcome.h"
+#include "pipeline/outcome.h"
 
 #define DETAIL "Failed to connect to 10.1.2.3 port 443 after 3 ms: Connection refused"
 

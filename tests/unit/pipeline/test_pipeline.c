@@ -26,7 +26,7 @@
 #include "apispec/apispec.h"
 #include "core/call.h"
 #include "core/loop.h"
-#include "core/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "upstream/upstream.h"
 #include "vault/tc3.h"
 #include "vault/vault.h"

@@ -56,7 +56,8 @@ cmd_test() {
 }
 
 fuzz_smoke() { # SECONDS: each libFuzzer target explores that long from its saved corpus
-    CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DTCGW_FUZZ=ON
+    CC=clang cmake -S "$ROOT" -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DTCGW_FUZZ=ON >/dev/null
+    cmake --build build-fuzz -j "$(nproc)" --target fuzz_request fuzz_apispec fuzz_config
     local t work
     for t in request apispec config; do
         work=$(mktemp -d)

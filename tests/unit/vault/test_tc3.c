@@ -638,8 +638,9 @@ static void test_signature_argument(void **state)
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde:",
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde`",
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdefa", /* 65 */
-        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\x80"
-        "f",
+        /* split so that the hex escape ends before the 'f' */
+        ("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\x80"
+         "f"),
     };
     struct gw_tc3_request req = base_request();
     struct gw_buf b;

@@ -8,6 +8,9 @@
 
 #include "core/loop.h"
 
+/* After the caller's end of stream, time for a request already sent to be read whole. */
+#define HANGUP_GRACE_MS 1000
+
 struct gw_watch_entry {
     struct gw_watch_entry *prev, *next;
     struct gw_watch *watch;
@@ -38,8 +41,10 @@ static void expire(struct gw_watch *w, struct gw_watch_entry *e)
 /*
  * libmicrohttpd 0.9.75 watches its sockets edge-triggered and may read a request and the caller's
  * end of stream in one go without noticing the end: the socket would wait in CLOSE_WAIT until a
- * timeout. The loop tells of the end of stream instead; a connection not waiting for its answer
- * is closed at once, one that is waits for its answer to be written first (gw_watch_arm).
+ * timeout. The loop tells of the end of stream instead. The caller may only have half-closed
+ * after sending a whole request, and still read the answer: a connection still receiving gets a
+ * short grace to complete its request (which disarms the deadline), one waiting for its answer is
+ * closed once the answer is written (gw_watch_arm).
  */
 static void on_hangup(void *arg, int fd, uint32_t events)
 {
@@ -47,8 +52,9 @@ static void on_hangup(void *arg, int fd, uint32_t events)
     (void)fd;
     (void)events;
     e->peer_gone = true;
-    if (e->armed) {
-        expire(e->watch, e);
+    int64_t grace = gw_loop_now_ms(e->watch->loop) + HANGUP_GRACE_MS;
+    if (e->armed && e->deadline_ms > grace) {
+        e->deadline_ms = grace;
     }
 }
 
@@ -143,7 +149,7 @@ void gw_watch_arm(struct gw_watch *w, struct gw_watch_entry *e)
         e->deadline_ms = gw_loop_now_ms(w->loop) + w->timeout_ms;
         e->armed = true;
         if (e->peer_gone) {
-            expire(w, e);
+            expire(w, e); /* no further request can come */
         }
     }
 }

@@ -234,6 +234,27 @@ class TestRefusals(GatewayCase):
                                  answer["Response"]["RequestId"])
         self.assertNothingForwarded()
 
+    def test_caller_that_half_closes_after_its_request_gets_the_answer(self):
+        """A client may send its whole call, shut down its writing side, then read: the gateway
+        still answers, and closes the connection afterwards (nothing more can come)."""
+        call = (b"POST / HTTP/1.1\r\nHost: gaap.tencentcloudapi.com\r\n"
+                b"Content-Type: application/json\r\nX-TC-Action: ModifyProxyConfiguration\r\n"
+                b"X-TC-Version: 2018-05-29\r\nContent-Length: %d\r\n\r\n" % len(SEED)) + SEED
+        for _ in range(5):
+            s = socket.create_connection(("127.0.0.1", self.gw.port), timeout=10)
+            s.sendall(call)
+            s.shutdown(socket.SHUT_WR)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            self.assertTrue(data.startswith(b"HTTP/1.1 200"), data)
+            self.assertIn(b'"RequestId"', data)
+            self.assertNotIn(b'"Error"', data)
+
     def test_query_string_is_refused(self):
         status, _, data = self.gw.request("POST", "/?Action=DeleteProxies&ProxyIds.0=link-1", {
             "Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",

@@ -9,7 +9,7 @@
 #include "core/loop.h"
 
 /* After the caller's end of stream, time for a request already sent to be read whole. */
-#define HANGUP_GRACE_MS 1000
+#define HANGUP_GRACE_MS 100
 
 struct gw_watch_entry {
     struct gw_watch_entry *prev, *next;
@@ -27,6 +27,7 @@ struct gw_watch {
     struct gw_watch_entry *head;
     long timeout_ms;
     long period_ms;
+    int64_t next_check_ms; /* when the timer fires next */
     unsigned long expired;
 };
 
@@ -52,10 +53,21 @@ static void on_hangup(void *arg, int fd, uint32_t events)
     (void)fd;
     (void)events;
     e->peer_gone = true;
-    int64_t grace = gw_loop_now_ms(e->watch->loop) + HANGUP_GRACE_MS;
+    struct gw_watch *w = e->watch;
+    int64_t grace = gw_loop_now_ms(w->loop) + HANGUP_GRACE_MS;
     if (e->armed && e->deadline_ms > grace) {
         e->deadline_ms = grace;
+        if (w->next_check_ms > grace) { /* only ever earlier: hangups cannot postpone checks */
+            w->next_check_ms = grace;
+            gw_loop_timer_set(w->timer, HANGUP_GRACE_MS);
+        }
     }
+}
+
+static void schedule(struct gw_watch *w, long ms)
+{
+    w->next_check_ms = gw_loop_now_ms(w->loop) + ms;
+    gw_loop_timer_set(w->timer, ms);
 }
 
 static void check(void *arg)
@@ -67,7 +79,7 @@ static void check(void *arg)
             expire(w, e);
         }
     }
-    gw_loop_timer_set(w->timer, w->period_ms);
+    schedule(w, w->period_ms);
 }
 
 enum gw_err gw_watch_new(struct gw_loop *loop, long request_timeout_ms, struct gw_watch **out)
@@ -87,7 +99,7 @@ enum gw_err gw_watch_new(struct gw_loop *loop, long request_timeout_ms, struct g
         free(w);
         return GW_ERR_NOMEM;
     }
-    gw_loop_timer_set(w->timer, w->period_ms);
+    schedule(w, w->period_ms);
     *out = w;
     return GW_OK;
 }

@@ -4,7 +4,12 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
+import unittest
+
+import harness
+import scripted
 
 # Dev credentials of the demo and tests: Tencent's documented example values, not a real key.
 DEV_SECRET_ID = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE"
@@ -161,3 +166,33 @@ class Gateway:
 
 def error_code(answer):
     return answer.get("Response", {}).get("Error", {}).get("Code")
+
+
+class GatewaysCase(unittest.TestCase):
+    """A simulator per test, and gateways made on demand in front of it (or of a scripted
+    upstream): for tests that each need a gateway configured their own way."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="tcgw-e2e-")
+        self.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+        self.sim = harness.Simulator().start(os.path.join(self.dir, "sim"),
+                                             {DEV_SECRET_ID: DEV_SECRET_KEY}, rate_limit=0)
+        self.addCleanup(self.sim.stop)
+        self.names = iter(range(100))
+
+    def gateway(self, upstream_port=None, ca=None, **kw):
+        d = os.path.join(self.dir, "gw%d" % next(self.names))
+        os.makedirs(d)
+        if upstream_port is not None:
+            kw["connect_to"] = ["gaap.tencentcloudapi.com:443:127.0.0.1:%d" % upstream_port]
+        g = Gateway(d, self.sim.port, ca or self.sim.ca_file, **kw)
+        g.start()
+        self.addCleanup(g.stop)
+        return g
+
+    def scripted(self, script, cert=None, key=None):
+        up = scripted.ScriptedUpstream(cert or self.sim.certs["server_cert"],
+                                       key or self.sim.certs["server_key"], script)
+        self.addCleanup(up.stop)
+        return up

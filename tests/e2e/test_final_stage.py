@@ -11,7 +11,6 @@ import unittest
 
 import gw
 import harness
-import scripted
 
 SEED = gw.SEED_BODY
 BASE = {"Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
@@ -28,32 +27,7 @@ def field(line, name):
     return m.group(1) if m else None
 
 
-class FinalStage(unittest.TestCase):
-
-    def setUp(self):
-        tmp = tempfile.TemporaryDirectory(prefix="tcgw-e2e-")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
-        self.sim = harness.Simulator().start(os.path.join(self.dir, "sim"),
-                                             {gw.DEV_SECRET_ID: gw.DEV_SECRET_KEY}, rate_limit=0)
-        self.addCleanup(self.sim.stop)
-        self.names = iter(range(100))
-
-    def gateway(self, upstream_port=None, ca=None, **kw):
-        d = os.path.join(self.dir, "gw%d" % next(self.names))
-        os.makedirs(d)
-        if upstream_port is not None:
-            kw["connect_to"] = ["gaap.tencentcloudapi.com:443:127.0.0.1:%d" % upstream_port]
-        g = gw.Gateway(d, self.sim.port, ca or self.sim.ca_file, **kw)
-        g.start()
-        self.addCleanup(g.stop)
-        return g
-
-    def scripted(self, script):
-        up = scripted.ScriptedUpstream(self.sim.certs["server_cert"],
-                                       self.sim.certs["server_key"], script)
-        self.addCleanup(up.stop)
-        return up
+class FinalStage(gw.GatewaysCase):
 
     def assertOneRecord(self, g, method, headers, body, code, upstream):
         status, resp_headers, data = g.request(method, "/", headers, body)

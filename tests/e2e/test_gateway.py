@@ -458,33 +458,8 @@ def hanging_server():
     return sock.getsockname()[1], close
 
 
-class TestUpstreamFailures(unittest.TestCase):
+class TestUpstreamFailures(gw.GatewaysCase):
     """The gateway's own failures say so, with a precise code; what it forwards is what it got."""
-
-    def setUp(self):
-        tmp = tempfile.TemporaryDirectory(prefix="tcgw-e2e-")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
-        self.sim = harness.Simulator().start(os.path.join(self.dir, "sim"),
-                                             {gw.DEV_SECRET_ID: gw.DEV_SECRET_KEY}, rate_limit=0)
-        self.addCleanup(self.sim.stop)
-        self.names = iter(range(100))
-
-    def gateway(self, upstream_port=None, ca=None, **kw):
-        d = os.path.join(self.dir, "gw%d" % next(self.names))
-        os.makedirs(d)
-        if upstream_port is not None:
-            kw["connect_to"] = ["gaap.tencentcloudapi.com:443:127.0.0.1:%d" % upstream_port]
-        g = gw.Gateway(d, self.sim.port, ca or self.sim.ca_file, **kw)
-        g.start()
-        self.addCleanup(g.stop)
-        return g
-
-    def scripted(self, script, cert=None, key=None):
-        up = scripted.ScriptedUpstream(cert or self.sim.certs["server_cert"],
-                                       key or self.sim.certs["server_key"], script)
-        self.addCleanup(up.stop)
-        return up
 
     def test_unreachable(self):
         g = self.gateway(upstream_port=harness.free_port())

@@ -51,6 +51,11 @@ enum gw_identity_method {
     GW_IDENTITY_LISTENER, /* the listener maps unauthenticated callers to one caller */
 };
 
+/* The identity methods a listener accepts (struct gw_call_inbound.accept). */
+#define GW_ACCEPT_TOKEN 1u   /* Authorization: Bearer <token> */
+#define GW_ACCEPT_SDK_KEY 2u /* Authorization: TC3-HMAC-SHA256 ... with a gateway-issued key */
+#define GW_ACCEPT_CERT 4u    /* a client certificate verified by the listener's TLS layer */
+
 /* The policy decision (written by the policy stage). */
 enum gw_decision {
     GW_DECISION_NONE = 0, /* no decision was taken: the call was refused before, or no policy */
@@ -59,6 +64,7 @@ enum gw_decision {
 };
 
 struct gw_call;
+struct gw_access_snapshot;
 
 /*
  * Looks up a request header by name (case-insensitive). Returns a borrowed string, valid until
@@ -85,6 +91,13 @@ struct gw_call_inbound {
     unsigned malformed_status;   /* 400 or 501 with malformed */
     gw_call_event_fn will_wait;  /* the call is about to wait for the upstream (may be NULL) */
     gw_call_event_fn answered;   /* the reply is ready: runs exactly once per call */
+
+    /* The listener's identity rules and what its TLS layer verified. */
+    unsigned accept;                    /* GW_ACCEPT_* bits: identity methods this listener takes */
+    const char *unauthenticated_caller; /* borrowed: the caller a call without identity is, or NULL */
+    const char *cert_name;  /* borrowed: a verified client certificate's URI SAN, else its CN; or NULL */
+    const char *cert_error; /* static: why the client certificate presented is refused, or NULL */
+    unsigned listener_port; /* the local port the call arrived on */
 };
 
 /* The answer the transport writes. Written by the pipeline's reply stage. */
@@ -133,7 +146,11 @@ struct gw_call {
     /* Written by the policy stage. */
     enum gw_decision decision;
     char statement[GW_CALL_NAME_MAX * 2 + 2]; /* "file#sid" that decided, "" when none */
+    char policy_reason[GW_CALL_MESSAGE_MAX];  /* on a deny: the condition that failed (log, audit) */
     char credential[GW_CALL_NAME_MAX + 1];    /* the credential that signs */
+    struct gw_access_snapshot *snapshot; /* the callers and policies the call is judged under: a
+                                            reference taken by the identity stage, given back by
+                                            the final stage */
 
     /* Written by the signing stage. */
     int64_t timestamp;

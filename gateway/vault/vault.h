@@ -109,4 +109,55 @@ enum gw_err gw_vault_sign(struct gw_vault *vault, const char *name,
 /* Signatures served from the derived-key cache (hits) and keys derived (misses) since open. */
 void gw_vault_cache_stats(const struct gw_vault *vault, uint64_t *hits, uint64_t *misses);
 
+/*
+ * Kinds of entries. A credential signs calls to Tencent Cloud (gw_vault_sign). A caller key is a
+ * SecretId/SecretKey pair the gateway issued to one of its callers, so that the caller's own SDK
+ * can sign its calls to the gateway: only gw_vault_verify uses it. Names are unique per kind (a
+ * caller key and a credential may share a name); gw_vault_count, gw_vault_describe and
+ * gw_vault_has see credentials only.
+ */
+enum gw_vault_kind {
+    GW_VAULT_CREDENTIAL = 0,
+    GW_VAULT_CALLER_KEY = 1,
+};
+
+/* As gw_vault_put, for a caller key named after its caller. */
+enum gw_err gw_vault_put_caller_key(struct gw_vault *vault, const char *caller,
+                                    const char *secret_id, size_t secret_id_len,
+                                    const char *secret_key, size_t secret_key_len, char *msg,
+                                    size_t msglen) GW_MUST_CHECK;
+
+/* Removes an entry (wiping its key memory). GW_ERR_NOT_FOUND when there is none. Not while other
+ * threads use the vault. */
+enum gw_err gw_vault_remove(struct gw_vault *vault, enum gw_vault_kind kind,
+                            const char *name) GW_MUST_CHECK;
+
+/* True when a caller key of that name exists. */
+bool gw_vault_has_caller_key(const struct gw_vault *vault, const char *caller);
+
+/*
+ * Checks a TC3 signature made with caller key `caller`: derives (or takes from the cache, as
+ * gw_vault_sign does) the signing key for date ("YYYY-MM-DD") and service, computes
+ * hex(HMAC-SHA256(key, string_to_sign)) and compares it with signature in constant time.
+ * secret_id must equal the key's SecretId (compared in constant time too). GW_OK when both match,
+ * GW_ERR_CRYPTO when either does not, GW_ERR_NOT_FOUND when there is no such caller key,
+ * GW_ERR_INVALID for a malformed date or service. Thread-safe as gw_vault_sign.
+ */
+enum gw_err gw_vault_verify(struct gw_vault *vault, const char *caller, const char *secret_id,
+                            const char *date, const char *service, const char *string_to_sign,
+                            size_t string_to_sign_len,
+                            const char signature[GW_TC3_HEX_LEN + 1]) GW_MUST_CHECK;
+
+#define GW_VAULT_TOKEN_HASH_LEN 32
+
+/*
+ * The keyed hash a caller's bearer token is kept as: BLAKE2b-256 (crypto_generichash) keyed with a
+ * subkey derived from the master key (crypto_kdf, its own context). Without the master key the
+ * hashes in the callers file are useless to an attacker. Thread-safe; the subkey is derived once
+ * at open and kept in key memory.
+ */
+enum gw_err gw_vault_token_hash(const struct gw_vault *vault, const unsigned char *token,
+                                size_t token_len,
+                                unsigned char out[GW_VAULT_TOKEN_HASH_LEN]) GW_MUST_CHECK;
+
 #endif

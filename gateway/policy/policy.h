@@ -10,7 +10,7 @@
  *                                 "numeric_less_than_equal": {"gaap:Bandwidth": 100}}}]}
  *
  * A policy is one file "<name>.json" of the policy directory; callers name the policies bound to
- * them (see access/callers.h). Deny by default: a call is allowed when some statement of the
+ * them (see identity/callers.h). Deny by default: a call is allowed when some statement of the
  * caller's policies allows it and none denies it (an explicit deny beats any allow). README.md
  * documents the condition keys and operators.
  */

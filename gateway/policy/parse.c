@@ -169,7 +169,7 @@ static bool list_of(struct parser *p, const json_t *j, int line, const char *wha
     if (json_is_array(j)) {
         *n = json_array_size(j);
         if (*n == 0) {
-            policy_problem(p->r, line, "%s is an empty list; give at least one", what);
+            policy_problem(p->r, line, "%s is an empty list; give at least one item", what);
             return false;
         }
         if (*n > POLICY_MAX_ITEMS) {
@@ -347,7 +347,9 @@ static bool parse_values(struct parser *p, const json_t *j, const char *op, cons
                        key);
         return false;
     }
-    if (!list_of(p, j, line, "the value list", &n)) {
+    char what[128];
+    snprintf(what, sizeof what, "the value of \"%.80s\"", key);
+    if (!list_of(p, j, line, what, &n)) {
         return false;
     }
     struct policy_value *values = policy_alloc_array(p->a, n, sizeof *values);

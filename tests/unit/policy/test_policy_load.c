@@ -224,7 +224,8 @@ static void test_errors_inline(void **state)
                  "\"resource\":\"*\"}]}",
                  NULL, GW_ERR_INVALID, 0, "a policy file is named \"<name>.json\"");
     /* Not UTF-8, and a NUL inside a string. */
-    INLINE_FAILS("p.json", "{\"version\":\"2.0\xff\"}", NULL, GW_ERR_INVALID, 1, "unable to decode byte 0xff");
+    INLINE_FAILS("p.json", "{\"version\":\"2.0\xff\"}", NULL, GW_ERR_INVALID, 1,
+                 "unable to decode byte 0xff");
     INLINE_FAILS("p.json",
                  "{\"version\":\"2.0\",\"statement\":[{\"effect\":\"allow\",\"action\":\"*\","
                  "\"resource\":\"*\",\"condition\":{\"string_equal\":{\"gaap:A\":\"a\\u0000\"}}}]}",

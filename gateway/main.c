@@ -12,7 +12,10 @@ static void usage(FILE *f)
     fputs("usage: tcgw serve [--config FILE] [--listen ADDR] [--port N]\n"
           "       tcgw keygen [--config FILE | --key FILE]\n"
           "       tcgw secrets put NAME [--config FILE | --key FILE --store FILE]\n"
-          "       tcgw secrets list [--config FILE | --key FILE --store FILE] [--json]\n",
+          "       tcgw secrets list [--config FILE | --key FILE --store FILE] [--json]\n"
+          "       tcgw policy lint [--config FILE] [PATH]\n"
+          "       tcgw policy check --caller NAME --action SERVICE:ACTION [--region R]\n"
+          "                         [--params JSON] [--peer IP] [--config FILE] [--json]\n",
           f);
 }
 
@@ -43,6 +46,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(verb, "secrets") == 0) {
         return gw_cli_secrets(argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "policy") == 0) {
+        return gw_cli_policy(argc - 1, argv + 1);
     }
     if (strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {
         usage(stdout);

@@ -121,4 +121,38 @@ size_t gw_apispec_action_count(const struct gw_apispec *spec);
 bool gw_apispec_check(const struct gw_apispec *spec, const char *service, const char *version,
                       const char *action, const json_t *params, struct gw_apispec_verdict *verdict);
 
+/* What the descriptions hold, for checks made before any call arrives (the policy linter). ------ */
+
+/* Called with each action; returns false to stop the walk. Both strings are borrowed from spec. */
+typedef bool (*gw_apispec_action_fn)(void *ctx, const char *service, const char *action);
+
+/*
+ * Calls fn for every action of every loaded description, services in name order (an action that
+ * two versions of a service describe comes twice). spec may be NULL: no call.
+ */
+void gw_apispec_each_action(const struct gw_apispec *spec, gw_apispec_action_fn fn, void *ctx);
+
+enum gw_apispec_type {
+    GW_APISPEC_TYPE_STRING, /* also dates and binary */
+    GW_APISPEC_TYPE_INTEGER,
+    GW_APISPEC_TYPE_FLOAT,
+    GW_APISPEC_TYPE_BOOL,
+    GW_APISPEC_TYPE_OBJECT,
+    GW_APISPEC_TYPE_OTHER, /* a kind the check does not model (only outside inputs) */
+};
+
+struct gw_apispec_param {
+    enum gw_apispec_type type; /* of the value, or of each item of a list */
+    bool list;                 /* the path passes through a list: the parameter has many values */
+};
+
+/*
+ * Finds the parameter at path (n member names: "Filters", "Name" for Filters.N.Name) in the input
+ * of action of service, in any loaded version. Lists are passed through: a name after a list of
+ * objects names a member of its items. Returns true and fills *out when found; false otherwise
+ * (*out untouched).
+ */
+bool gw_apispec_find_param(const struct gw_apispec *spec, const char *service, const char *action,
+                           const char *const *path, size_t n, struct gw_apispec_param *out);
+
 #endif

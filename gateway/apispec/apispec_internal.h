@@ -10,6 +10,7 @@
  *   number.c    the grammar of integers and decimal numbers sent as strings
  *   verdict.c   the wording of refusals: paths, what was received, what was expected
  *   check.c     gw_apispec_check: one call's parameters against a description
+ *   query.c     what a description holds: its actions, the type of a parameter path
  *
  * Functions shared between these files are named apispec_<verb>, so that they cannot be taken
  * for the public gw_apispec_ interface.

@@ -18,6 +18,18 @@ int gw_cli_keygen(int argc, char **argv);
 int gw_cli_secrets(int argc, char **argv);
 
 /*
+ * tcgw policy lint [--config FILE] [PATH]
+ *     prints every problem of the policy files as "FILE:LINE: what to fix", checked against the
+ *     configured API descriptions; PATH (a file or a directory) defaults to the policy directory.
+ *     Exit 0 when clean, 1 with problems.
+ * tcgw policy check --caller NAME --action SERVICE:ACTION [--region R] [--params JSON] [--peer IP]
+ *                   [--config FILE] [--json]
+ *     decides one call under the policies the callers file binds to NAME, as the gateway would,
+ *     and prints each statement considered and why. Exit 0 when allowed, 1 when denied.
+ */
+int gw_cli_policy(int argc, char **argv);
+
+/*
  * Shared by the verbs. Matches "--name VALUE" or "--name=VALUE" at argv[*i]: returns 1 (and
  * advances *i past a separate value) when it matched, 0 when argv[*i] is another option, -1 when
  * the value is missing. *out is borrowed from argv.

@@ -11,8 +11,14 @@
  *
  * A policy is one file "<name>.json" of the policy directory; callers name the policies bound to
  * them (see identity/callers.h). Deny by default: a call is allowed when some statement of the
- * caller's policies allows it and none denies it (an explicit deny beats any allow). README.md
- * documents the condition keys and operators.
+ * caller's policies allows it and none denies it (an explicit deny beats any allow). Action names
+ * and values compare case-sensitively, as the API names them. A statement is named
+ * "<name>.json#<sid>", or "<name>.json#<index>" (1-based) when it has no sid. policies/README.md
+ * documents the condition keys, the operators and the rules for absent keys and lists; in short:
+ * a condition on an absent key does not hold (unless the operator ends in _if_exist); a list
+ * parameter takes for_any_value: or for_all_value:; and a condition that cannot be evaluated (a
+ * value of the wrong type, a plain operator meeting a list) counts against the call: it fails in
+ * an allow statement and holds in a deny statement.
  */
 #ifndef GW_POLICY_H
 #define GW_POLICY_H
@@ -33,23 +39,23 @@ struct gw_policy_set; /* every file of a directory, immutable once loaded */
 
 /* What a decision looks at. All borrowed. */
 struct gw_policy_request {
-    const char *service;           /* "gaap" */
-    const char *action;            /* "ModifyProxyConfiguration" */
-    const char *region;            /* "" when the call names none */
-    const json_t *params;          /* the call's parameters (a JSON object), or NULL for none */
-    const char *caller;            /* the caller's name */
+    const char *service;             /* "gaap" */
+    const char *action;              /* "ModifyProxyConfiguration" */
+    const char *region;              /* "" when the call names none */
+    const json_t *params;            /* the call's parameters (a JSON object), or NULL for none */
+    const char *caller;              /* the caller's name */
     const json_t *caller_attributes; /* the caller's attributes (object of strings), or NULL */
-    const char *peer;              /* the caller's IP address, "" when unknown */
+    const char *peer;                /* the caller's IP address, "" when unknown */
 };
 
 struct gw_policy_decision {
-    enum gw_decision decision;                  /* ALLOW or DENY, never NONE */
-    char statement[GW_POLICY_STATEMENT_MAX];    /* "file.json#sid" (or "#<index>") that decided;
-                                                   "" for a deny by default with no candidate */
-    char reason[GW_CALL_MESSAGE_MAX];           /* for the log and audit: which condition failed,
-                                                   or which statement denied */
-    char refused[GW_CALL_MESSAGE_MAX];          /* for the caller on a deny: the action or value
-                                                   refused, never another caller's policies */
+    enum gw_decision decision;               /* ALLOW or DENY, never NONE */
+    char statement[GW_POLICY_STATEMENT_MAX]; /* "file.json#sid" (or "#<index>") that decided;
+                                                "" for a deny by default with no candidate */
+    char reason[GW_CALL_MESSAGE_MAX];        /* for the log and audit: which condition failed,
+                                                or which statement denied */
+    char refused[GW_CALL_MESSAGE_MAX];       /* for the caller on a deny: the action or value
+                                                refused, never another caller's policies */
 };
 
 /*
@@ -70,8 +76,10 @@ const struct gw_policy *gw_policy_set_find(const struct gw_policy_set *set, cons
 size_t gw_policy_set_statements(const struct gw_policy_set *set);
 
 /*
- * Decides req under the n policies given (deny by default). Thread-safe, allocation-free. When
- * explain is not NULL, writes one line per statement considered and why it matched or not.
+ * Decides req under the n policies given (deny by default; n may be 0, an entry NULL is skipped).
+ * Thread-safe, allocation-free (when explain is NULL). When explain is not NULL, writes one line
+ * per statement of the policies, and for each that names the action one per condition with the
+ * call's value and whether it held, then the decision.
  */
 void gw_policy_decide(const struct gw_policy *const *policies, size_t n,
                       const struct gw_policy_request *req, struct gw_policy_decision *out,

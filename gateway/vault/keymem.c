@@ -1,7 +1,8 @@
 /*
  * keymem: the memory that holds key bytes. Only this file allocates it or changes its protection:
- * the master key, each credential's SecretId and SecretKey, the signing keys derived from them,
- * and the store's plaintext while it is built or parsed.
+ * the master key and the token hash's key derived from it, each entry's (credential's or caller
+ * key's) SecretId and SecretKey, the signing keys derived from them, and the store's plaintext
+ * while it is built or parsed.
  *
  * Key memory is sodium_malloc'ed (guard pages, locked in RAM, excluded from core dumps, wiped when
  * freed). The master key and every credential's secret are no-access at rest: readable only while
@@ -31,8 +32,12 @@
  * microseconds of computation with no blocking call. That takes a thread stalled for a day, or the
  * system clock stepped forward by more than a day inside those microseconds. A key is never
  * replaced while it may be in use: when every slot holds a live key, the signature uses a key
- * derived for that call alone. gw_vault_put and gw_vault_free, which drop keys at once, must not
- * run while other threads sign (vault.h).
+ * derived for that call alone. gw_vault_put, gw_vault_remove and gw_vault_free, which drop keys
+ * at once, must not run while other threads sign or verify (vault.h). Checking a caller's
+ * signature (gw_vault_verify) takes its keys exactly as signing does, under the same rules.
+ *
+ * The token hash's key is derived once at open and made read-only: never written again, it needs
+ * no ordering beyond the thread that opened the vault handing it to the others.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +65,32 @@ void *vault_mem_alloc(size_t n)
 void vault_mem_free(void *p)
 {
     sodium_free(p); /* makes the region writable, zeroes it, unmaps it; accepts NULL */
+}
+
+unsigned char *vault_token_key_new(unsigned char *master)
+{
+    unsigned char *k = vault_mem_alloc(GW_VAULT_TOKEN_HASH_LEN);
+    if (k == NULL) {
+        return NULL;
+    }
+    /* crypto_kdf wants a crypto_kdf_KEYBYTES key: the master key is exactly that. */
+    _Static_assert(crypto_kdf_KEYBYTES == GW_VAULT_MASTER_KEY_LEN, "master key size");
+    _Static_assert(sizeof VAULT_TOKEN_KEY_CONTEXT - 1 == crypto_kdf_CONTEXTBYTES, "kdf context");
+    _Static_assert(GW_VAULT_TOKEN_HASH_LEN >= crypto_kdf_BYTES_MIN &&
+                       GW_VAULT_TOKEN_HASH_LEN <= crypto_kdf_BYTES_MAX &&
+                       GW_VAULT_TOKEN_HASH_LEN >= crypto_generichash_KEYBYTES_MIN &&
+                       GW_VAULT_TOKEN_HASH_LEN <= crypto_generichash_KEYBYTES_MAX,
+                   "token key size");
+    vault_mem_readonly(master);
+    int rc = crypto_kdf_derive_from_key(k, GW_VAULT_TOKEN_HASH_LEN, VAULT_TOKEN_KEY_ID,
+                                        VAULT_TOKEN_KEY_CONTEXT, master);
+    vault_mem_noaccess(master);
+    if (rc != 0) {
+        vault_mem_free(k);
+        return NULL;
+    }
+    vault_mem_readonly(k);
+    return k;
 }
 
 /*

@@ -2,13 +2,17 @@
  * store: the credential store format, bytes in and bytes out; files.c reads and writes the file.
  *
  * Store file (all integers big-endian):
- *   "TCGWSTORE1"            10 bytes, magic and format version; the AEAD additional data
+ *   "TCGWSTORE2"            10 bytes, magic and format version; the AEAD additional data
  *   nonce                   24 bytes, fresh random per save
  *   ciphertext              XChaCha20-Poly1305 (IETF) of the plaintext, then its 16-byte tag
  * Plaintext:
  *   count                   u32
- *   count times:            u16 name_len, name, u16 id_len, SecretId, u16 key_len, SecretKey
- *                           (entries in strictly ascending name order)
+ *   count times:            u8 kind (enum gw_vault_kind), u16 name_len, name, u16 id_len,
+ *                           SecretId, u16 key_len, SecretKey
+ *                           (entries in strictly ascending (kind, name) order)
+ * Version 1 ("TCGWSTORE1", written before caller keys existed) is the same without the kind byte:
+ * every entry a credential. It is still read, so existing stores open; a save writes version 2.
+ * The version is the additional data, so a file cannot be passed off as the other version.
  * The plaintext is only ever built and parsed in key memory, never through stdio.
  */
 #include <stdlib.h>
@@ -49,27 +53,44 @@ static bool take_field(struct cursor *c, size_t max, const unsigned char **p, si
     return take_u16(c, n) && *n <= max && take(c, *n, p);
 }
 
-/* Parses the plaintext (key memory) into vault, which is empty. */
-static enum gw_err parse_plain(struct gw_vault *vault, const unsigned char *pt, size_t len,
-                               const char *path, char *msg, size_t msglen)
+/*
+ * Parses the plaintext (key memory) into vault, which is empty. with_kinds: version 2; version 1
+ * has credentials only.
+ */
+static enum gw_err parse_plain(struct gw_vault *vault, bool with_kinds, const unsigned char *pt,
+                               size_t len, const char *path, char *msg, size_t msglen)
 {
     enum gw_err err;
     struct cursor cur = {pt, len};
     const unsigned char *b;
     char prev[GW_VAULT_MAX_NAME + 1] = "";
+    unsigned prev_kind = GW_VAULT_CREDENTIAL;
     char why[160];
 
     if (!take(&cur, 4, &b)) {
         goto damaged;
     }
     uint32_t count = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
-    if (count > GW_VAULT_MAX_ENTRIES) {
+    if (count > GW_VAULT_MAX_ENTRIES + GW_VAULT_MAX_CALLER_KEYS) {
         goto damaged;
     }
     for (uint32_t i = 0; i < count; i++) {
         const unsigned char *name_p, *id_p, *key_p;
         size_t name_n, id_n, key_n;
         char name[GW_VAULT_MAX_NAME + 1];
+        unsigned kind = GW_VAULT_CREDENTIAL;
+        if (with_kinds) {
+            if (!take(&cur, 1, &b)) {
+                goto damaged;
+            }
+            kind = b[0];
+        }
+        if ((kind != GW_VAULT_CREDENTIAL && kind != GW_VAULT_CALLER_KEY) || kind < prev_kind) {
+            goto damaged;
+        }
+        if (kind != prev_kind) {
+            prev[0] = '\0'; /* names start again in the next kind */
+        }
         if (!take_field(&cur, GW_VAULT_MAX_NAME, &name_p, &name_n) ||
             !take_field(&cur, GW_VAULT_MAX_SECRET_ID, &id_p, &id_n) ||
             !take_field(&cur, GW_VAULT_MAX_SECRET_KEY, &key_p, &key_n)) {
@@ -77,13 +98,13 @@ static enum gw_err parse_plain(struct gw_vault *vault, const unsigned char *pt, 
         }
         memcpy(name, name_p, name_n);
         name[name_n] = '\0';
-        /* Strictly ascending: no duplicates, and the order put gives. */
-        if (memchr(name_p, '\0', name_n) != NULL || (i > 0 && strcmp(prev, name) >= 0)) {
+        /* Strictly ascending within a kind: no duplicates, and the order put gives. */
+        if (memchr(name_p, '\0', name_n) != NULL || (prev[0] != '\0' && strcmp(prev, name) >= 0)) {
             goto damaged;
         }
-        /* Through gw_vault_put, so a store obeys exactly the rules a new credential does. */
-        if ((err = gw_vault_put(vault, name, (const char *)id_p, id_n, (const char *)key_p, key_n,
-                                why, sizeof why)) != GW_OK) {
+        /* Through vault_put, so a store obeys exactly the rules a new entry does (limits too). */
+        if ((err = vault_put(vault, (enum gw_vault_kind)kind, name, (const char *)id_p, id_n,
+                             (const char *)key_p, key_n, why, sizeof why)) != GW_OK) {
             if (err == GW_ERR_INVALID) {
                 gw_say(msg, msglen, "credential store %s is damaged: entry %u: %s", path,
                        (unsigned)i, why);
@@ -93,6 +114,7 @@ static enum gw_err parse_plain(struct gw_vault *vault, const unsigned char *pt, 
             return err;
         }
         memcpy(prev, name, name_n + 1);
+        prev_kind = kind;
     }
     if (cur.left != 0) {
         goto damaged;
@@ -121,10 +143,11 @@ enum gw_err vault_store_decode(struct gw_vault *vault, const unsigned char *file
                path, len, (int)VAULT_STORE_MIN);
         return GW_ERR_INVALID;
     }
-    if (memcmp(file, VAULT_STORE_MAGIC, VAULT_STORE_MAGIC_LEN) != 0) {
+    bool v2 = memcmp(file, VAULT_STORE_MAGIC, VAULT_STORE_MAGIC_LEN) == 0;
+    if (!v2 && memcmp(file, VAULT_STORE_MAGIC_V1, VAULT_STORE_MAGIC_LEN) != 0) {
         gw_say(msg, msglen,
                "%s is not a tcgw credential store (format " VAULT_STORE_MAGIC
-               "), or its header was modified",
+               " or " VAULT_STORE_MAGIC_V1 "), or its header was modified",
                path);
         return GW_ERR_INVALID;
     }
@@ -145,7 +168,7 @@ enum gw_err vault_store_decode(struct gw_vault *vault, const unsigned char *file
         err = GW_ERR_CRYPTO;
         goto out;
     }
-    err = parse_plain(vault, pt, pt_cap, path, msg, msglen);
+    err = parse_plain(vault, v2, pt, pt_cap, path, msg, msglen);
 out:
     vault_mem_free(pt); /* wipes the plaintext */
     return err;
@@ -159,12 +182,45 @@ static void put_u16(unsigned char *p, size_t *n, size_t v)
     p[(*n)++] = (unsigned char)v;
 }
 
-/* Serialises the credentials into new key memory. */
+/* Appends entry c of kind to pt at *n (room checked by the caller). */
+static enum gw_err put_entry(unsigned char *pt, size_t *n, size_t kind, struct cred *c)
+{
+    struct secret *s;
+    size_t name_n = strlen(c->name);
+    pt[(*n)++] = (unsigned char)kind;
+    put_u16(pt, n, name_n);
+    memcpy(pt + *n, c->name, name_n);
+    *n += name_n;
+    /* The lock: signers that derive a key change the same secret's protection. */
+    pthread_mutex_lock(&c->lock);
+    if (vault_secret_open(c, false, &s) != GW_OK) {
+        pthread_mutex_unlock(&c->lock);
+        return GW_ERR_INTERNAL;
+    }
+    put_u16(pt, n, s->id_len);
+    memcpy(pt + *n, s->id, s->id_len);
+    *n += s->id_len;
+    put_u16(pt, n, s->key_len);
+    memcpy(pt + *n, s->key, s->key_len);
+    *n += s->key_len;
+    vault_secret_close(c);
+    pthread_mutex_unlock(&c->lock);
+    return GW_OK;
+}
+
+/* Serialises the entries, kind by kind, into new key memory (version 2). */
 static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out, size_t *out_len)
 {
+    enum gw_err err;
     size_t len = VAULT_PLAIN_MIN;
-    for (size_t i = 0; i < vault->count; i++) {
-        len += 6 + strlen(vault->creds[i]->name) + GW_VAULT_MAX_SECRET_ID + GW_VAULT_MAX_SECRET_KEY;
+    size_t total = 0;
+    for (size_t k = 0; k < VAULT_KINDS; k++) {
+        const struct vault_table *t = &vault->tables[k];
+        for (size_t i = 0; i < t->count; i++) {
+            len +=
+                7 + strlen(t->entries[i]->name) + GW_VAULT_MAX_SECRET_ID + GW_VAULT_MAX_SECRET_KEY;
+        }
+        total += t->count;
     }
     /* len is an upper bound (ids and keys at their maximum); the true length is counted below. */
     unsigned char *pt = vault_mem_alloc(len);
@@ -172,33 +228,20 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
         return GW_ERR_NOMEM;
     }
     size_t n = 0;
-    uint32_t count = (uint32_t)vault->count;
+    uint32_t count = (uint32_t)total;
     pt[n++] = (unsigned char)(count >> 24);
     pt[n++] = (unsigned char)(count >> 16);
     pt[n++] = (unsigned char)(count >> 8);
     pt[n++] = (unsigned char)count;
-    for (size_t i = 0; i < vault->count; i++) {
-        struct cred *c = vault->creds[i];
-        size_t name_n = strlen(c->name);
-        put_u16(pt, &n, name_n);
-        memcpy(pt + n, c->name, name_n);
-        n += name_n;
-        struct secret *s;
-        /* The lock: signers that derive a key change the same secret's protection. */
-        pthread_mutex_lock(&c->lock);
-        if (vault_secret_open(c, false, &s) != GW_OK) {
-            pthread_mutex_unlock(&c->lock);
-            vault_mem_free(pt);
-            return GW_ERR_INTERNAL;
+    /* Tables are in name order and kinds in enum order: the order parse_plain requires. */
+    for (size_t k = 0; k < VAULT_KINDS; k++) {
+        const struct vault_table *t = &vault->tables[k];
+        for (size_t i = 0; i < t->count; i++) {
+            if ((err = put_entry(pt, &n, k, t->entries[i])) != GW_OK) {
+                vault_mem_free(pt);
+                return err;
+            }
         }
-        put_u16(pt, &n, s->id_len);
-        memcpy(pt + n, s->id, s->id_len);
-        n += s->id_len;
-        put_u16(pt, &n, s->key_len);
-        memcpy(pt + n, s->key, s->key_len);
-        n += s->key_len;
-        vault_secret_close(c);
-        pthread_mutex_unlock(&c->lock);
     }
     *out = pt;
     *out_len = n;

@@ -1,6 +1,7 @@
 /*
- * vault: the credential table. Opening a vault (master key, then store), adding credentials, the
- * look-ups `secrets list` and the pipeline need, and freeing. vault_int.h says where the rest is.
+ * vault: the tables of entries, one per kind (credentials, caller keys). Opening a vault (master
+ * key, token hash key, then store), adding and removing entries, the look-ups `secrets list` and
+ * the pipeline need, the token hash, and freeing. vault_int.h says where the rest is.
  */
 #include "vault/vault.h"
 
@@ -63,6 +64,12 @@ static enum gw_err open_vault(const char *key_path, const char *store_path, bool
     if ((err = vault_master_load(key_path, &vault->master, msg, msglen)) != GW_OK) {
         goto out;
     }
+    /* Now, while the master key is at hand: hashing a token must never need it. */
+    if ((vault->token_key = vault_token_key_new(vault->master)) == NULL) {
+        gw_say(msg, msglen, "out of memory");
+        err = GW_ERR_NOMEM;
+        goto out;
+    }
     if (for_update) {
         /*
          * A store we would refuse to read is refused before its lock file is made: a lock file
@@ -106,11 +113,15 @@ void gw_vault_free(struct gw_vault *vault)
     if (vault == NULL) {
         return;
     }
-    for (size_t i = 0; i < vault->count; i++) {
-        vault_cred_free(vault->creds[i]);
+    for (size_t k = 0; k < VAULT_KINDS; k++) {
+        struct vault_table *t = &vault->tables[k];
+        for (size_t i = 0; i < t->count; i++) {
+            vault_cred_free(t->entries[i]);
+        }
+        free(t->entries);
     }
-    free(vault->creds);
     vault_mem_free(vault->master);
+    vault_mem_free(vault->token_key);
     gw_file_unlock(vault->lock_fd);
     free(vault->locked_store);
     free(vault);
@@ -158,15 +169,29 @@ static enum gw_err check_value(const char *what, const char *v, size_t len, size
     return GW_OK;
 }
 
-/* ---- The table ---- */
+/* ---- The tables ---- */
 
-/* Index of name, or of where it would go (*found says which). */
-static size_t find_pos(const struct gw_vault *vault, const char *name, bool *found)
+/* What each kind is called in messages, and how many a store holds. */
+static const struct {
+    const char *what;
+    size_t max;
+} kinds[VAULT_KINDS] = {
+    [GW_VAULT_CREDENTIAL] = {"credential", GW_VAULT_MAX_ENTRIES},
+    [GW_VAULT_CALLER_KEY] = {"caller key", GW_VAULT_MAX_CALLER_KEYS},
+};
+
+static bool kind_valid(enum gw_vault_kind kind)
 {
-    size_t lo = 0, hi = vault->count;
+    return kind == GW_VAULT_CREDENTIAL || kind == GW_VAULT_CALLER_KEY;
+}
+
+/* Index of name in t, or of where it would go (*found says which). */
+static size_t find_pos(const struct vault_table *t, const char *name, bool *found)
+{
+    size_t lo = 0, hi = t->count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(vault->creds[mid]->name, name);
+        int c = strcmp(t->entries[mid]->name, name);
         if (c == 0) {
             *found = true;
             return mid;
@@ -181,86 +206,156 @@ static size_t find_pos(const struct gw_vault *vault, const char *name, bool *fou
     return lo;
 }
 
-struct cred *vault_find(const struct gw_vault *vault, const char *name)
+struct cred *vault_find(const struct gw_vault *vault, enum gw_vault_kind kind, const char *name)
 {
     bool found;
-    size_t i = find_pos(vault, name, &found);
-    return found ? vault->creds[i] : NULL;
+    if (vault == NULL || name == NULL || !kind_valid(kind)) {
+        return NULL;
+    }
+    const struct vault_table *t = &vault->tables[kind];
+    size_t i = find_pos(t, name, &found);
+    return found ? t->entries[i] : NULL;
 }
 
-enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *secret_id,
-                         size_t secret_id_len, const char *secret_key, size_t secret_key_len,
-                         char *msg, size_t msglen)
+enum gw_err vault_put(struct gw_vault *vault, enum gw_vault_kind kind, const char *name,
+                      const char *id, size_t id_len, const char *key, size_t key_len, char *msg,
+                      size_t msglen)
 {
     enum gw_err err;
     struct cred *c = NULL;
     bool found;
 
-    if (vault == NULL) {
+    if (vault == NULL || !kind_valid(kind)) {
         gw_say(msg, msglen, "no vault");
         return GW_ERR_INVALID;
     }
+    const char *what = kinds[kind].what;
     if (!gw_vault_name_valid(name)) {
-        gw_say(msg, msglen, "credential name must be 1 to %d characters from A-Z a-z 0-9 . _ -",
+        gw_say(msg, msglen, "%s name must be 1 to %d characters from A-Z a-z 0-9 . _ -", what,
                GW_VAULT_MAX_NAME);
         return GW_ERR_INVALID;
     }
-    if ((err = check_value("SecretId", secret_id, secret_id_len, GW_VAULT_MAX_SECRET_ID, msg,
-                           msglen)) != GW_OK ||
-        (err = check_value("SecretKey", secret_key, secret_key_len, GW_VAULT_MAX_SECRET_KEY, msg,
-                           msglen)) != GW_OK) {
+    if ((err = check_value("SecretId", id, id_len, GW_VAULT_MAX_SECRET_ID, msg, msglen)) != GW_OK ||
+        (err = check_value("SecretKey", key, key_len, GW_VAULT_MAX_SECRET_KEY, msg, msglen)) !=
+            GW_OK) {
         return err;
     }
 
-    size_t pos = find_pos(vault, name, &found);
+    struct vault_table *t = &vault->tables[kind];
+    size_t pos = find_pos(t, name, &found);
     if (found) {
-        if ((err = vault_cred_set(vault->creds[pos], secret_id, secret_id_len, secret_key,
-                                  secret_key_len)) != GW_OK) {
+        if ((err = vault_cred_set(t->entries[pos], id, id_len, key, key_len)) != GW_OK) {
             gw_say(msg, msglen, "cannot unprotect key memory");
         }
         return err;
     }
-    if (vault->count >= GW_VAULT_MAX_ENTRIES) {
-        gw_say(msg, msglen, "a credential store holds at most %d credentials",
-               GW_VAULT_MAX_ENTRIES);
+    if (t->count >= kinds[kind].max) {
+        gw_say(msg, msglen, "a credential store holds at most %zu %ss", kinds[kind].max, what);
         return GW_ERR_TOO_LARGE;
     }
-    struct cred **grown = realloc(vault->creds, (vault->count + 1) * sizeof *grown);
+    struct cred **grown = realloc(t->entries, (t->count + 1) * sizeof *grown);
     if (grown == NULL) {
         goto nomem;
     }
-    vault->creds = grown;
-    c = vault_cred_new(name, secret_id, secret_id_len, secret_key, secret_key_len);
+    t->entries = grown;
+    c = vault_cred_new(name, id, id_len, key, key_len);
     if (c == NULL) {
         goto nomem;
     }
-    memmove(&vault->creds[pos + 1], &vault->creds[pos], (vault->count - pos) * sizeof *grown);
-    vault->creds[pos] = c;
-    vault->count++;
+    memmove(&t->entries[pos + 1], &t->entries[pos], (t->count - pos) * sizeof *grown);
+    t->entries[pos] = c;
+    t->count++;
     return GW_OK;
 nomem:
     gw_say(msg, msglen, "out of memory");
     return GW_ERR_NOMEM;
 }
 
+enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *secret_id,
+                         size_t secret_id_len, const char *secret_key, size_t secret_key_len,
+                         char *msg, size_t msglen)
+{
+    return vault_put(vault, GW_VAULT_CREDENTIAL, name, secret_id, secret_id_len, secret_key,
+                     secret_key_len, msg, msglen);
+}
+
+enum gw_err gw_vault_put_caller_key(struct gw_vault *vault, const char *caller,
+                                    const char *secret_id, size_t secret_id_len,
+                                    const char *secret_key, size_t secret_key_len, char *msg,
+                                    size_t msglen)
+{
+    return vault_put(vault, GW_VAULT_CALLER_KEY, caller, secret_id, secret_id_len, secret_key,
+                     secret_key_len, msg, msglen);
+}
+
+enum gw_err gw_vault_remove(struct gw_vault *vault, enum gw_vault_kind kind, const char *name)
+{
+    bool found;
+    if (vault == NULL || name == NULL || !kind_valid(kind)) {
+        return GW_ERR_INVALID;
+    }
+    struct vault_table *t = &vault->tables[kind];
+    size_t pos = find_pos(t, name, &found);
+    if (!found) {
+        return GW_ERR_NOT_FOUND;
+    }
+    /*
+     * Freed at once, signing keys included: as gw_vault_put's replacement, only while no other
+     * thread uses the vault (vault.h), so no signer can hold one of them (keymem.c).
+     */
+    vault_cred_free(t->entries[pos]);
+    memmove(&t->entries[pos], &t->entries[pos + 1], (t->count - pos - 1) * sizeof *t->entries);
+    t->count--;
+    return GW_OK;
+}
+
 size_t gw_vault_count(const struct gw_vault *vault)
 {
-    return vault == NULL ? 0 : vault->count;
+    return vault == NULL ? 0 : vault->tables[GW_VAULT_CREDENTIAL].count;
 }
 
 bool gw_vault_has(const struct gw_vault *vault, const char *name)
 {
-    return vault != NULL && name != NULL && vault_find(vault, name) != NULL;
+    return vault_find(vault, GW_VAULT_CREDENTIAL, name) != NULL;
+}
+
+bool gw_vault_has_caller_key(const struct gw_vault *vault, const char *caller)
+{
+    return vault_find(vault, GW_VAULT_CALLER_KEY, caller) != NULL;
 }
 
 enum gw_err gw_vault_describe(const struct gw_vault *vault, size_t i,
                               char name[GW_VAULT_MAX_NAME + 1], char id_tail[5])
 {
-    if (vault == NULL || i >= vault->count) {
+    if (vault == NULL || i >= vault->tables[GW_VAULT_CREDENTIAL].count) {
         return GW_ERR_NOT_FOUND;
     }
-    const struct cred *c = vault->creds[i];
+    const struct cred *c = vault->tables[GW_VAULT_CREDENTIAL].entries[i];
     memcpy(name, c->name, strlen(c->name) + 1);
     memcpy(id_tail, c->id_tail, sizeof c->id_tail);
+    return GW_OK;
+}
+
+/* ---- Token hash ---- */
+
+enum gw_err gw_vault_token_hash(const struct gw_vault *vault, const unsigned char *token,
+                                size_t token_len, unsigned char out[GW_VAULT_TOKEN_HASH_LEN])
+{
+    unsigned char hash[GW_VAULT_TOKEN_HASH_LEN];
+    if (vault == NULL || vault->token_key == NULL || out == NULL ||
+        (token == NULL && token_len > 0)) {
+        return GW_ERR_INVALID;
+    }
+    /*
+     * token_key is read-only and never written after open: any number of threads read it at once,
+     * with no lock and no protection change. Into hash first, so out is untouched on failure.
+     */
+    if (crypto_generichash(hash, sizeof hash, token, token_len, vault->token_key,
+                           GW_VAULT_TOKEN_HASH_LEN) != 0) {
+        sodium_memzero(hash, sizeof hash);
+        return GW_ERR_INTERNAL;
+    }
+    memcpy(out, hash, sizeof hash);
+    sodium_memzero(hash, sizeof hash);
     return GW_OK;
 }

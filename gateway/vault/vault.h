@@ -21,10 +21,11 @@
 #include "vault/tc3.h"
 
 #define GW_VAULT_MASTER_KEY_LEN 32
-#define GW_VAULT_MAX_NAME 64        /* credential names: [A-Za-z0-9._-], 1..64 characters */
-#define GW_VAULT_MAX_SECRET_ID 128  /* printable ASCII, no spaces */
-#define GW_VAULT_MAX_SECRET_KEY 128 /* the same rule as a SecretId */
-#define GW_VAULT_MAX_ENTRIES 256
+#define GW_VAULT_MAX_NAME 64          /* entry names: [A-Za-z0-9._-], 1..64 characters */
+#define GW_VAULT_MAX_SECRET_ID 128    /* printable ASCII, no spaces */
+#define GW_VAULT_MAX_SECRET_KEY 128   /* the same rule as a SecretId */
+#define GW_VAULT_MAX_ENTRIES 256      /* credentials */
+#define GW_VAULT_MAX_CALLER_KEYS 1024 /* caller keys: one per caller at most */
 
 struct gw_vault;
 
@@ -140,8 +141,11 @@ bool gw_vault_has_caller_key(const struct gw_vault *vault, const char *caller);
  * gw_vault_sign does) the signing key for date ("YYYY-MM-DD") and service, computes
  * hex(HMAC-SHA256(key, string_to_sign)) and compares it with signature in constant time.
  * secret_id must equal the key's SecretId (compared in constant time too). GW_OK when both match,
- * GW_ERR_CRYPTO when either does not, GW_ERR_NOT_FOUND when there is no such caller key,
- * GW_ERR_INVALID for a malformed date or service. Thread-safe as gw_vault_sign.
+ * GW_ERR_CRYPTO when either does not (a signature that is not 64 characters included),
+ * GW_ERR_NOT_FOUND when there is no such caller key, GW_ERR_INVALID for a malformed date or
+ * service (or a string_to_sign longer than GW_TC3_MAX_TEXT), GW_ERR_INTERNAL as gw_vault_sign.
+ * Only dates that are today or tomorrow by the clock use the cache, as for gw_vault_sign.
+ * Thread-safe as gw_vault_sign.
  */
 enum gw_err gw_vault_verify(struct gw_vault *vault, const char *caller, const char *secret_id,
                             const char *date, const char *service, const char *string_to_sign,

@@ -3,12 +3,13 @@
  * it but the module's unit tests, which look inside (clock, protection count, slots): the
  * module's interface is vault.h.
  *
- *   vault.c   the credential table: open, put, look-ups, free
+ *   vault.c   the tables of credentials and caller keys: open, put, remove, look-ups, the
+ *             token hash, free
  *   keymem.c  key memory: the only file that allocates it or changes its protection, and the
  *             signing keys derived into it, published to signers without a lock
  *   store.c   the store format: plaintext layout and encryption; bytes in, bytes out, no files
  *   files.c   the vault's files: master key, reading and replacing the store, the writer lock
- *   sign.c    signing with a credential, and the cache's counters
+ *   sign.c    signing with a credential, checking a caller's signature, and the cache's counters
  */
 #ifndef GW_VAULT_INT_H
 #define GW_VAULT_INT_H
@@ -23,23 +24,32 @@
 #include "vault/vault.h"
 
 /* Store file sizes; store.c describes the layout. */
-#define VAULT_STORE_MAGIC "TCGWSTORE1"
+#define VAULT_STORE_MAGIC "TCGWSTORE2"    /* the format written */
+#define VAULT_STORE_MAGIC_V1 "TCGWSTORE1" /* still read: credentials only, no kinds */
 #define VAULT_STORE_MAGIC_LEN 10
 #define VAULT_NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define VAULT_TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define VAULT_HEADER_LEN (VAULT_STORE_MAGIC_LEN + VAULT_NONCE_LEN)
 #define VAULT_ENTRY_MAX                                                                            \
-    (2 + GW_VAULT_MAX_NAME + 2 + GW_VAULT_MAX_SECRET_ID + 2 + GW_VAULT_MAX_SECRET_KEY)
+    (1 + 2 + GW_VAULT_MAX_NAME + 2 + GW_VAULT_MAX_SECRET_ID + 2 + GW_VAULT_MAX_SECRET_KEY)
 #define VAULT_PLAIN_MIN 4
-#define VAULT_PLAIN_MAX (VAULT_PLAIN_MIN + GW_VAULT_MAX_ENTRIES * VAULT_ENTRY_MAX)
+#define VAULT_PLAIN_MAX                                                                            \
+    (VAULT_PLAIN_MIN + (GW_VAULT_MAX_ENTRIES + GW_VAULT_MAX_CALLER_KEYS) * VAULT_ENTRY_MAX)
 #define VAULT_STORE_MIN (VAULT_HEADER_LEN + VAULT_PLAIN_MIN + VAULT_TAG_LEN)
 #define VAULT_STORE_MAX (VAULT_HEADER_LEN + VAULT_PLAIN_MAX + VAULT_TAG_LEN)
 
+/* The kinds of entry, as enum gw_vault_kind counts them: one table each. */
+#define VAULT_KINDS 2
+
+/* The subkey of the master key that keys gw_vault_token_hash (crypto_kdf: id and context). */
+#define VAULT_TOKEN_KEY_ID 1
+#define VAULT_TOKEN_KEY_CONTEXT "tcgwtokn"
+
 /*
- * Signing keys cached per credential: (date, service) pairs. A day's traffic with the gateway's
- * credential uses one service or a few; yesterday's keys stay until the day after (see keymem.c),
- * so eight slots hold four services. A credential that needs more signs without caching the extra
- * keys (correct, only slower).
+ * Signing keys cached per entry (credential or caller key): (date, service) pairs. A day's traffic
+ * with the gateway's credential uses one service or a few; yesterday's keys stay until the day
+ * after (see keymem.c), so eight slots hold four services. A credential that needs more signs
+ * without caching the extra keys (correct, only slower).
  */
 #define VAULT_KEY_SLOTS 8
 
@@ -60,7 +70,7 @@ struct derived {
 };
 
 /*
- * A credential's SecretId and SecretKey, and room to derive a signing key: one region of key
+ * An entry's SecretId and SecretKey, and room to derive a signing key: one region of key
  * memory, no-access at rest. scratch is zero outside a derivation.
  */
 struct secret {
@@ -71,6 +81,10 @@ struct secret {
     struct derived scratch;
 };
 
+/*
+ * An entry of the vault: a credential, or a caller key (the same shape; only the table it is in
+ * differs, and with it who may use it: gw_vault_sign or gw_vault_verify).
+ */
 struct cred {
     char name[GW_VAULT_MAX_NAME + 1];
     char id_tail[5]; /* shown by `secrets list`; not secret */
@@ -95,11 +109,22 @@ struct vault_stat_shard {
     _Atomic uint64_t misses;
 };
 
+/* The entries of one kind, ascending by name; pointers because of the mutexes. */
+struct vault_table {
+    struct cred **entries;
+    size_t count;
+};
+
 struct gw_vault {
     struct vault_stat_shard stats[VAULT_STAT_SHARDS]; /* first: the allocation is aligned */
     unsigned char *master; /* key memory, GW_VAULT_MASTER_KEY_LEN bytes, no-access at rest */
-    struct cred **creds;   /* count entries, ascending by name; pointers because of the mutexes */
-    size_t count;
+    /*
+     * Key memory, GW_VAULT_TOKEN_HASH_LEN bytes: the token hash's key, derived from the master key
+     * at open and read-only from then on (every request with a bearer token reads it, so no
+     * protection change per use; sodium_malloc keeps it out of core dumps all the same).
+     */
+    unsigned char *token_key;
+    struct vault_table tables[VAULT_KINDS]; /* indexed by enum gw_vault_kind */
     int64_t (*now)(void);     /* the wall clock, seconds since the epoch; tests replace it */
     _Atomic uint64_t retired; /* signing keys wiped because their day had passed */
     int lock_fd;              /* the store's writer lock (gw_vault_open_for_update), or -1 */
@@ -108,8 +133,16 @@ struct gw_vault {
 
 /* ---- vault.c ---- */
 
-/* The credential called name, or NULL. Borrowed from vault. */
-struct cred *vault_find(const struct gw_vault *vault, const char *name);
+/* The entry of that kind called name, or NULL. Borrowed from vault. */
+struct cred *vault_find(const struct gw_vault *vault, enum gw_vault_kind kind, const char *name);
+
+/*
+ * gw_vault_put for an entry of either kind: adds or replaces it after checking name and values
+ * (msg says what is wrong, never echoing a value).
+ */
+enum gw_err vault_put(struct gw_vault *vault, enum gw_vault_kind kind, const char *name,
+                      const char *id, size_t id_len, const char *key, size_t key_len, char *msg,
+                      size_t msglen) GW_MUST_CHECK;
 
 /* ---- keymem.c ---- */
 
@@ -121,6 +154,12 @@ void *vault_mem_alloc(size_t n);
 
 /* Wipes and frees key memory, whatever its protection. Accepts NULL. */
 void vault_mem_free(void *p);
+
+/*
+ * Derives the token hash's key from the master key (made readable for the derivation only) into
+ * new key memory, left read-only. NULL when out of memory.
+ */
+unsigned char *vault_token_key_new(unsigned char *master);
 
 /* Makes key memory no-access, or read-only. Both stop the process if the kernel refuses. */
 void vault_mem_noaccess(void *p);
@@ -190,9 +229,9 @@ const struct derived *vault_key_publish(struct cred *c, const struct derived *ke
 /* ---- store.c ---- */
 
 /*
- * Decrypts a whole store file (file, len) with vault's master key and adds its credentials to
- * vault, which is empty. path only names the file in msg. GW_ERR_INVALID: truncated, not a
- * store, or damaged inside; GW_ERR_CRYPTO: wrong master key or a modified file.
+ * Decrypts a whole store file (file, len) with vault's master key and adds its entries to
+ * vault, which is empty (both formats: store.c). path only names the file in msg. GW_ERR_INVALID:
+ * truncated, not a store, or damaged inside; GW_ERR_CRYPTO: wrong master key or a modified file.
  */
 enum gw_err vault_store_decode(struct gw_vault *vault, const unsigned char *file, size_t len,
                                const char *path, char *msg, size_t msglen) GW_MUST_CHECK;

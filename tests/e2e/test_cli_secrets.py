@@ -137,7 +137,7 @@ class CliSecretsTest(unittest.TestCase):
             blob = f.read()
         for s in (SECRET_ID, SECRET_KEY, "default"):
             self.assertNotIn(s.encode(), blob)
-        self.assertTrue(blob.startswith(b"TCGWSTORE1"))
+        self.assertTrue(blob.startswith(b"TCGWSTORE2"))
         # No temporary file left behind; the writers' lock file stays, empty and private.
         self.assertEqual(sorted(os.listdir(self.dir)),
                          ["credentials.store", "credentials.store.lock", "master.key"])

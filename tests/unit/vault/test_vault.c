@@ -329,7 +329,7 @@ static void test_round_trip(void **state)
     assert_int_equal(stat(f->store, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0600);
     size_t n = read_file(f->store, file, sizeof file);
-    assert_memory_equal(file, "TCGWSTORE1", 10);
+    assert_memory_equal(file, "TCGWSTORE2", 10);
     assert_false(contains(file, n, "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE"));
     assert_false(contains(file, n, "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"));
     assert_false(contains(file, n, "abcdefghijklmnopqrstuvwxyz012345"));
@@ -474,7 +474,7 @@ static void test_truncated_store(void **state)
         }
     }
     /* Far larger than any store. */
-    size_t huge = 200000;
+    size_t huge = VAULT_STORE_MAX + 1000;
     unsigned char *big = calloc(huge, 1);
     assert_non_null(big);
     memcpy(big, orig, n);
@@ -827,7 +827,7 @@ static void expect_stats(struct gw_vault *v, uint64_t hits, uint64_t misses)
 static size_t published(struct gw_vault *v, const char *name, int64_t day, const char *service,
                         bool *found)
 {
-    struct cred *c = vault_find(v, name);
+    struct cred *c = vault_find(v, GW_VAULT_CREDENTIAL, name);
     assert_non_null(c);
     size_t n = 0;
     *found = false;
@@ -1062,7 +1062,7 @@ static void test_key_memory_faults(void **state)
     assert_int_equal(gw_vault_keygen(f->key, f->msg, sizeof f->msg), GW_OK);
     struct gw_vault *v = open_ok(f);
     put_ok(v, "main", MAIN_ID, MAIN_KEY);
-    struct cred *c = vault_find(v, "main");
+    struct cred *c = vault_find(v, GW_VAULT_CREDENTIAL, "main");
     assert_non_null(c);
     volatile unsigned char *secret_key = c->sec->key;
 

@@ -42,7 +42,7 @@
 struct gw_replay;
 
 /*
- * A cache of slots signatures (rounded up to a power of two, at least 1024), 20 bytes each.
+ * A cache of slots signatures (rounded up to a power of two, at least 4096), 20 bytes each.
  * Entries live until their signature's timestamp + GW_IDENTIFY_MAX_SKEW + GW_REPLAY_MARGIN, so
  * the cache holds whatever was accepted in the last ~11 minutes; it refuses new signatures only
  * near full (about half the slots live, by the probe window's luck). *out is new.

@@ -17,7 +17,7 @@
 
 #define STRIPES 64u
 #define WINDOW 32u
-#define MIN_SLOTS 1024u
+#define MIN_SLOTS (STRIPES * WINDOW * 2) /* a window never wraps onto itself */
 
 struct slot {
     unsigned char key[GW_REPLAY_KEY_LEN];

@@ -12,7 +12,12 @@ static void usage(FILE *f)
     fputs("usage: tcgw serve [--config FILE] [--listen ADDR] [--port N]\n"
           "       tcgw keygen [--config FILE | --key FILE]\n"
           "       tcgw secrets put NAME [--config FILE | --key FILE --store FILE]\n"
-          "       tcgw secrets list [--config FILE | --key FILE --store FILE] [--json]\n",
+          "       tcgw secrets list [--config FILE | --key FILE --store FILE] [--json]\n"
+          "       tcgw callers add NAME [--token] [--sdk-key] [--certificate URI_OR_CN]\n"
+          "                        [--credential NAME] [--policy NAME]... [--attribute K=V]...\n"
+          "                        [--json] [--config FILE]\n"
+          "       tcgw callers list [--json] [--config FILE]\n"
+          "       tcgw callers remove NAME [--config FILE]\n",
           f);
 }
 
@@ -43,6 +48,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(verb, "secrets") == 0) {
         return gw_cli_secrets(argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "callers") == 0) {
+        return gw_cli_callers(argc - 1, argv + 1);
     }
     if (strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {
         usage(stdout);

@@ -400,6 +400,7 @@ static int remove_caller(const struct args *a, const struct gw_config *cfg)
         goto out;
     }
     bool had_key = c->sdk_secret_id[0] != '\0';
+    bool key_removed = false;
     /* The mapping goes first: once saved, the caller is refused even if the store fails. */
     if (gw_callers_remove(callers, a->name) != GW_OK ||
         gw_callers_save(callers, msg, sizeof msg) != GW_OK) {
@@ -415,13 +416,16 @@ static int remove_caller(const struct args *a, const struct gw_config *cfg)
                     a->name, msg);
             goto out;
         }
-        if (gw_vault_remove(vault, GW_VAULT_CALLER_KEY, a->name) == GW_OK &&
+        key_removed = gw_vault_remove(vault, GW_VAULT_CALLER_KEY, a->name) == GW_OK;
+        if (key_removed &&
             save_vault(vault, cfg, "its SDK key stays in the store (no longer usable)") != 0) {
             goto out;
         }
     }
     printf("removed caller '%s' from %s%s\n", a->name, cfg->callers_file,
-           had_key ? " and its SDK key from the credential store" : "");
+           key_removed ? " and its SDK key from the credential store"
+           : had_key   ? " (its SDK key was not in the credential store)"
+                       : "");
     rc = 0;
 out:
     gw_vault_free(vault);

@@ -819,6 +819,26 @@ static void test_identify_call(void **state)
     gw_call_free(call);
 }
 
+/* The SDK key as `tcgw callers add --sdk-key` leaves it: saved in the store, read back. */
+static void test_sdk_key_from_saved_store(void **state)
+{
+    struct fixture *f = *state;
+    struct request r;
+    assert_int_equal(gw_vault_save(f->vault, f->store, f->msg, sizeof f->msg), GW_OK);
+    gw_vault_free(f->vault);
+    f->vault = NULL;
+    assert_int_equal(gw_vault_open(f->key, f->store, &f->vault, f->msg, sizeof f->msg), GW_OK);
+    assert_true(gw_vault_has_caller_key(f->vault, "sdk-bot"));
+    sdk_request(&r);
+    struct gw_identify_input in = input_of(&r, GW_ACCEPT_SDK_KEY);
+    expect(f, &in, GW_OK, NULL, "sdk-bot");
+    /* And the token's keyed hash is the same with the master key read again. */
+    memset(&r, 0, sizeof r);
+    set(&r, "Authorization", "Bearer " TOKEN);
+    in = input_of(&r, GW_ACCEPT_TOKEN);
+    expect(f, &in, GW_OK, NULL, "token-bot");
+}
+
 /* ---- Signatures made by Tencent's SDK ---- */
 
 static const char *vstr(json_t *v, const char *key)
@@ -922,6 +942,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identify_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sdk_key_from_saved_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tencent_vectors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

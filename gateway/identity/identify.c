@@ -433,8 +433,8 @@ static enum gw_err by_signature(const struct gw_identify_input *in, const char *
 {
     enum gw_err err;
     struct tc3_auth a;
-    int64_t ts;
-    const char *ts_text;
+    int64_t ts = 0;
+    const char *ts_text = "";
     char date[GW_TC3_DATE_LEN + 1] = "";
     char cr_bytes[GW_TC3_MAX_TEXT];
     char sts_bytes[GW_TC3_MAX_TEXT];

@@ -226,7 +226,7 @@ enum gw_err vault_put(struct gw_vault *vault, enum gw_vault_kind kind, const cha
     bool found;
 
     if (vault == NULL || !kind_valid(kind)) {
-        gw_say(msg, msglen, "no vault");
+        gw_say(msg, msglen, vault == NULL ? "no vault" : "unknown kind of entry");
         return GW_ERR_INVALID;
     }
     const char *what = kinds[kind].what;

@@ -13,6 +13,11 @@ static void usage(FILE *f)
           "       tcgw keygen [--config FILE | --key FILE]\n"
           "       tcgw secrets put NAME [--config FILE | --key FILE --store FILE]\n"
           "       tcgw secrets list [--config FILE | --key FILE --store FILE] [--json]\n"
+          "       tcgw callers add NAME [--token] [--sdk-key] [--certificate URI_OR_CN]\n"
+          "                        [--credential NAME] [--policy NAME]... [--attribute K=V]...\n"
+          "                        [--json] [--config FILE]\n"
+          "       tcgw callers list [--json] [--config FILE]\n"
+          "       tcgw callers remove NAME [--config FILE]\n"
           "       tcgw policy lint [--config FILE] [PATH]\n"
           "       tcgw policy check --caller NAME --action SERVICE:ACTION [--region R]\n"
           "                         [--params JSON] [--peer IP] [--config FILE] [--json]\n",
@@ -49,6 +54,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(verb, "policy") == 0) {
         return gw_cli_policy(argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "callers") == 0) {
+        return gw_cli_callers(argc - 1, argv + 1);
     }
     if (strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {
         usage(stdout);

@@ -18,6 +18,18 @@ int gw_cli_keygen(int argc, char **argv);
 int gw_cli_secrets(int argc, char **argv);
 
 /*
+ * tcgw callers add NAME [--token] [--sdk-key] [--certificate URI_OR_CN] [--credential NAME]
+ *                       [--policy NAME]... [--attribute KEY=VALUE]... [--json] [--config FILE]
+ *     adds a caller to the callers file; prints its new token or SDK key once on stdout
+ * tcgw callers list [--json] [--config FILE]
+ *     shows each caller's name, identity methods, credential and policies (no hash, no key)
+ * tcgw callers remove NAME [--config FILE]
+ *     removes a caller, and its SDK key from the credential store
+ * The files are the config file's callers_file, master_key_file and credential_store.
+ */
+int gw_cli_callers(int argc, char **argv);
+
+/*
  * tcgw policy lint [--config FILE] [PATH]
  *     prints every problem of the policy files as "FILE:LINE: what to fix", checked against the
  *     configured API descriptions; PATH (a file or a directory) defaults to the policy directory.

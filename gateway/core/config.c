@@ -33,13 +33,14 @@ struct gw_config *gw_config_defaults(void)
     cfg->master_key_file = strdup(key_env != NULL && key_env[0] != '\0' ? key_env : "master.key");
     cfg->credential_store = strdup("credentials.store");
     cfg->credential = strdup("default");
+    cfg->callers_file = strdup("callers.json");
     cfg->upstream.endpoint_suffix = strdup("tencentcloudapi.com");
     cfg->upstream.connect_timeout_ms = 5000;
     cfg->upstream.timeout_ms = 30000;
     cfg->upstream.max_response_bytes = DEFAULT_RESPONSE_BYTES;
     cfg->upstream.max_host_connections = 256;
     if (cfg->listen_address == NULL || cfg->spec_dir == NULL || cfg->master_key_file == NULL ||
-        cfg->credential_store == NULL || cfg->credential == NULL ||
+        cfg->credential_store == NULL || cfg->credential == NULL || cfg->callers_file == NULL ||
         cfg->upstream.endpoint_suffix == NULL) {
         gw_config_free(cfg);
         return NULL;
@@ -57,6 +58,7 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->master_key_file);
     free(cfg->credential_store);
     free(cfg->credential);
+    free(cfg->callers_file);
     free(cfg->upstream.endpoint_suffix);
     free(cfg->upstream.ca_file);
     for (size_t i = 0; i < GW_CONFIG_MAX_OVERRIDES; i++) {
@@ -180,6 +182,7 @@ static const struct key top_keys[] = {
     PATH("master_key_file", master_key_file, "file of the master key"),
     PATH("credential_store", credential_store, "file of encrypted credentials"),
     STRING("credential", credential, "name of the credential that signs"),
+    PATH("callers_file", callers_file, "file of the callers and how each is identified"),
     SECTION("upstream", upstream_section, "how calls reach Tencent Cloud"),
 };
 
@@ -603,7 +606,8 @@ enum gw_err gw_config_load(const char *path, struct gw_config **out, char *msg, 
     bool key_from_env = key_env != NULL && key_env[0] != '\0';
     if ((err = anchor_default(&ld, &cfg->spec_dir)) != GW_OK ||
         (!key_from_env && (err = anchor_default(&ld, &cfg->master_key_file)) != GW_OK) ||
-        (err = anchor_default(&ld, &cfg->credential_store)) != GW_OK) {
+        (err = anchor_default(&ld, &cfg->credential_store)) != GW_OK ||
+        (err = anchor_default(&ld, &cfg->callers_file)) != GW_OK) {
         goto out;
     }
     if ((err = read_file(path, &text, &len, msg, msglen)) != GW_OK) {

@@ -27,6 +27,7 @@ struct gw_config {
     char *master_key_file;                /* $TCGW_MASTER_KEY_FILE, else "master.key" */
     char *credential_store;               /* "credentials.store" */
     char *credential;                     /* "default": the credential that signs */
+    char *callers_file;                   /* "callers.json": who may call, and how identified */
     struct {
         char *endpoint_suffix;                     /* "tencentcloudapi.com" */
         char *ca_file;                             /* NULL: the system's trust store */

@@ -47,9 +47,14 @@ struct gw_caller {
 };
 
 /*
- * Loads the callers file. A missing file is an empty registry. Unknown keys, duplicate keys, wrong
- * types, a name that is not a valid vault name, two callers with the same token hash, SDK
- * SecretId or certificate name: refused, msg saying "FILE:LINE: what to fix". *out is new.
+ * Loads the callers file (at most 1 MiB). A missing file is an empty registry. Unknown keys,
+ * duplicate keys, wrong types, a name that is not a valid vault name, two callers with the same
+ * token hash, SDK SecretId or certificate name: refused, msg saying "FILE:LINE: what to fix".
+ * Each caller needs "credential"; "policies" (default none) and "attributes" are optional, and so
+ * are its identities (a caller with none can still be a listener's unauthenticated_caller).
+ * A file that group or others may write, or that another user owns, is refused (GW_ERR_PERM):
+ * whoever can write it can make themselves any caller. GW_ERR_IO when it cannot be read,
+ * GW_ERR_INVALID for its contents, GW_ERR_NOMEM. *out is new.
  */
 enum gw_err gw_callers_load(const char *path, struct gw_callers **out, char *msg,
                             size_t msglen) GW_MUST_CHECK;
@@ -71,5 +76,40 @@ const struct gw_caller *gw_callers_by_secret_id(const struct gw_callers *callers
                                                 const char *secret_id);
 const struct gw_caller *gw_callers_by_certificate(const struct gw_callers *callers,
                                                   const char *cert_name);
+
+/* ---- Editing the file (`tcgw callers`) ---- */
+
+/*
+ * As gw_callers_load, for a read-modify-write of the file: first takes its writer lock (flock on
+ * "<path>.lock", created with mode 0600), waiting while another writer holds it, and keeps it
+ * until gw_callers_free. Without it, two editors that both read the old file would each save
+ * their own change and the second would erase the first's. gw_callers_save then writes path.
+ */
+enum gw_err gw_callers_open_for_update(const char *path, struct gw_callers **out, char *msg,
+                                       size_t msglen) GW_MUST_CHECK;
+
+/*
+ * Adds caller: its fields are copied (policies and attributes are borrowed only for the call;
+ * attributes may be NULL). The rules of the file apply: GW_ERR_EXISTS when the name is taken;
+ * GW_ERR_INVALID when a field breaks a rule or the token hash, SecretId or certificate name is
+ * another caller's (msg says which and what to do). On failure the registry is unchanged.
+ * Pointers to callers obtained before are invalid afterwards, on success.
+ */
+enum gw_err gw_callers_add(struct gw_callers *callers, const struct gw_caller *caller, char *msg,
+                           size_t msglen) GW_MUST_CHECK;
+
+/*
+ * Removes the caller named name. GW_ERR_NOT_FOUND when there is none. Pointers to callers
+ * obtained before are invalid afterwards, on success.
+ */
+enum gw_err gw_callers_remove(struct gw_callers *callers, const char *name) GW_MUST_CHECK;
+
+/*
+ * Writes the registry to the file it was opened from with gw_callers_open_for_update, replacing
+ * it atomically (gw_file_replace: an existing file keeps its owner and mode, a new one gets 0600).
+ * GW_ERR_INVALID for a registry that gw_callers_load opened (it holds no lock).
+ */
+enum gw_err gw_callers_save(const struct gw_callers *callers, char *msg,
+                            size_t msglen) GW_MUST_CHECK;
 
 #endif

@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "apispec/apispec.h"
 #include "cli/cli.h"
 #include "core/budget.h"
 #include "core/config.h"
+#include "core/file.h"
 #include "vault/vault.h"
 #include "worker/worker.h"
 
@@ -90,6 +92,71 @@ static int load_config(const struct serve_args *a, struct gw_config **out)
     return 0;
 }
 
+/* A PEM file larger than this is not one the HTTPS listener needs. */
+#define MAX_PEM_BYTES ((size_t)1 << 20)
+
+/*
+ * Reads a PEM file into *out (new, NUL-terminated, in sodium_malloc memory: free with
+ * sodium_free, which wipes it). checks as for gw_file_open: GW_FILE_PRIVATE for a private key.
+ */
+static enum gw_err read_pem(const char *path, const char *what, unsigned checks, char **out,
+                            char *msg, size_t msglen)
+{
+    enum gw_err err;
+    int fd = -1;
+    struct stat st;
+    char *text = NULL;
+    size_t got = 0;
+    if ((err = gw_file_open(path, what, checks, &fd, &st, msg, msglen)) != GW_OK) {
+        goto out;
+    }
+    if ((size_t)st.st_size > MAX_PEM_BYTES) {
+        snprintf(msg, msglen, "%s %s is larger than %zu bytes: give a PEM file", what, path,
+                 MAX_PEM_BYTES);
+        err = GW_ERR_INVALID;
+        goto out;
+    }
+    if ((text = sodium_malloc((size_t)st.st_size + 1)) == NULL) {
+        snprintf(msg, msglen, "out of memory");
+        err = GW_ERR_NOMEM;
+        goto out;
+    }
+    if ((err = gw_file_read_upto(fd, text, (size_t)st.st_size, &got)) != GW_OK) {
+        snprintf(msg, msglen, "cannot read %s %s", what, path);
+        goto out;
+    }
+    text[got] = '\0';
+    if (got == 0 || memchr(text, '\0', got) != NULL) {
+        snprintf(msg, msglen, "%s %s is empty or not text: give a PEM file", what, path);
+        err = GW_ERR_INVALID;
+        goto out;
+    }
+    *out = text;
+    text = NULL;
+    err = GW_OK;
+out:
+    sodium_free(text);
+    if (fd >= 0) {
+        close(fd);
+    }
+    return err;
+}
+
+/* The HTTPS listener's certificate, key and client CAs, from the files the config names. */
+static enum gw_err read_tls(const struct gw_config *cfg, char *pem[3], char *msg, size_t msglen)
+{
+    enum gw_err err;
+    if ((err = read_pem(cfg->tls.cert_file, "tls cert_file", GW_FILE_REGULAR, &pem[0], msg,
+                        msglen)) != GW_OK ||
+        (err = read_pem(cfg->tls.key_file, "tls key_file", GW_FILE_PRIVATE, &pem[1], msg,
+                        msglen)) != GW_OK ||
+        (err = read_pem(cfg->tls.client_ca_file, "tls client_ca_file", GW_FILE_REGULAR, &pem[2],
+                        msg, msglen)) != GW_OK) {
+        return err;
+    }
+    return GW_OK;
+}
+
 int gw_cli_serve(int argc, char **argv)
 {
     int rc;
@@ -100,6 +167,7 @@ int gw_cli_serve(int argc, char **argv)
     struct gw_vault *vault = NULL;
     struct gw_workers *workers = NULL;
     struct gw_budget *budget = NULL;
+    char *tls_pem[3] = {NULL, NULL, NULL}; /* certificate, key, client CAs */
     bool curl_ready = false;
 
     if ((rc = parse_args(argc, argv, &args)) != 0) {
@@ -152,19 +220,34 @@ int gw_cli_serve(int argc, char **argv)
                 cfg->credential, cfg->credential_store, cfg->credential);
         goto out;
     }
+    if (cfg->tls.enabled && read_tls(cfg, tls_pem, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw: %s\n", msg);
+        goto out;
+    }
+    struct gw_server_options plain = {
+        .address = cfg->listen_address,
+        .port = cfg->listen_port,
+        .max_connections = cfg->max_connections,
+        .max_body_bytes = cfg->max_body_bytes,
+        .max_response_bytes = cfg->upstream.max_response_bytes,
+        .request_timeout_ms = cfg->request_timeout_ms,
+        .max_connections_per_address = cfg->max_connections_per_address,
+        .budget = budget,
+        .accept = cfg->accept,
+        .unauthenticated_caller = cfg->unauthenticated_caller,
+    };
+    struct gw_server_options tls = plain;
+    tls.address = cfg->tls.listen_address;
+    tls.port = cfg->tls.listen_port;
+    tls.accept = cfg->tls.accept;
+    tls.unauthenticated_caller = NULL; /* callers of the HTTPS listener identify themselves */
+    tls.tls_cert_pem = tls_pem[0];
+    tls.tls_key_pem = tls_pem[1];
+    tls.tls_client_ca_pem = tls_pem[2];
     struct gw_workers_options wo = {
         .count = cfg->threads,
-        .server =
-            {
-                .address = cfg->listen_address,
-                .port = cfg->listen_port,
-                .max_connections = cfg->max_connections,
-                .max_body_bytes = cfg->max_body_bytes,
-                .max_response_bytes = cfg->upstream.max_response_bytes,
-                .request_timeout_ms = cfg->request_timeout_ms,
-                .max_connections_per_address = cfg->max_connections_per_address,
-                .budget = budget,
-            },
+        .plain = cfg->plain_listener ? &plain : NULL,
+        .tls = cfg->tls.enabled ? &tls : NULL,
         .upstream =
             {
                 .ca_file = cfg->upstream.ca_file,
@@ -188,14 +271,36 @@ int gw_cli_serve(int argc, char **argv)
                 .log_calls = true,
             },
     };
-    if (gw_workers_start(&wo, &workers, msg, sizeof msg) != GW_OK) {
+    enum gw_err started = gw_workers_start(&wo, &workers, msg, sizeof msg);
+    /* The servers loaded the certificate and key: no copy of the key stays in memory. */
+    for (size_t i = 0; i < 3; i++) {
+        sodium_free(tls_pem[i]);
+        tls_pem[i] = NULL;
+    }
+    if (started != GW_OK) {
         fprintf(stderr, "tcgw: %s\n", msg);
         goto out;
     }
-    fprintf(stderr,
-            "level=info event=listening address=%s port=%u workers=%u actions=%zu credential=%s\n",
-            cfg->listen_address, (unsigned)gw_workers_port(workers), cfg->threads,
-            gw_apispec_action_count(spec), cfg->credential);
+    char plain_at[96] = "address=none port=none";
+    char tls_at[96] = "";
+    if (cfg->plain_listener) {
+        snprintf(plain_at, sizeof plain_at, "address=%s port=%u", cfg->listen_address,
+                 (unsigned)gw_workers_port(workers));
+    }
+    if (cfg->tls.enabled) {
+        snprintf(tls_at, sizeof tls_at, " tls_address=%s tls_port=%u", cfg->tls.listen_address,
+                 (unsigned)gw_workers_tls_port(workers));
+    }
+    fprintf(stderr, "level=info event=listening %s%s workers=%u actions=%zu credential=%s\n",
+            plain_at, tls_at, cfg->threads, gw_apispec_action_count(spec), cfg->credential);
+    if (cfg->plain_listener && cfg->unauthenticated_caller != NULL) {
+        fprintf(stderr,
+                "level=warning event=unauthenticated_caller caller=%s address=%s port=%u "
+                "note=\"calls without identity are caller %s: anyone who can connect to this "
+                "address is that caller\"\n",
+                cfg->unauthenticated_caller, cfg->listen_address,
+                (unsigned)gw_workers_port(workers), cfg->unauthenticated_caller);
+    }
     fflush(stderr);
 
     int sig = 0;
@@ -214,6 +319,9 @@ int gw_cli_serve(int argc, char **argv)
     gw_workers_stop_upstreams(workers, 1000);
     rc = 0;
 out:
+    for (size_t i = 0; i < 3; i++) {
+        sodium_free(tls_pem[i]);
+    }
     gw_workers_stop(workers);
     gw_vault_free(vault);
     gw_apispec_free(spec);

@@ -34,6 +34,12 @@ struct gw_config *gw_config_defaults(void)
     cfg->credential_store = strdup("credentials.store");
     cfg->credential = strdup("default");
     cfg->callers_file = strdup("callers.json");
+    cfg->policy_dir = strdup("policies");
+    cfg->accept = GW_ACCEPT_TOKEN | GW_ACCEPT_SDK_KEY;
+    cfg->plain_listener = true;
+    cfg->tls.listen_address = strdup("127.0.0.1");
+    cfg->tls.listen_port = 8443;
+    cfg->tls.accept = GW_ACCEPT_CERT;
     cfg->upstream.endpoint_suffix = strdup("tencentcloudapi.com");
     cfg->upstream.connect_timeout_ms = 5000;
     cfg->upstream.timeout_ms = 30000;
@@ -41,6 +47,7 @@ struct gw_config *gw_config_defaults(void)
     cfg->upstream.max_host_connections = 256;
     if (cfg->listen_address == NULL || cfg->spec_dir == NULL || cfg->master_key_file == NULL ||
         cfg->credential_store == NULL || cfg->credential == NULL || cfg->callers_file == NULL ||
+        cfg->policy_dir == NULL || cfg->tls.listen_address == NULL ||
         cfg->upstream.endpoint_suffix == NULL) {
         gw_config_free(cfg);
         return NULL;
@@ -59,6 +66,12 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->credential_store);
     free(cfg->credential);
     free(cfg->callers_file);
+    free(cfg->policy_dir);
+    free(cfg->unauthenticated_caller);
+    free(cfg->tls.listen_address);
+    free(cfg->tls.cert_file);
+    free(cfg->tls.key_file);
+    free(cfg->tls.client_ca_file);
     free(cfg->upstream.endpoint_suffix);
     free(cfg->upstream.ca_file);
     for (size_t i = 0; i < GW_CONFIG_MAX_OVERRIDES; i++) {
@@ -82,7 +95,10 @@ enum kind {
     KIND_SIZE,     /* size_t */
     KIND_LONG,     /* long */
     KIND_LIST,     /* char *[GW_CONFIG_MAX_OVERRIDES], NULL-terminated non-empty strings */
-    KIND_SECTION,  /* a JSON object read with its own table */
+    KIND_NAME,     /* char *, a caller name: [A-Za-z0-9._-], 1..GW_CALL_NAME_MAX characters */
+    KIND_ACCEPT,   /* unsigned, GW_ACCEPT_* bits from a list of method names; max: bits allowed */
+    KIND_REFUSED,  /* a key that must not be in this section: description says why */
+    KIND_SECTION,  /* a JSON object read with its own table; min 1: offset is its "present" flag */
 };
 
 struct section;
@@ -91,7 +107,7 @@ struct key {
     const char *name;
     enum kind kind;
     size_t offset;                 /* of the slot in struct gw_config */
-    json_int_t min, max;           /* integer kinds: the accepted range */
+    json_int_t min, max;           /* integer kinds: the accepted range; see enum kind */
     const struct section *section; /* KIND_SECTION */
     const char *description;       /* a few words, for messages */
 };
@@ -142,10 +158,37 @@ struct section {
     {                                                                                              \
         name, KIND_LIST, SLOT(member, char *(*)[GW_CONFIG_MAX_OVERRIDES]), 0, 0, NULL, desc        \
     }
+#define NAME(name, member, desc)                                                                   \
+    {                                                                                              \
+        name, KIND_NAME, SLOT(member, char **), 0, 0, NULL, desc                                   \
+    }
+#define ACCEPT(name, member, allowed, desc)                                                        \
+    {                                                                                              \
+        name, KIND_ACCEPT, SLOT(member, unsigned *), 0, allowed, NULL, desc                        \
+    }
+#define REFUSED(name, why)                                                                         \
+    {                                                                                              \
+        name, KIND_REFUSED, 0, 0, 0, NULL, why                                                     \
+    }
 #define SECTION(name, table, desc)                                                                 \
     {                                                                                              \
         name, KIND_SECTION, 0, 0, 0, &table, desc                                                  \
     }
+/* A section whose presence is recorded in the bool member (it turns something on). */
+#define SECTION_FLAG(name, table, member, desc)                                                    \
+    {                                                                                              \
+        name, KIND_SECTION, SLOT(member, bool *), 1, 0, &table, desc                               \
+    }
+
+/* The identity methods, as the accept lists name them. */
+static const struct {
+    const char *name;
+    unsigned bit;
+} methods[] = {
+    {"token", GW_ACCEPT_TOKEN},
+    {"sdk_key", GW_ACCEPT_SDK_KEY},
+    {"certificate", GW_ACCEPT_CERT},
+};
 
 static const struct key upstream_keys[] = {
     STRING("endpoint_suffix", upstream.endpoint_suffix, "domain of Tencent Cloud API endpoints"),
@@ -163,6 +206,23 @@ static const struct key upstream_keys[] = {
 
 static const struct section upstream_section = {"upstream", upstream_keys,
                                                 sizeof upstream_keys / sizeof upstream_keys[0]};
+
+static const struct key tls_keys[] = {
+    STRING("listen_address", tls.listen_address, "numeric address of the HTTPS listener"),
+    U16("listen_port", tls.listen_port, 0, 65535,
+        "TCP port of the HTTPS listener; 0 picks a free one"),
+    PATH("cert_file", tls.cert_file, "PEM file of the server certificate chain"),
+    PATH("key_file", tls.key_file, "PEM file of the server private key, mode 0600"),
+    PATH("client_ca_file", tls.client_ca_file,
+         "PEM file of the CA certificates client certificates must chain to"),
+    ACCEPT("accept", tls.accept, GW_ACCEPT_CERT | GW_ACCEPT_TOKEN | GW_ACCEPT_SDK_KEY,
+           "identity methods of the HTTPS listener: \"certificate\", \"token\", \"sdk_key\""),
+    REFUSED("unauthenticated_caller",
+            "is not allowed in \"tls\": callers of the HTTPS listener identify themselves (set "
+            "it at the top level, for the plain listener of a sidecar on 127.0.0.1)"),
+};
+
+static const struct section tls_section = {"tls", tls_keys, sizeof tls_keys / sizeof tls_keys[0]};
 
 static const struct key top_keys[] = {
     STRING("listen_address", listen_address, "numeric address to listen on"),
@@ -183,7 +243,15 @@ static const struct key top_keys[] = {
     PATH("credential_store", credential_store, "file of encrypted credentials"),
     STRING("credential", credential, "name of the credential that signs"),
     PATH("callers_file", callers_file, "file of the callers and how each is identified"),
+    PATH("policy_dir", policy_dir, "directory of policy files"),
+    ACCEPT("accept", accept, GW_ACCEPT_TOKEN | GW_ACCEPT_SDK_KEY,
+           "identity methods of the plain listener: \"token\", \"sdk_key\""),
+    NAME("unauthenticated_caller", unauthenticated_caller,
+         "the caller a call without identity is, on the plain listener"),
+    BOOL("plain_listener", plain_listener, "false listens on the \"tls\" listener alone"),
     SECTION("upstream", upstream_section, "how calls reach Tencent Cloud"),
+    SECTION_FLAG("tls", tls_section, tls.enabled,
+                 "the HTTPS listener that verifies client certificates"),
 };
 
 static const struct section top_section = {NULL, top_keys, sizeof top_keys / sizeof top_keys[0]};
@@ -423,6 +491,53 @@ static enum gw_err take_list(struct loader *ld, const struct section *sec, const
     return GW_OK;
 }
 
+/* A caller name: the rule of vault names, so that it can name an entry of the callers file. */
+static bool is_name(const json_t *v)
+{
+    if (!json_is_string(v)) {
+        return false;
+    }
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n == 0 || n > GW_CALL_NAME_MAX ||
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                  "0123456789._-") != n) {
+        return false;
+    }
+    return true;
+}
+
+/* A list of identity method names, stored as GW_ACCEPT_* bits; k->max holds those allowed here. */
+static enum gw_err take_accept(struct loader *ld, const struct section *sec, const struct key *k,
+                               const json_t *v, unsigned *slot)
+{
+    size_t i;
+    json_t *item;
+    unsigned bits = 0;
+    if (!json_is_array(v) || json_array_size(v) == 0) {
+        return fail_value(ld, sec, k, "a non-empty list");
+    }
+    json_array_foreach (v, i, item) {
+        unsigned bit = 0;
+        for (size_t m = 0; m < sizeof methods / sizeof methods[0] && json_is_string(item); m++) {
+            if (strcmp(json_string_value(item), methods[m].name) == 0) {
+                bit = methods[m].bit;
+            }
+        }
+        if (bit == GW_ACCEPT_CERT && ((unsigned)k->max & bit) == 0) {
+            return fail(ld, sec, k->name,
+                        "cannot hold \"certificate\": only the HTTPS listener verifies client "
+                        "certificates (list it in \"tls\": {\"accept\": [...]})");
+        }
+        if (bit == 0 || ((unsigned)k->max & bit) == 0) {
+            return fail_value(ld, sec, k, "a list of method names");
+        }
+        bits |= bit;
+    }
+    *slot = bits;
+    return GW_OK;
+}
+
 static enum gw_err take_integer(struct loader *ld, const struct section *sec, const struct key *k,
                                 const json_t *v, void *slot)
 {
@@ -479,9 +594,20 @@ static enum gw_err load_key(struct loader *ld, const struct section *sec, const 
         return take_integer(ld, sec, k, v, slot);
     case KIND_LIST:
         return take_list(ld, sec, k, v, slot);
+    case KIND_NAME:
+        return is_name(v)
+                   ? take_string(v, slot)
+                   : fail_value(ld, sec, k, "a name of 1 to 64 letters, digits, '.', '_' or '-'");
+    case KIND_ACCEPT:
+        return take_accept(ld, sec, k, v, slot);
+    case KIND_REFUSED:
+        return fail(ld, sec, k->name, k->description);
     case KIND_SECTION:
         if (!json_is_object(v)) {
             return fail(ld, sec, k->name, "must be an object");
+        }
+        if (k->min == 1) {
+            *(bool *)slot = true;
         }
         return load_section(ld, k->section, v, cfg);
     default:
@@ -505,6 +631,33 @@ static enum gw_err load_section(struct loader *ld, const struct section *sec, js
         if (err != GW_OK) {
             return err;
         }
+    }
+    return GW_OK;
+}
+
+/* ---- rules across keys ------------------------------------------------------------------- */
+
+/* What one key alone cannot say: the HTTPS listener's files, and that something listens. */
+static enum gw_err check_listeners(struct loader *ld, const struct gw_config *cfg)
+{
+    if (cfg->tls.enabled) {
+        if (cfg->tls.cert_file == NULL) {
+            return fail(ld, &top_section, "tls",
+                        "needs \"cert_file\" (PEM file of the server certificate chain)");
+        }
+        if (cfg->tls.key_file == NULL) {
+            return fail(ld, &top_section, "tls",
+                        "needs \"key_file\" (PEM file of the server private key)");
+        }
+        if (cfg->tls.client_ca_file == NULL) {
+            return fail(ld, &top_section, "tls",
+                        "needs \"client_ca_file\" (PEM file of the CA certificates that client "
+                        "certificates must chain to)");
+        }
+    }
+    if (!cfg->plain_listener && !cfg->tls.enabled) {
+        return fail(ld, &top_section, "plain_listener",
+                    "may be false only with a \"tls\" section: otherwise nothing listens");
     }
     return GW_OK;
 }
@@ -607,7 +760,8 @@ enum gw_err gw_config_load(const char *path, struct gw_config **out, char *msg, 
     if ((err = anchor_default(&ld, &cfg->spec_dir)) != GW_OK ||
         (!key_from_env && (err = anchor_default(&ld, &cfg->master_key_file)) != GW_OK) ||
         (err = anchor_default(&ld, &cfg->credential_store)) != GW_OK ||
-        (err = anchor_default(&ld, &cfg->callers_file)) != GW_OK) {
+        (err = anchor_default(&ld, &cfg->callers_file)) != GW_OK ||
+        (err = anchor_default(&ld, &cfg->policy_dir)) != GW_OK) {
         goto out;
     }
     if ((err = read_file(path, &text, &len, msg, msglen)) != GW_OK) {
@@ -626,7 +780,8 @@ enum gw_err gw_config_load(const char *path, struct gw_config **out, char *msg, 
     }
     ld.text = text;
     ld.len = len;
-    if ((err = load_section(&ld, &top_section, root, cfg)) != GW_OK) {
+    if ((err = load_section(&ld, &top_section, root, cfg)) != GW_OK ||
+        (err = check_listeners(&ld, cfg)) != GW_OK) {
         if (err == GW_ERR_NOMEM) {
             snprintf(msg, msglen, "out of memory");
         }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/call.h"
 #include "core/errors.h"
 
 #define GW_CONFIG_MAX_OVERRIDES 16
@@ -28,6 +29,20 @@ struct gw_config {
     char *credential_store;               /* "credentials.store" */
     char *credential;                     /* "default": the credential that signs */
     char *callers_file;                   /* "callers.json": who may call, and how identified */
+    char *policy_dir;                     /* "policies": directory of policy files */
+    unsigned accept;              /* GW_ACCEPT_TOKEN | GW_ACCEPT_SDK_KEY: the plain listener's */
+    char *unauthenticated_caller; /* NULL: the caller a call without identity is (plain only) */
+    bool plain_listener;          /* true: listen on listen_address:listen_port (plain HTTP) */
+    /* The HTTPS listener that verifies client certificates: only when "tls" is present. */
+    struct {
+        bool enabled;         /* the "tls" section is present (then the three files are set) */
+        char *listen_address; /* "127.0.0.1" */
+        uint16_t listen_port; /* 8443; 0 picks a free port */
+        char *cert_file;      /* the server's certificate chain, PEM */
+        char *key_file;       /* the server's private key, PEM (mode 0600) */
+        char *client_ca_file; /* CA certificates a client certificate must chain to, PEM */
+        unsigned accept;      /* GW_ACCEPT_CERT */
+    } tls;
     struct {
         char *endpoint_suffix;                     /* "tencentcloudapi.com" */
         char *ca_file;                             /* NULL: the system's trust store */

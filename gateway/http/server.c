@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 #include "core/call.h"
 #include "core/loop.h"
 #include "http/framing.h"
+#include "http/peer.h"
 #include "http/watch.h"
 
 struct gw_server {
@@ -32,7 +34,16 @@ struct gw_server {
     struct gw_watch *watch;
     struct gw_server_options opts;
     uint16_t port;
+    bool tls;        /* an HTTPS listener */
+    char *client_ca; /* HTTPS: the CA certificates (libmicrohttpd keeps a pointer to them) */
 };
+
+/*
+ * TLS 1.2 and 1.3 only, GnuTLS's default suites otherwise. Renegotiation is not offered, and
+ * TLS 1.3 post-handshake authentication is not enabled: a connection's client certificate cannot
+ * change after its handshake, which is why it is judged once per connection.
+ */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /*
  * libmicrohttpd's memory per connection (read buffer, parsed head, answer head), cleared for
@@ -47,7 +58,16 @@ enum exchange_state {
     FINISHED,  /* call->reply is ready: write it */
 };
 
-/* Per-connection state, owned by MHD's con_cls slot, freed in on_completed. */
+/* Per-connection state, owned by MHD's socket_context slot: from a connection's start to its
+ * close. NULL when out of memory at the start (the connection is then not watched). */
+struct link {
+    struct gw_watch_entry *watch;
+    bool peer_judged;       /* HTTPS: the client certificate was judged (on the first request) */
+    const char *cert_error; /* static: why it is refused, or NULL */
+    char cert_name[GW_PEER_NAME_MAX + 1]; /* the verified name, "" when refused */
+};
+
+/* Per-request state, owned by MHD's con_cls slot, freed in on_completed. */
 struct exchange {
     struct gw_call *call;
     struct MHD_Connection *connection;
@@ -180,6 +200,37 @@ static void peer_address(struct MHD_Connection *c, char out[GW_CALL_PEER_MAX])
     }
 }
 
+static struct link *link_of(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info != NULL ? info->socket_context : NULL;
+}
+
+static struct gw_watch_entry *watch_entry(struct MHD_Connection *connection)
+{
+    struct link *l = link_of(connection);
+    return l != NULL ? l->watch : NULL;
+}
+
+/* HTTPS: what the connection's client certificate proves, judged on its first request. */
+static void judge_peer(struct MHD_Connection *connection, struct gw_call_inbound *in)
+{
+    struct link *l = link_of(connection);
+    if (l == NULL) {
+        in->cert_error = "the gateway had no memory left to check the client certificate";
+        return;
+    }
+    if (!l->peer_judged) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        l->cert_error = gw_peer_verify(info != NULL ? info->tls_session : NULL, l->cert_name);
+        l->peer_judged = true;
+    }
+    in->cert_error = l->cert_error;
+    in->cert_name = l->cert_error == NULL ? l->cert_name : NULL;
+}
+
 /*
  * libmicrohttpd's first word on a request: the target as received (it decodes the one it hands
  * the request handler). The exchange starts here; the request handler fills it in.
@@ -217,6 +268,12 @@ static bool exchange_start(struct gw_server *srv, struct exchange *ex, const cha
     in->will_wait = on_will_wait;
     in->answered = on_answered;
     in->stopping = atomic_load_explicit(&srv->stopping, memory_order_relaxed);
+    in->accept = srv->opts.accept;
+    in->unauthenticated_caller = srv->opts.unauthenticated_caller;
+    in->listener_port = srv->port;
+    if (srv->tls && (srv->opts.accept & GW_ACCEPT_CERT) != 0) {
+        judge_peer(connection, in);
+    }
     peer_address(connection, in->peer);
     gw_framing_check(connection, method, ex->raw_target_len, version, in);
     return true;
@@ -235,13 +292,6 @@ static void receive(struct exchange *ex, const char *data, size_t n)
         call->in.over_budget = err == GW_ERR_BUDGET;
         gw_buf_free(&call->body); /* what was kept is of no use any more */
     }
-}
-
-static struct gw_watch_entry *watch_entry(struct MHD_Connection *connection)
-{
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return info != NULL ? info->socket_context : NULL;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
@@ -319,12 +369,20 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
                           enum MHD_ConnectionNotificationCode code)
 {
     struct gw_server *srv = cls;
+    struct link *l;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *info =
             MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-        *socket_context = info != NULL ? gw_watch_add(srv->watch, info->connect_fd) : NULL;
+        if ((l = calloc(1, sizeof *l)) != NULL && info != NULL) {
+            l->watch = gw_watch_add(srv->watch, info->connect_fd);
+        }
+        *socket_context = l;
     } else {
-        gw_watch_remove(srv->watch, *socket_context); /* before the socket is closed */
+        l = *socket_context;
+        if (l != NULL) {
+            gw_watch_remove(srv->watch, l->watch); /* before the socket is closed */
+            free(l);
+        }
         *socket_context = NULL;
     }
 }
@@ -358,6 +416,42 @@ static void run_mhd(void *arg)
     } else {
         gw_loop_timer_set(srv->mhd_timer, -1);
     }
+}
+
+/*
+ * Loads the TLS material once with GnuTLS, as libmicrohttpd will, to say which file is wrong:
+ * libmicrohttpd only fails to start.
+ */
+static enum gw_err check_tls(const struct gw_server_options *o, char *msg, size_t msglen)
+{
+    enum gw_err err = GW_ERR_INVALID;
+    gnutls_certificate_credentials_t cred = NULL;
+    gnutls_datum_t cert = {(unsigned char *)o->tls_cert_pem, (unsigned)strlen(o->tls_cert_pem)};
+    gnutls_datum_t key = {(unsigned char *)o->tls_key_pem, (unsigned)strlen(o->tls_key_pem)};
+    gnutls_datum_t ca = {(unsigned char *)o->tls_client_ca_pem,
+                         (unsigned)strlen(o->tls_client_ca_pem)};
+    if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+        snprintf(msg, msglen, "out of memory");
+        return GW_ERR_NOMEM;
+    }
+    int ret = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+    if (ret < 0) {
+        snprintf(msg, msglen,
+                 "tls: cert_file and key_file do not load as a PEM certificate chain and its "
+                 "private key (%s)",
+                 gnutls_strerror(ret));
+        goto out;
+    }
+    ret = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+    if (ret <= 0) {
+        snprintf(msg, msglen, "tls: client_ca_file holds no PEM certificate (%s)",
+                 ret < 0 ? gnutls_strerror(ret) : "none found");
+        goto out;
+    }
+    err = GW_OK;
+out:
+    gnutls_certificate_free_credentials(cred);
+    return err;
 }
 
 static void on_mhd_ready(void *arg, int fd, uint32_t events)
@@ -400,6 +494,35 @@ enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_loop
     if (ss.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
+    struct MHD_OptionItem tls_options[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)opts->tls_cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)opts->tls_key_pem},
+        {MHD_OPTION_HTTPS_MEM_TRUST, 0, NULL}, /* requests a client certificate */
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    srv->tls =
+        opts->tls_cert_pem != NULL || opts->tls_key_pem != NULL || opts->tls_client_ca_pem != NULL;
+    if (srv->tls) {
+        if (opts->tls_cert_pem == NULL || opts->tls_key_pem == NULL ||
+            opts->tls_client_ca_pem == NULL) {
+            snprintf(msg, msglen, "tls: a certificate, its key and client CAs are all needed");
+            err = GW_ERR_INVALID;
+            goto out;
+        }
+        if ((err = check_tls(opts, msg, msglen)) != GW_OK) {
+            goto out;
+        }
+        if ((srv->client_ca = strdup(opts->tls_client_ca_pem)) == NULL) {
+            snprintf(msg, msglen, "out of memory");
+            err = GW_ERR_NOMEM;
+            goto out;
+        }
+        tls_options[2].ptr_value = srv->client_ca;
+        flags |= MHD_USE_TLS;
+    } else {
+        tls_options[0].option = MHD_OPTION_END;
+    }
     /* Every worker listens on the same port (SO_REUSEPORT): the kernel spreads connections. */
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -408,7 +531,12 @@ enum gw_err gw_server_start(const struct gw_server_options *opts, struct gw_loop
         (unsigned int)opts->max_connections_per_address, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)CONNECTION_MEMORY_BYTES, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        srv, MHD_OPTION_URI_LOG_CALLBACK, on_target, srv, MHD_OPTION_END);
+        srv, MHD_OPTION_URI_LOG_CALLBACK, on_target, srv, MHD_OPTION_ARRAY, tls_options,
+        MHD_OPTION_END);
+    /* The certificate and key were read; only the CA copy stays referenced. */
+    srv->opts.tls_cert_pem = NULL;
+    srv->opts.tls_key_pem = NULL;
+    srv->opts.tls_client_ca_pem = srv->client_ca;
     if (srv->daemon == NULL) {
         snprintf(msg, msglen,
                  "cannot listen on %s port %u (in use, or not an address of this host)",
@@ -473,5 +601,6 @@ void gw_server_stop(struct gw_server *server)
     }
     gw_loop_timer_free(server->mhd_timer);
     gw_watch_free(server->watch); /* after the daemon: no connection is left to watch */
+    free(server->client_ca);
     free(server);
 }

@@ -14,11 +14,18 @@ enum command {
     CMD_STOP_UPSTREAM = 1 << 1,
 };
 
+/* A worker's listeners, in gw_workers_options order. */
+enum listener {
+    PLAIN,
+    TLS,
+    LISTENERS,
+};
+
 struct worker {
     struct gw_loop *loop;
     struct gw_upstream *upstream;
     struct gw_pipeline *pipeline;
-    struct gw_server *server;
+    struct gw_server *servers[LISTENERS]; /* NULL for a listener not configured */
     pthread_t thread;
     bool running;
     atomic_int commands;
@@ -28,15 +35,17 @@ struct worker {
 struct gw_workers {
     struct worker *w;
     unsigned count;
-    uint16_t port;
+    uint16_t ports[LISTENERS]; /* 0 for a listener not configured */
 };
 
 static void on_wake(void *arg)
 {
     struct worker *wk = arg;
     int cmd = atomic_exchange(&wk->commands, 0);
-    if ((cmd & CMD_QUIESCE) != 0) {
-        gw_server_quiesce(wk->server);
+    for (int l = 0; l < LISTENERS && (cmd & CMD_QUIESCE) != 0; l++) {
+        if (wk->servers[l] != NULL) {
+            gw_server_quiesce(wk->servers[l]);
+        }
     }
     if ((cmd & CMD_STOP_UPSTREAM) != 0) {
         gw_upstream_stop(wk->upstream);
@@ -53,8 +62,21 @@ static void *run(void *arg)
     return NULL;
 }
 
-static enum gw_err worker_init(struct worker *wk, const struct gw_workers_options *o, uint16_t port,
-                               char *msg, size_t msglen)
+/* Starts one listener of a worker on port (0: a free one, for the first worker). */
+static enum gw_err listener_start(struct worker *wk, const struct gw_server_options *opts,
+                                  unsigned count, uint16_t port, struct gw_server **out, char *msg,
+                                  size_t msglen)
+{
+    struct gw_server_options so = *opts;
+    so.port = port;
+    /* Limits for all workers together, split evenly: the kernel spreads connections evenly. */
+    so.max_connections = (opts->max_connections + count - 1) / count;
+    so.max_connections_per_address = (opts->max_connections_per_address + count - 1) / count;
+    return gw_server_start(&so, wk->loop, wk->pipeline, out, msg, msglen);
+}
+
+static enum gw_err worker_init(struct worker *wk, const struct gw_workers_options *o,
+                               uint16_t ports[LISTENERS], char *msg, size_t msglen)
 {
     enum gw_err err;
     atomic_init(&wk->commands, 0);
@@ -72,20 +94,27 @@ static enum gw_err worker_init(struct worker *wk, const struct gw_workers_option
         snprintf(msg, msglen, "out of memory");
         return GW_ERR_NOMEM;
     }
-    struct gw_server_options so = o->server;
-    so.port = port;
-    /* Limits for all workers together, split evenly: the kernel spreads connections evenly. */
-    so.max_connections = (o->server.max_connections + o->count - 1) / o->count;
-    so.max_connections_per_address =
-        (o->server.max_connections_per_address + o->count - 1) / o->count;
-    return gw_server_start(&so, wk->loop, wk->pipeline, &wk->server, msg, msglen);
+    const struct gw_server_options *listeners[LISTENERS] = {o->plain, o->tls};
+    for (int l = 0; l < LISTENERS; l++) {
+        if (listeners[l] == NULL) {
+            continue;
+        }
+        if ((err = listener_start(wk, listeners[l], o->count, ports[l], &wk->servers[l], msg,
+                                  msglen)) != GW_OK) {
+            return err;
+        }
+        ports[l] = gw_server_port(wk->servers[l]);
+    }
+    return GW_OK;
 }
 
 static void worker_free(struct worker *wk)
 {
     /* Transfers end first (their calls are answered), then the connections that own the calls. */
     gw_upstream_stop(wk->upstream);
-    gw_server_stop(wk->server);
+    for (int l = 0; l < LISTENERS; l++) {
+        gw_server_stop(wk->servers[l]);
+    }
     gw_upstream_free(wk->upstream);
     gw_pipeline_free(wk->pipeline);
     gw_loop_free(wk->loop);
@@ -103,6 +132,10 @@ enum gw_err gw_workers_start(const struct gw_workers_options *opts, struct gw_wo
                              char *msg, size_t msglen)
 {
     enum gw_err err;
+    if (opts->plain == NULL && opts->tls == NULL) {
+        snprintf(msg, msglen, "no listener is configured");
+        return GW_ERR_INVALID;
+    }
     struct gw_workers *w = calloc(1, sizeof *w);
     unsigned count = opts->count > 0 ? opts->count : 1;
     if (w == NULL || (w->w = calloc(count, sizeof *w->w)) == NULL) {
@@ -113,15 +146,14 @@ enum gw_err gw_workers_start(const struct gw_workers_options *opts, struct gw_wo
     w->count = count;
     struct gw_workers_options o = *opts;
     o.count = count;
-    /* The first server finds the port (0 picks one); the others share it. */
-    uint16_t port = opts->server.port;
+    /* The first worker's servers find the ports (0 picks one); the others share them. */
+    w->ports[PLAIN] = opts->plain != NULL ? opts->plain->port : 0;
+    w->ports[TLS] = opts->tls != NULL ? opts->tls->port : 0;
     for (unsigned i = 0; i < count; i++) {
-        if ((err = worker_init(&w->w[i], &o, port, msg, msglen)) != GW_OK) {
+        if ((err = worker_init(&w->w[i], &o, w->ports, msg, msglen)) != GW_OK) {
             goto out;
         }
-        port = gw_server_port(w->w[i].server);
     }
-    w->port = port;
     for (unsigned i = 0; i < count; i++) {
         if (pthread_create(&w->w[i].thread, NULL, run, &w->w[i]) != 0) {
             snprintf(msg, msglen, "cannot start worker thread %u", i);
@@ -140,14 +172,23 @@ out:
 
 uint16_t gw_workers_port(const struct gw_workers *w)
 {
-    return w->port;
+    return w->w[0].servers[PLAIN] != NULL ? w->ports[PLAIN] : 0;
+}
+
+uint16_t gw_workers_tls_port(const struct gw_workers *w)
+{
+    return w->w[0].servers[TLS] != NULL ? w->ports[TLS] : 0;
 }
 
 void gw_workers_quiesce(struct gw_workers *w)
 {
     /* New calls are refused from this instant; the loops stop accepting on their next turn. */
     for (unsigned i = 0; i < w->count; i++) {
-        gw_server_refuse_new_calls(w->w[i].server);
+        for (int l = 0; l < LISTENERS; l++) {
+            if (w->w[i].servers[l] != NULL) {
+                gw_server_refuse_new_calls(w->w[i].servers[l]);
+            }
+        }
     }
     command(w, CMD_QUIESCE);
 }
@@ -156,7 +197,11 @@ static size_t unanswered(const struct gw_workers *w)
 {
     size_t n = 0;
     for (unsigned i = 0; i < w->count; i++) {
-        n += gw_server_unanswered(w->w[i].server);
+        for (int l = 0; l < LISTENERS; l++) {
+            if (w->w[i].servers[l] != NULL) {
+                n += gw_server_unanswered(w->w[i].servers[l]);
+            }
+        }
     }
     return n;
 }

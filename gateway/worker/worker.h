@@ -1,9 +1,10 @@
 /*
- * worker: the gateway's threads. Each worker owns one event loop and, on it, one HTTP server
- * (libmicrohttpd, sharing the listening port with the other workers), one upstream (a curl multi
- * handle) and one pipeline. A call is accepted, checked, signed, forwarded, resumed and answered
- * on one thread: no lock, no wake-up and no queue on its way. The workers share only read-only
- * parts (API descriptions, the vault) and atomic counters (the memory budget).
+ * worker: the gateway's threads. Each worker owns one event loop and, on it, an HTTP server per
+ * listener (libmicrohttpd, sharing each listening port with the other workers: plain HTTP, and
+ * HTTPS with client certificates when configured), one upstream (a curl multi handle) and one
+ * pipeline that every listener of the worker feeds. A call is accepted, checked, signed, forwarded,
+ * resumed and answered on one thread: no lock, no wake-up and no queue on its way. The workers
+ * share only read-only parts (API descriptions, the vault) and atomic counters (the memory budget).
  */
 #ifndef GW_WORKER_H
 #define GW_WORKER_H
@@ -12,30 +13,38 @@
 #include <stdint.h>
 
 #include "core/errors.h"
-#include "pipeline/pipeline.h"
 #include "http/server.h"
+#include "pipeline/pipeline.h"
 #include "upstream/upstream.h"
 
 struct gw_workers;
 
 struct gw_workers_options {
-    unsigned count;                      /* threads, at least 1 */
-    struct gw_server_options server;     /* max_connections is for all workers together */
-    struct gw_upstream_options upstream; /* per worker */
-    struct gw_pipeline_parts parts;      /* .upstream is ignored: each worker has its own */
+    unsigned count; /* threads, at least 1 */
+    /* The listeners: either may be NULL, not both. Borrowed during gw_workers_start only.
+     * Each one's max_connections and max_connections_per_address are for all workers together. */
+    const struct gw_server_options *plain; /* plain HTTP */
+    const struct gw_server_options *tls;   /* HTTPS (its tls_* fields set) */
+    struct gw_upstream_options upstream;   /* per worker */
+    struct gw_pipeline_parts parts;        /* .upstream is ignored: each worker has its own */
 };
 
 /* Starts the workers. On failure msg says why. *out is new: free with gw_workers_stop. */
 enum gw_err gw_workers_start(const struct gw_workers_options *opts, struct gw_workers **out,
                              char *msg, size_t msglen) GW_MUST_CHECK;
 
-/* The port every worker listens on. */
+/* The port every worker's plain listener listens on; 0 when there is none. */
 uint16_t gw_workers_port(const struct gw_workers *w);
 
-/* Stops accepting; new calls on open connections are refused as not sent (see gw_server). */
+/* The port every worker's HTTPS listener listens on; 0 when there is none. */
+uint16_t gw_workers_tls_port(const struct gw_workers *w);
+
+/* Stops accepting on every listener; new calls on open connections are refused as not sent (see
+ * gw_server). */
 void gw_workers_quiesce(struct gw_workers *w);
 
-/* Waits up to timeout_ms until no call waits for the upstream. Returns false if some still do. */
+/* Waits up to timeout_ms until no call of any listener waits for the upstream. Returns false if
+ * some still do. */
 bool gw_workers_drain(struct gw_workers *w, long timeout_ms);
 
 /* Ends every upstream transfer still running (their calls are answered), then waits up to

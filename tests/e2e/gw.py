@@ -55,7 +55,8 @@ class Gateway:
         self.connect_to = connect_to
         self.env = env
         self.proc = None
-        self.port = None
+        self.port = None  # the plain listener's; None when it is off
+        self.tls_port = None  # the HTTPS listener's, when configured
         self.log_path = os.path.join(workdir, "tcgw.log")
         self.config_path = os.path.join(workdir, "tcgw.json")
         self.key_path = os.path.join(workdir, "master.key")
@@ -108,7 +109,9 @@ class Gateway:
             for line in self.read_log().splitlines():
                 if "event=listening" in line:
                     fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
-                    self.port = int(fields["port"])
+                    self.port = int(fields["port"]) if fields["port"].isdigit() else None
+                    if "tls_port" in fields:
+                        self.tls_port = int(fields["tls_port"])
                     return self
             time.sleep(0.02)
         raise AssertionError("tcgw did not start:\n" + self.read_log())

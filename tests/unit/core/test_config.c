@@ -53,6 +53,16 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->credential, "default");
     assert_null(cfg->upstream.ca_file);
     assert_null(cfg->upstream.connect_to[0]);
+    assert_string_equal(cfg->callers_file, "callers.json");
+    assert_string_equal(cfg->policy_dir, "policies");
+    assert_int_equal(cfg->accept, GW_ACCEPT_TOKEN | GW_ACCEPT_SDK_KEY);
+    assert_null(cfg->unauthenticated_caller);
+    assert_true(cfg->plain_listener);
+    assert_false(cfg->tls.enabled);
+    assert_string_equal(cfg->tls.listen_address, "127.0.0.1");
+    assert_int_equal(cfg->tls.listen_port, 8443);
+    assert_int_equal(cfg->tls.accept, GW_ACCEPT_CERT);
+    assert_null(cfg->tls.cert_file);
     gw_config_free(cfg);
 }
 
@@ -194,6 +204,125 @@ static void test_values_out_of_bounds(void **state)
     gw_config_free(cfg);
 }
 
+static struct gw_config *load_ok(const char *text)
+{
+    const char *path = write_config(text);
+    struct gw_config *cfg = NULL;
+    char msg[256] = "";
+    if (gw_config_load(path, &cfg, msg, sizeof msg) != GW_OK) {
+        fail_msg("refused: %s", msg);
+    }
+    return cfg;
+}
+
+static void test_identity_keys(void **state)
+{
+    (void)state;
+    struct gw_config *cfg = load_ok("{}");
+    char expect[300];
+    snprintf(expect, sizeof expect, "%s/callers.json", dir);
+    assert_string_equal(cfg->callers_file, expect);
+    snprintf(expect, sizeof expect, "%s/policies", dir);
+    assert_string_equal(cfg->policy_dir, expect);
+    assert_false(cfg->tls.enabled);
+    gw_config_free(cfg);
+
+    cfg = load_ok("{\"callers_file\": \"/etc/tcgw/c.json\", \"policy_dir\": \"pol\","
+                  " \"accept\": [\"token\"], \"unauthenticated_caller\": \"side-car_1.x\"}");
+    assert_string_equal(cfg->callers_file, "/etc/tcgw/c.json");
+    snprintf(expect, sizeof expect, "%s/pol", dir);
+    assert_string_equal(cfg->policy_dir, expect);
+    assert_int_equal(cfg->accept, GW_ACCEPT_TOKEN);
+    assert_string_equal(cfg->unauthenticated_caller, "side-car_1.x");
+    gw_config_free(cfg);
+
+    cfg = load_ok("{\"accept\": [\"sdk_key\", \"sdk_key\"]}");
+    assert_int_equal(cfg->accept, GW_ACCEPT_SDK_KEY);
+    gw_config_free(cfg);
+}
+
+static void test_identity_refusals(void **state)
+{
+    (void)state;
+    expect_refused("{\n\"accept\": [\"certificate\"]}",
+                   ":2: \"accept\" cannot hold \"certificate\": only the HTTPS listener");
+    expect_refused("{\"accept\": [\"token\", \"password\"]}",
+                   "\"accept\" must be a list of method names (identity methods of the plain "
+                   "listener: \"token\", \"sdk_key\")");
+    expect_refused("{\"accept\": []}", "\"accept\" must be a non-empty list");
+    expect_refused("{\"accept\": \"token\"}", "\"accept\" must be a non-empty list");
+    expect_refused("{\"accept\": [1]}", "a list of method names");
+    expect_refused("{\"unauthenticated_caller\": \"\"}", "a name of 1 to 64 letters");
+    expect_refused("{\"unauthenticated_caller\": \"a b\"}", "a name of 1 to 64 letters");
+    expect_refused("{\"unauthenticated_caller\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                   "aaaaaaaaaaaaaaaaaaa\"}",
+                   "\"unauthenticated_caller\" must be a name");
+    expect_refused("{\"unauthenticated_caller\": 7}", "the caller a call without identity is");
+    expect_refused("{\"callers_file\": \"\"}", "non-empty path");
+    expect_refused("{\"policy_dir\": false}", "non-empty path");
+    expect_refused("{\"plain_listener\": 0}", "true or false");
+    expect_refused("{\"plain_listener\": false}",
+                   "\"plain_listener\" may be false only with a \"tls\" section");
+}
+
+#define TLS_FILES                                                                                  \
+    "\"cert_file\": \"s.pem\", \"key_file\": \"s.key\", \"client_ca_file\": \"ca.pem\""
+
+static void test_tls_section(void **state)
+{
+    (void)state;
+    struct gw_config *cfg = load_ok("{\"tls\": {" TLS_FILES "}}");
+    char expect[300];
+    assert_true(cfg->tls.enabled);
+    assert_true(cfg->plain_listener);
+    assert_string_equal(cfg->tls.listen_address, "127.0.0.1");
+    assert_int_equal(cfg->tls.listen_port, 8443);
+    assert_int_equal(cfg->tls.accept, GW_ACCEPT_CERT);
+    snprintf(expect, sizeof expect, "%s/s.pem", dir);
+    assert_string_equal(cfg->tls.cert_file, expect);
+    snprintf(expect, sizeof expect, "%s/s.key", dir);
+    assert_string_equal(cfg->tls.key_file, expect);
+    snprintf(expect, sizeof expect, "%s/ca.pem", dir);
+    assert_string_equal(cfg->tls.client_ca_file, expect);
+    gw_config_free(cfg);
+
+    cfg = load_ok(
+        "{\"plain_listener\": false, \"tls\": {\"listen_address\": \"::1\","
+        " \"listen_port\": 0, \"accept\": [\"certificate\", \"token\", \"sdk_key\"], " TLS_FILES
+        "}}");
+    assert_false(cfg->plain_listener);
+    assert_string_equal(cfg->tls.listen_address, "::1");
+    assert_int_equal(cfg->tls.listen_port, 0);
+    assert_int_equal(cfg->tls.accept, GW_ACCEPT_CERT | GW_ACCEPT_TOKEN | GW_ACCEPT_SDK_KEY);
+    gw_config_free(cfg);
+
+    /* A listener that takes only tokens over TLS is allowed: the certificate is then unused. */
+    cfg = load_ok("{\"tls\": {\"accept\": [\"token\"], " TLS_FILES "}}");
+    assert_int_equal(cfg->tls.accept, GW_ACCEPT_TOKEN);
+    gw_config_free(cfg);
+}
+
+static void test_tls_refusals(void **state)
+{
+    (void)state;
+    expect_refused("{\n\"tls\": {}}", ":2: \"tls\" needs \"cert_file\"");
+    expect_refused("{\"tls\": {\"cert_file\": \"s.pem\", \"client_ca_file\": \"ca.pem\"}}",
+                   "\"tls\" needs \"key_file\"");
+    expect_refused("{\"tls\": {\"cert_file\": \"s.pem\", \"key_file\": \"s.key\"}}",
+                   "\"tls\" needs \"client_ca_file\" (PEM file of the CA certificates");
+    expect_refused("{\"tls\": {\n\"unauthenticated_caller\": \"x\", " TLS_FILES "}}",
+                   ":2: \"unauthenticated_caller\" is not allowed in \"tls\"");
+    expect_refused("{\"tls\": {\"accept\": [], " TLS_FILES "}}", "non-empty list");
+    expect_refused("{\"tls\": {\"accept\": [\"cert\"], " TLS_FILES "}}",
+                   "\"accept\" must be a list of method names (identity methods of the HTTPS "
+                   "listener: \"certificate\"");
+    expect_refused("{\"tls\": {\"listen_port\": 65536, " TLS_FILES "}}", "from 0 to 65535");
+    expect_refused("{\"tls\": {\"cert_file\": \"\", \"key_file\": \"s.key\"}}", "non-empty path");
+    expect_refused("{\"tls\": {\"key_fil\": \"k.pem\"}}",
+                   "not a known key of \"tls\" (did you mean \"key_file\"?");
+    expect_refused("{\"tls\": true}", "\"tls\" must be an object");
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -212,6 +341,10 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_unknown_key_in_a_section),
         cmocka_unit_test(test_values_out_of_bounds),
+        cmocka_unit_test(test_identity_keys),
+        cmocka_unit_test(test_identity_refusals),
+        cmocka_unit_test(test_tls_section),
+        cmocka_unit_test(test_tls_refusals),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);

@@ -37,7 +37,7 @@ build() { # build DIR [cmake options...]
 
 node_sdk() {
     # The official Tencent Cloud Node SDK, the reference signer and client of the SDK tests.
-    (cd tests/node && { [ -d node_modules/tencentcloud-sdk-nodejs-common ] || npm install --no-audit --no-fund --loglevel=error; })
+    (cd tests/node && { [ -d node_modules/tencentcloud-sdk-nodejs-common ] && [ -d node_modules/tencentcloud-sdk-nodejs ] || npm install --no-audit --no-fund --loglevel=error; })
 }
 
 cmd_test() {

@@ -8,12 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access/access.h"
 #include "apispec/apispec.h"
 #include "cli/cli.h"
 #include "core/budget.h"
 #include "core/config.h"
 #include "core/file.h"
-#include "vault/vault.h"
+#include "identity/callers.h"
 #include "worker/worker.h"
 
 struct serve_args {
@@ -61,6 +62,17 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         }
     }
     return 0;
+}
+
+/* One line on what the gateway now judges calls by. Names and counts only: nothing secret. */
+static void log_access(struct gw_access *access, const char *event)
+{
+    struct gw_access_snapshot *snap = gw_access_current(access);
+    fprintf(stderr, "level=info event=%s result=%s generation=%llu callers=%zu statements=%zu\n",
+            event, strcmp(event, "reload") == 0 ? "loaded" : "ok",
+            (unsigned long long)gw_access_snapshot_generation(snap),
+            gw_callers_count(gw_access_callers(snap)), gw_access_statement_count(snap));
+    gw_access_release(snap);
 }
 
 static int load_config(const struct serve_args *a, struct gw_config **out)
@@ -164,7 +176,7 @@ int gw_cli_serve(int argc, char **argv)
     struct serve_args args;
     struct gw_config *cfg = NULL;
     struct gw_apispec *spec = NULL;
-    struct gw_vault *vault = NULL;
+    struct gw_access *access = NULL;
     struct gw_workers *workers = NULL;
     struct gw_budget *budget = NULL;
     char *tls_pem[3] = {NULL, NULL, NULL}; /* certificate, key, client CAs */
@@ -208,17 +220,28 @@ int gw_cli_serve(int argc, char **argv)
         fprintf(stderr, "tcgw: API descriptions: %s\n", msg);
         goto out;
     }
-    if (gw_vault_open(cfg->master_key_file, cfg->credential_store, &vault, msg, sizeof msg) !=
-        GW_OK) {
-        fprintf(stderr, "tcgw: credentials: %s\n", msg);
+    struct gw_access_sources sources = {
+        .callers_file = cfg->callers_file,
+        .policy_dir = cfg->policy_dir,
+        .master_key_file = cfg->master_key_file,
+        .credential_store = cfg->credential_store,
+        .spec = spec,
+    };
+    if (gw_access_open(&sources, &access, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw: callers and policies: %s\n", msg);
         goto out;
     }
-    if (!gw_vault_has(vault, cfg->credential)) {
-        fprintf(stderr,
-                "tcgw: credential '%s' is not in %s: add it with 'tcgw secrets put %s' "
-                "or set \"credential\" in the configuration\n",
-                cfg->credential, cfg->credential_store, cfg->credential);
-        goto out;
+    if (cfg->unauthenticated_caller != NULL) {
+        struct gw_access_snapshot *snap = gw_access_current(access);
+        bool known = gw_callers_find(gw_access_callers(snap), cfg->unauthenticated_caller) != NULL;
+        gw_access_release(snap);
+        if (!known) {
+            fprintf(stderr,
+                    "tcgw: \"unauthenticated_caller\" is \"%s\", which %s does not list: add it "
+                    "with 'tcgw callers add %s --policy ...'\n",
+                    cfg->unauthenticated_caller, cfg->callers_file, cfg->unauthenticated_caller);
+            goto out;
+        }
     }
     if (cfg->tls.enabled && read_tls(cfg, tls_pem, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw: %s\n", msg);
@@ -261,8 +284,7 @@ int gw_cli_serve(int argc, char **argv)
         .parts =
             {
                 .spec = spec,
-                .vault = vault,
-                .credential = cfg->credential,
+                .access = access,
                 .endpoint_suffix = cfg->upstream.endpoint_suffix,
                 .max_body_bytes = cfg->max_body_bytes,
                 .max_response_bytes = cfg->upstream.max_response_bytes,
@@ -281,6 +303,7 @@ int gw_cli_serve(int argc, char **argv)
         fprintf(stderr, "tcgw: %s\n", msg);
         goto out;
     }
+    log_access(access, "start");
     char plain_at[96] = "address=none port=none";
     char tls_at[96] = "";
     if (cfg->plain_listener) {
@@ -291,8 +314,8 @@ int gw_cli_serve(int argc, char **argv)
         snprintf(tls_at, sizeof tls_at, " tls_address=%s tls_port=%u", cfg->tls.listen_address,
                  (unsigned)gw_workers_tls_port(workers));
     }
-    fprintf(stderr, "level=info event=listening %s%s workers=%u actions=%zu credential=%s\n",
-            plain_at, tls_at, cfg->threads, gw_apispec_action_count(spec), cfg->credential);
+    fprintf(stderr, "level=info event=listening %s%s workers=%u actions=%zu\n", plain_at, tls_at,
+            cfg->threads, gw_apispec_action_count(spec));
     if (cfg->plain_listener && cfg->unauthenticated_caller != NULL) {
         fprintf(stderr,
                 "level=warning event=unauthenticated_caller caller=%s address=%s port=%u "
@@ -305,8 +328,16 @@ int gw_cli_serve(int argc, char **argv)
 
     int sig = 0;
     while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
-        /* Nothing to reload yet; a SIGHUP must never cost an answer Tencent already gave. */
-        fprintf(stderr, "level=info event=signal signal=HUP action=none\n");
+        /* Calls in flight finish under the snapshot they started with. */
+        if (gw_access_reload(access, msg, sizeof msg) == GW_OK) {
+            log_access(access, "reload");
+        } else {
+            fprintf(stderr,
+                    "level=error event=reload result=refused detail=\"%s\" "
+                    "kept_generation=%llu\n",
+                    msg, (unsigned long long)gw_access_generation(access));
+        }
+        fflush(stderr);
     }
     fprintf(stderr, "level=info event=stopping signal=%d\n", sig);
     /*
@@ -323,7 +354,7 @@ out:
         sodium_free(tls_pem[i]);
     }
     gw_workers_stop(workers);
-    gw_vault_free(vault);
+    gw_access_free(access);
     gw_apispec_free(spec);
     gw_budget_free(budget);
     gw_config_free(cfg);

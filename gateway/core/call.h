@@ -65,6 +65,7 @@ enum gw_decision {
 
 struct gw_call;
 struct gw_access_snapshot;
+struct gw_caller;
 
 /*
  * Looks up a request header by name (case-insensitive). Returns a borrowed string, valid until
@@ -93,9 +94,11 @@ struct gw_call_inbound {
     gw_call_event_fn answered;   /* the reply is ready: runs exactly once per call */
 
     /* The listener's identity rules and what its TLS layer verified. */
-    unsigned accept;                    /* GW_ACCEPT_* bits: identity methods this listener takes */
-    const char *unauthenticated_caller; /* borrowed: the caller a call without identity is, or NULL */
-    const char *cert_name;  /* borrowed: a verified client certificate's URI SAN, else its CN; or NULL */
+    unsigned accept; /* GW_ACCEPT_* bits: identity methods this listener takes */
+    const char
+        *unauthenticated_caller; /* borrowed: the caller a call without identity is, or NULL */
+    const char
+        *cert_name; /* borrowed: a verified client certificate's URI SAN, else its CN; or NULL */
     const char *cert_error; /* static: why the client certificate presented is refused, or NULL */
     unsigned listener_port; /* the local port the call arrived on */
 };
@@ -140,17 +143,18 @@ struct gw_call {
     json_t *params;                             /* the parsed body, owned */
 
     /* Written by the identity stage. */
-    char caller[GW_CALL_NAME_MAX + 1]; /* "" until identified */
+    char caller[GW_CALL_NAME_MAX + 1];    /* "" until identified */
+    const struct gw_caller *caller_entry; /* the caller in call->snapshot, or NULL */
     enum gw_identity_method identity;
 
     /* Written by the policy stage. */
     enum gw_decision decision;
     char statement[GW_CALL_NAME_MAX * 2 + 2]; /* "file#sid" that decided, "" when none */
-    char policy_reason[GW_CALL_MESSAGE_MAX];  /* on a deny: the condition that failed (log, audit) */
-    char credential[GW_CALL_NAME_MAX + 1];    /* the credential that signs */
-    struct gw_access_snapshot *snapshot; /* the callers and policies the call is judged under: a
-                                            reference taken by the identity stage, given back by
-                                            the final stage */
+    char policy_reason[GW_CALL_MESSAGE_MAX]; /* on a deny: the condition that failed (log, audit) */
+    char credential[GW_CALL_NAME_MAX + 1];   /* the credential that signs */
+    struct gw_access_snapshot *snapshot;     /* the callers and policies the call is judged under: a
+                                                reference taken by the identity stage, given back by
+                                                the final stage */
 
     /* Written by the signing stage. */
     int64_t timestamp;

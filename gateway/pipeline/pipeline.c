@@ -2,14 +2,19 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "access/access.h"
 #include "apispec/apispec.h"
 #include "core/budget.h"
 #include "core/call.h"
+#include "http/request.h"
+#include "identity/callers.h"
+#include "identity/identify.h"
 #include "pipeline/outcome.h"
 #include "pipeline/record.h"
-#include "http/request.h"
+#include "policy/policy.h"
 #include "upstream/upstream.h"
 #include "vault/tc3.h"
 #include "vault/vault.h"
@@ -19,6 +24,12 @@ _Static_assert(GW_TC3_MAX_TEXT <= GW_CALL_AUTHORIZATION_MAX,
 
 struct gw_pipeline {
     struct gw_pipeline_parts parts;
+    /*
+     * This worker's reference to the current access snapshot: taken again only when a reload
+     * changed the generation, so a call costs one atomic increment, not a lock.
+     */
+    struct gw_access_snapshot *snapshot;
+    uint64_t generation;
 };
 
 /* What a stage did with the call. */
@@ -96,6 +107,60 @@ static enum step stage_request_body(struct gw_pipeline *p, struct gw_call *call)
     return gw_request_parse_body(call) ? STEP_NEXT : STEP_DECIDED;
 }
 
+/* The snapshot this worker judges new calls under. */
+static struct gw_access_snapshot *current_snapshot(struct gw_pipeline *p)
+{
+    uint64_t generation = gw_access_generation(p->parts.access);
+    if (p->snapshot == NULL || generation != p->generation) {
+        gw_access_release(p->snapshot);
+        p->snapshot = gw_access_current(p->parts.access);
+        p->generation = gw_access_snapshot_generation(p->snapshot);
+    }
+    return p->snapshot;
+}
+
+/* The path of a request target: an absolute-form target ("http://host/x") is signed as "/x". */
+static const char *target_path(const char *target)
+{
+    const char *scheme_end = strstr(target, "://");
+    if (target[0] == '/' || scheme_end == NULL) {
+        return target;
+    }
+    const char *path = strchr(scheme_end + 3, '/');
+    return path != NULL ? path : "/";
+}
+
+static enum step stage_identify(struct gw_pipeline *p, struct gw_call *call)
+{
+    struct gw_access_snapshot *snap = current_snapshot(p);
+    gw_access_hold(snap);
+    call->snapshot = snap;
+    struct gw_identify_input in = {
+        .accept = call->in.accept,
+        .unauthenticated_caller = call->in.unauthenticated_caller,
+        .cert_name = call->in.cert_name,
+        .cert_error = call->in.cert_error,
+        .header = call->in.header,
+        .transport = call->in.transport,
+        .method = call->in.method,
+        .path = target_path(call->in.target),
+        .service = call->service,
+        .body = (const unsigned char *)call->body.data,
+        .body_len = call->body.len,
+        .now = (int64_t)time(NULL),
+    };
+    struct gw_identity who;
+    if (gw_identify(&in, gw_access_callers(snap), gw_access_vault(snap),
+                    gw_access_replay(p->parts.access), &who) != GW_OK) {
+        gw_call_refuse(call, who.code, "%s", who.message);
+        return STEP_DECIDED;
+    }
+    call->caller_entry = who.caller;
+    call->identity = who.method;
+    snprintf(call->caller, sizeof call->caller, "%s", who.caller->name);
+    return STEP_NEXT;
+}
+
 static enum step stage_validate(struct gw_pipeline *p, struct gw_call *call)
 {
     struct gw_apispec_verdict verdict;
@@ -104,13 +169,43 @@ static enum step stage_validate(struct gw_pipeline *p, struct gw_call *call)
         gw_call_refuse(call, verdict.code, "%s", verdict.message);
         return STEP_DECIDED;
     }
-    snprintf(call->credential, sizeof call->credential, "%s", p->parts.credential);
+    return STEP_NEXT;
+}
+
+static enum step stage_policy(struct gw_pipeline *p, struct gw_call *call)
+{
+    (void)p;
+    const struct gw_caller *caller = call->caller_entry;
+    const struct gw_policy *const *policies = NULL;
+    size_t n = gw_access_policies(call->snapshot, caller, &policies);
+    struct gw_policy_request req = {
+        .service = call->service,
+        .action = call->action,
+        .region = call->region,
+        .params = call->params,
+        .caller = caller->name,
+        .caller_attributes = caller->attributes,
+        .peer = call->in.peer,
+    };
+    struct gw_policy_decision d;
+    gw_policy_decide(policies, n, &req, &d, NULL);
+    call->decision = d.decision;
+    snprintf(call->statement, sizeof call->statement, "%s", d.statement);
+    if (d.decision != GW_DECISION_ALLOW) {
+        snprintf(call->policy_reason, sizeof call->policy_reason, "%s", d.reason);
+        gw_call_refuse(call, "UnauthorizedOperation", "%s. Nothing was sent to Tencent Cloud.",
+                       d.refused);
+        return STEP_DECIDED;
+    }
+    /* Each caller is bound to one credential: it can never sign with another's. */
+    snprintf(call->credential, sizeof call->credential, "%s", caller->credential);
     gw_call_stamp(&call->times.checked);
     return STEP_NEXT;
 }
 
 static enum step stage_sign(struct gw_pipeline *p, struct gw_call *call)
 {
+    (void)p;
     call->timestamp = (int64_t)time(NULL);
     struct gw_tc3_request req = {
         .service = call->service,
@@ -121,7 +216,8 @@ static enum step stage_sign(struct gw_pipeline *p, struct gw_call *call)
         .payload_len = call->body.len,
         .action = NULL, /* sign content-type;host only, exactly as the official SDKs do */
     };
-    enum gw_err err = gw_vault_sign(p->parts.vault, call->credential, &req, &call->authorization);
+    enum gw_err err = gw_vault_sign(gw_access_vault(call->snapshot), call->credential, &req,
+                                    &call->authorization);
     if (err != GW_OK) {
         gw_call_refuse(call, "InternalError",
                        "tcgw could not sign the call (%s); nothing was sent to Tencent Cloud.",
@@ -173,7 +269,9 @@ static const struct stage stages[] = {
     {"admit", stage_admit, false},
     {"request_head", stage_request_head, false},
     {"request_body", stage_request_body, true},
+    {"identify", stage_identify, true},
     {"validate", stage_validate, true},
+    {"policy", stage_policy, true},
     {"sign", stage_sign, true},
     {"forward", stage_forward, true},
     {"outcome", stage_outcome, true},
@@ -225,6 +323,10 @@ static void finish(struct gw_pipeline *p, struct gw_call *call)
     call->stage = STAGE_COUNT;
     stage_reply(call);
     stage_record(p, call);
+    /* The record has read the caller: the snapshot it points into may go now. */
+    gw_access_release(call->snapshot);
+    call->snapshot = NULL;
+    call->caller_entry = NULL;
     call->in.answered(call, call->in.transport);
 }
 
@@ -282,5 +384,8 @@ struct gw_pipeline *gw_pipeline_new(const struct gw_pipeline_parts *parts)
 
 void gw_pipeline_free(struct gw_pipeline *p)
 {
+    if (p != NULL) {
+        gw_access_release(p->snapshot);
+    }
     free(p);
 }

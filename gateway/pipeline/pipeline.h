@@ -2,7 +2,7 @@
  * pipeline: the one place that knows the order of the stages every call goes through.
  *
  *   head:  admit -> request head
- *   body:  request body -> validate -> sign -> forward (waits) -> outcome
+ *   body:  request body -> identify -> validate -> policy -> sign -> forward (waits) -> outcome
  *   final: reply -> record, then the transport's answered callback
  *
  * Stages run from one table. A stage continues, decides the call (a refusal, or an answer made
@@ -17,11 +17,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct gw_access;
 struct gw_apispec;
 struct gw_budget;
 struct gw_call;
 struct gw_upstream;
-struct gw_vault;
 
 struct gw_pipeline;
 
@@ -31,8 +31,7 @@ typedef void (*gw_pipeline_record_fn)(const struct gw_call *call, void *arg);
 /* The parts a pipeline uses: all borrowed, and must outlive it. */
 struct gw_pipeline_parts {
     const struct gw_apispec *spec;
-    struct gw_vault *vault;
-    const char *credential; /* name of the credential that signs */
+    struct gw_access *access; /* callers, policies and the vault: who may call what, signed how */
     struct gw_upstream *upstream;
     const char *endpoint_suffix;  /* "tencentcloudapi.com" */
     size_t max_body_bytes;        /* a declared Content-Length above it is refused */

@@ -14,6 +14,9 @@ import scripted
 # Dev credentials of the demo and tests: Tencent's documented example values, not a real key.
 DEV_SECRET_ID = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE"
 DEV_SECRET_KEY = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"
+ALLOW_ALL = {"version": "2.0",
+             "statement": [{"sid": "any-call", "effect": "allow", "action": ["*"],
+                            "resource": ["*"]}]}
 
 SEED_BODY = b'{"ProxyId": "link-4ftf12sb", "Concurrent": "2", "Bandwidth": "10"}'
 
@@ -44,7 +47,7 @@ class Gateway:
 
     def __init__(self, workdir, sim_port, ca_file, secret_id=DEV_SECRET_ID,
                  secret_key=DEV_SECRET_KEY, spec_dir=None, extra_config=None, connect_to=None,
-                 env=None):
+                 env=None, callers=None, policies=None, unauthenticated_caller="local"):
         self.workdir = workdir
         self.sim_port = sim_port
         self.ca_file = ca_file
@@ -61,6 +64,14 @@ class Gateway:
         self.config_path = os.path.join(workdir, "tcgw.json")
         self.key_path = os.path.join(workdir, "master.key")
         self.store_path = os.path.join(workdir, "credentials.store")
+        # By default the gateway is a sidecar: calls without identity are caller "local", whom
+        # the policy "allow-all" lets make any call. Tests of identity and policy pass their own.
+        self.callers = callers if callers is not None else {
+            "local": {"credential": "default", "policies": ["allow-all"]}}
+        self.policies = policies if policies is not None else {"allow-all": ALLOW_ALL}
+        self.unauthenticated_caller = unauthenticated_caller
+        self.callers_path = os.path.join(workdir, "callers.json")
+        self.policy_dir = os.path.join(workdir, "policies")
 
     def provision(self):
         """Creates the master key and stores the credential, as an operator would."""
@@ -70,7 +81,44 @@ class Gateway:
         run_tcgw(["secrets", "put", "default", "--key", self.key_path, "--store",
                   self.store_path], stdin=secrets)
 
+    def write_access(self):
+        """Writes the callers file and the policy directory (SIGHUP makes a running gateway
+        read them again)."""
+        os.makedirs(self.policy_dir, exist_ok=True)
+        for name in os.listdir(self.policy_dir):
+            if name.endswith(".json") and name[:-5] not in self.policies:
+                os.unlink(os.path.join(self.policy_dir, name))
+        for name, policy in self.policies.items():
+            text = policy if isinstance(policy, str) else json.dumps(policy, indent=2)
+            with open(os.path.join(self.policy_dir, name + ".json"), "w") as f:
+                f.write(text)
+        if isinstance(self.callers, str):
+            text = self.callers
+        else:
+            existing = {}
+            if os.path.exists(self.callers_path):
+                with open(self.callers_path) as f:
+                    existing = json.load(f).get("callers", {})
+            merged = dict(existing, **self.callers)  # keeps callers added with `tcgw callers add`
+            text = json.dumps({"callers": merged}, indent=2)
+        with open(self.callers_path, "w") as f:
+            f.write(text)
+        os.chmod(self.callers_path, 0o600)
+
+    def reload(self, timeout=10):
+        """SIGHUP, then waits for the gateway's log line that says how the reload went."""
+        before = self.read_log().count("event=reload")
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            lines = [l for l in self.read_log().splitlines() if "event=reload" in l]
+            if len(lines) > before:
+                return lines[-1]
+            time.sleep(0.02)
+        raise AssertionError("no reload line after SIGHUP:\n" + self.read_log())
+
     def write_config(self):
+        self.write_access()
         connect_to = self.connect_to
         if connect_to is None:
             connect_to = ["%s:443:127.0.0.1:%d" % (h, self.sim_port) for h in UPSTREAM_HOSTS]
@@ -80,10 +128,13 @@ class Gateway:
             "spec_dir": self.spec_dir,
             "master_key_file": self.key_path,
             "credential_store": self.store_path,
-            "credential": "default",
+            "callers_file": self.callers_path,
+            "policy_dir": self.policy_dir,
             "upstream": {"ca_file": self.ca_file, "connect_to": connect_to,
                          "connect_timeout_ms": 3000, "timeout_ms": 10000},
         }
+        if self.unauthenticated_caller is not None:
+            config["unauthenticated_caller"] = self.unauthenticated_caller
         for key, value in self.extra_config.items():
             if isinstance(value, dict) and isinstance(config.get(key), dict):
                 config[key].update(value)

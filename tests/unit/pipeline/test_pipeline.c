@@ -20,9 +20,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "access/access.h"
 #include "apispec/apispec.h"
 #include "core/call.h"
 #include "core/loop.h"
@@ -39,7 +41,7 @@
 struct parts {
     char dir[64];
     struct gw_apispec *spec;
-    struct gw_vault *vault;
+    struct gw_access *access; /* callers "local" (allow-all) and "reader" (Describe* only) */
     struct gw_upstream *upstream;
     struct gw_pipeline *pipeline;
     struct gw_loop *loop; /* the upstream's, run by the test's own thread while it waits */
@@ -54,7 +56,8 @@ struct transport {
     size_t n;
     int will_wait;
     int answered;
-    bool waiting; /* the test runs the loop until answered */
+    bool waiting;       /* the test runs the loop until answered */
+    const char *caller; /* the listener's unauthenticated caller; NULL: "local" */
     struct parts *parts;
 };
 
@@ -76,10 +79,36 @@ static void on_record(const struct gw_call *call, void *arg)
     p->records++;
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, 0600), 0);
+}
+
+/* Removes what setup wrote in dir. */
+static void remove_files(const char *dir)
+{
+    static const char *const names[] = {"policies/allow-all.json",
+                                        "policies/reader.json",
+                                        "policies",
+                                        "callers.json",
+                                        "credentials.store",
+                                        "master.key"};
+    char path[192];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        remove(path);
+    }
+    rmdir(dir);
+}
+
 static int setup(void **state)
 {
     struct parts *p = calloc(1, sizeof *p);
-    char path[128], key[128], store[128], msg[256];
+    char path[128], key[128], store[128], callers[128], policies[128], msg[512];
     if (p == NULL) {
         return -1;
     }
@@ -91,11 +120,36 @@ static int setup(void **state)
     snprintf(path, sizeof path, "%s/specs", src != NULL ? src : "..");
     snprintf(key, sizeof key, "%s/master.key", p->dir);
     snprintf(store, sizeof store, "%s/credentials.store", p->dir);
+    snprintf(callers, sizeof callers, "%s/callers.json", p->dir);
+    snprintf(policies, sizeof policies, "%s/policies", p->dir);
+    struct gw_vault *vault = NULL;
     if (gw_apispec_load_dir(path, &p->spec, msg, sizeof msg) != GW_OK ||
         gw_vault_keygen(key, msg, sizeof msg) != GW_OK ||
-        gw_vault_open(key, store, &p->vault, msg, sizeof msg) != GW_OK ||
-        gw_vault_put(p->vault, "default", SECRET_ID, strlen(SECRET_ID), SECRET_KEY,
-                     strlen(SECRET_KEY), msg, sizeof msg) != GW_OK) {
+        gw_vault_open(key, store, &vault, msg, sizeof msg) != GW_OK ||
+        gw_vault_put(vault, "default", SECRET_ID, strlen(SECRET_ID), SECRET_KEY, strlen(SECRET_KEY),
+                     msg, sizeof msg) != GW_OK ||
+        gw_vault_save(vault, store, msg, sizeof msg) != GW_OK) {
+        print_error("setup: %s\n", msg);
+        return -1;
+    }
+    gw_vault_free(vault);
+    write_file(callers, "{\"callers\": {\"local\": {\"credential\": \"default\", "
+                        "\"policies\": [\"allow-all\"]}, \"reader\": {\"credential\": "
+                        "\"default\", \"policies\": [\"reader\"]}}}");
+    assert_int_equal(mkdir(policies, 0700), 0);
+    char file[160];
+    snprintf(file, sizeof file, "%s/allow-all.json", policies);
+    write_file(file, "{\"version\": \"2.0\", \"statement\": [{\"sid\": \"any\", \"effect\": "
+                     "\"allow\", \"action\": \"*\", \"resource\": \"*\"}]}");
+    snprintf(file, sizeof file, "%s/reader.json", policies);
+    write_file(file, "{\"version\": \"2.0\", \"statement\": [{\"sid\": \"reads\", \"effect\": "
+                     "\"allow\", \"action\": \"gaap:Describe*\", \"resource\": \"*\"}]}");
+    struct gw_access_sources sources = {.callers_file = callers,
+                                        .policy_dir = policies,
+                                        .master_key_file = key,
+                                        .credential_store = store,
+                                        .spec = p->spec};
+    if (gw_access_open(&sources, &p->access, msg, sizeof msg) != GW_OK) {
         print_error("setup: %s\n", msg);
         return -1;
     }
@@ -114,8 +168,7 @@ static int setup(void **state)
         return -1;
     }
     struct gw_pipeline_parts parts = {.spec = p->spec,
-                                      .vault = p->vault,
-                                      .credential = "default",
+                                      .access = p->access,
                                       .upstream = p->upstream,
                                       .endpoint_suffix = "tencentcloudapi.com",
                                       .max_body_bytes = MAX_BODY,
@@ -124,9 +177,7 @@ static int setup(void **state)
                                       .record = on_record,
                                       .record_arg = p};
     p->pipeline = gw_pipeline_new(&parts);
-    unlink(key);
-    unlink(store);
-    rmdir(p->dir);
+    remove_files(p->dir);
     *state = p;
     return p->pipeline == NULL ? -1 : 0;
 }
@@ -136,7 +187,7 @@ static int teardown(void **state)
     struct parts *p = *state;
     gw_upstream_free(p->upstream);
     gw_pipeline_free(p->pipeline);
-    gw_vault_free(p->vault);
+    gw_access_free(p->access);
     gw_apispec_free(p->spec);
     gw_loop_free(p->loop);
     free(p);
@@ -206,6 +257,8 @@ static struct gw_call *new_call(struct transport *t, const char *method)
     call->in.transport = t;
     call->in.will_wait = on_will_wait;
     call->in.answered = on_answered;
+    call->in.accept = GW_ACCEPT_TOKEN | GW_ACCEPT_SDK_KEY;
+    call->in.unauthenticated_caller = t->caller != NULL ? t->caller : "local";
     return call;
 }
 
@@ -271,35 +324,41 @@ static void test_refusals_pass_the_final_stage_once_unsigned(void **state)
     big[0] = '{';
     big[sizeof big - 2] = '}';
     struct {
-        const char *method, *header, *value, *body, *code;
+        const char *method, *header, *value, *body, *code, *caller;
     } cases[] = {
-        {"GET", NULL, NULL, "", "UnsupportedProtocol"},
-        {"POST", "Content-Type", "text/plain", SEED, "InvalidRequest"},
-        {"POST", "Host", "evil.example.com", SEED, "InvalidRequest"},
-        {"POST", "X-TC-Action", NULL, SEED, "MissingParameter"},
-        {"POST", "X-TC-Action", "Modify-Proxy", SEED, "InvalidAction"},
-        {"POST", "X-TC-Version", "2018/05/29", SEED, "NoSuchVersion"},
-        {"POST", "X-TC-Region", "AP_GUANGZHOU", SEED, "InvalidParameterValue"},
-        {"POST", "X-TC-Language", "fr-FR", SEED, "InvalidParameterValue"},
-        {"POST", "X-TC-TraceId", "tab\there", SEED, "InvalidParameterValue"},
-        {"POST", "Content-Length", "99999999", SEED, "RequestSizeLimitExceeded"},
-        {"POST", NULL, NULL, big, "RequestSizeLimitExceeded"},
-        {"POST", NULL, NULL, "{\"ProxyId\":", "InvalidRequest"},
-        {"POST", NULL, NULL, "[1]", "InvalidRequest"},
-        {"POST", NULL, NULL, "-9223372036854775809", "InvalidRequest"},
-        {"POST", NULL, NULL, "{\"ProxyId\": \"a\", \"ProxyId\": \"b\"}", "InvalidRequest"},
-        {"POST", NULL, NULL, "{\"Bandwidth\": 99999999999999999999}", "InvalidParameterValue"},
-        {"POST", NULL, NULL, "{\"ProxyId\": \"link-1\"}", "MissingParameter"},
+        {"GET", NULL, NULL, "", "UnsupportedProtocol", NULL},
+        {"POST", "Content-Type", "text/plain", SEED, "InvalidRequest", NULL},
+        {"POST", "Host", "evil.example.com", SEED, "InvalidRequest", NULL},
+        {"POST", "X-TC-Action", NULL, SEED, "MissingParameter", NULL},
+        {"POST", "X-TC-Action", "Modify-Proxy", SEED, "InvalidAction", NULL},
+        {"POST", "X-TC-Version", "2018/05/29", SEED, "NoSuchVersion", NULL},
+        {"POST", "X-TC-Region", "AP_GUANGZHOU", SEED, "InvalidParameterValue", NULL},
+        {"POST", "X-TC-Language", "fr-FR", SEED, "InvalidParameterValue", NULL},
+        {"POST", "X-TC-TraceId", "tab\there", SEED, "InvalidParameterValue", NULL},
+        {"POST", "Content-Length", "99999999", SEED, "RequestSizeLimitExceeded", NULL},
+        {"POST", NULL, NULL, big, "RequestSizeLimitExceeded", NULL},
+        {"POST", NULL, NULL, "{\"ProxyId\":", "InvalidRequest", NULL},
+        {"POST", NULL, NULL, "[1]", "InvalidRequest", NULL},
+        {"POST", NULL, NULL, "-9223372036854775809", "InvalidRequest", NULL},
+        {"POST", NULL, NULL, "{\"ProxyId\": \"a\", \"ProxyId\": \"b\"}", "InvalidRequest", NULL},
+        {"POST", NULL, NULL, "{\"Bandwidth\": 99999999999999999999}", "InvalidParameterValue",
+         NULL},
+        {"POST", NULL, NULL, "{\"ProxyId\": \"link-1\"}", "MissingParameter", NULL},
         {"POST", NULL, NULL, "{\"ProxyId\": \"link-1\", \"Bandwidth\": 10, \"Nope\": 1}",
-         "UnknownParameter"},
+         "UnknownParameter", NULL},
         {"POST", NULL, NULL, "{\"ProxyId\": \"link-1\", \"Bandwidth\": \"ten\"}",
-         "InvalidParameter"},
-        {"POST", "X-TC-Version", "2017-01-01", SEED, "NoSuchVersion"},
-        {"POST", "X-TC-Action", "NoSuchAction", SEED, "InvalidAction"},
-        {"POST", "Host", "cvm.tencentcloudapi.com", SEED, "NoSuchProduct"},
+         "InvalidParameter", NULL},
+        {"POST", "X-TC-Version", "2017-01-01", SEED, "NoSuchVersion", NULL},
+        {"POST", "X-TC-Action", "NoSuchAction", SEED, "InvalidAction", NULL},
+        {"POST", "Host", "cvm.tencentcloudapi.com", SEED, "NoSuchProduct", NULL},
+        {"POST", "Authorization", "Bearer short", SEED, "AuthFailure.InvalidAuthorization", NULL},
+        {"POST", "Authorization", "Basic dXNlcjpwYXNz", SEED, "AuthFailure.InvalidAuthorization",
+         NULL},
+        {"POST", NULL, NULL, SEED, "UnauthorizedOperation", "reader"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct transport t = seed_transport(p, "ModifyProxyConfiguration");
+        t.caller = cases[i].caller;
         if (cases[i].header != NULL) {
             set_header(&t, cases[i].header, cases[i].value);
         }
@@ -345,6 +404,11 @@ static void test_valid_call_is_signed_over_its_exact_bytes_and_forwarded(void **
     assert_int_equal(t.will_wait, 1); /* the transport could suspend before forwarding */
     assert_true(call->timestamp >= before && call->timestamp <= time(NULL));
     assert_string_equal(call->credential, "default");
+    assert_string_equal(call->caller, "local");
+    assert_int_equal(call->identity, GW_IDENTITY_LISTENER);
+    assert_int_equal(call->decision, GW_DECISION_ALLOW);
+    assert_string_equal(call->statement, "allow-all.json#any");
+    assert_null(call->snapshot); /* given back by the final stage */
     assert_string_equal(call->trace_id, "trace-123");
     assert_string_equal(call->request_client, "SDK_NODEJS_4.0");
 

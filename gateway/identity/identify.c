@@ -364,12 +364,44 @@ static bool header_name_char(char c)
 }
 
 /*
+ * The length of a Host value without its ":port": what an SDK signs when it takes the URL's
+ * hostname (the Node SDK does), while its Host header carries the port. "[::1]:8080" -> "[::1]".
+ */
+static size_t hostname_len(const char *v, size_t n)
+{
+    size_t i = n;
+    while (i > 0 && v[i - 1] >= '0' && v[i - 1] <= '9') {
+        i--;
+    }
+    if (i == n || i == 0 || v[i - 1] != ':') {
+        return n;
+    }
+    const char *close = memchr(v, ']', n);
+    if (memchr(v, ':', i - 1) != NULL && (close == NULL || close != v + i - 2)) {
+        return n; /* a bare IPv6 address: its last group is not a port */
+    }
+    return i - 1;
+}
+
+/* The first label of the Host received ("127" for 127.0.0.1:8080, "gaap" for gaap.x.com). */
+static bool is_host_label(const struct gw_identify_input *in, const char *label)
+{
+    const char *host = in->header(in->transport, "host");
+    if (host == NULL) {
+        return false;
+    }
+    size_t n = strcspn(host, ".:");
+    return n > 0 && strlen(label) == n && strncmp(host, label, n) == 0;
+}
+
+/*
  * Appends "name:value\n" for each signed header to cr, the value trimmed and lowercased, after
  * checking the list: lowercase names, strictly ascending (so sorted and each once), content-type
  * and host among them, each carried by the request.
  */
 static enum gw_err put_signed_headers(const struct gw_identify_input *in, const struct tc3_auth *a,
-                                      struct text *cr, struct gw_identity *out)
+                                      bool host_without_port, struct text *cr,
+                                      struct gw_identity *out)
 {
     const char *p = a->signed_headers;
     const char *end = p + a->signed_headers_len;
@@ -408,6 +440,9 @@ static enum gw_err put_signed_headers(const struct gw_identify_input *in, const 
         }
         while (vn > 0 && (v[vn - 1] == ' ' || v[vn - 1] == '\t')) {
             vn--;
+        }
+        if (host_without_port && strcmp(name, "host") == 0) {
+            vn = hostname_len(v, vn);
         }
         put(cr, name, n);
         put(cr, ":", 1);
@@ -463,7 +498,13 @@ static enum gw_err by_signature(const struct gw_identify_input *in, const char *
                       "date of X-TC-Timestamp (%s).",
                       a.date, date);
     }
-    if (in->service == NULL || strcmp(a.service, in->service) != 0) {
+    /*
+     * An SDK names the service of its signature after the first label of its endpoint: pointed
+     * at http://127.0.0.1:8080/gaap it signs for "127". The Host it signed binds the signature
+     * to this gateway either way, and the service called is the one the request names.
+     */
+    if (in->service == NULL ||
+        (strcmp(a.service, in->service) != 0 && !is_host_label(in, a.service))) {
         return refuse(out, GW_ERR_CRYPTO, "AuthFailure.SignatureFailure",
                       "The service in the Authorization header's Credential (%s) must be the "
                       "service called (%s).",
@@ -476,40 +517,52 @@ static enum gw_err by_signature(const struct gw_identify_input *in, const char *
                       "SecretKey `tcgw callers add NAME --sdk-key` printed.");
     }
 
-    /* The canonical request, as Tencent Cloud builds it, over exactly the bytes received. */
-    put_str(&cr, in->method != NULL ? in->method : "");
-    put(&cr, "\n", 1);
-    put_str(&cr, in->path != NULL ? in->path : "");
-    put(&cr, "\n\n", 2); /* the canonical query string: empty (queries are refused earlier) */
-    if ((err = put_signed_headers(in, &a, &cr, out)) != GW_OK) {
-        return err;
+    /*
+     * The canonical request, as Tencent Cloud builds it, over exactly the bytes received; when
+     * that does not match and the Host carries a port, once more with the Host as a hostname.
+     */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool host_without_port = attempt == 1;
+        cr.len = 0;
+        sts.len = 0;
+        put_str(&cr, in->method != NULL ? in->method : "");
+        put(&cr, "\n", 1);
+        put_str(&cr, in->path != NULL ? in->path : "");
+        put(&cr, "\n\n", 2); /* the canonical query string: empty (queries are refused earlier) */
+        if ((err = put_signed_headers(in, &a, host_without_port, &cr, out)) != GW_OK) {
+            return err;
+        }
+        put(&cr, "\n", 1);
+        put(&cr, a.signed_headers, a.signed_headers_len);
+        put(&cr, "\n", 1);
+        put_sha256_hex(&cr, in->body, in->body_len);
+        if (cr.over) {
+            return refuse(out, GW_ERR_CRYPTO, "AuthFailure.InvalidAuthorization",
+                          "The signed headers are too long: together they may hold about %d "
+                          "bytes.",
+                          GW_TC3_MAX_TEXT - 256);
+        }
+        put_str(&sts, TC3 "\n");
+        put_str(&sts, ts_text);
+        put(&sts, "\n", 1);
+        put_str(&sts, a.date);
+        put(&sts, "/", 1);
+        put_str(&sts, a.service);
+        put_str(&sts, "/tc3_request\n");
+        put_sha256_hex(&sts, cr.p, cr.len);
+        if (sts.over) {
+            return refuse(out, GW_ERR_INTERNAL, "InternalError",
+                          "tcgw could not build the string to sign.");
+        }
+        err = vault != NULL ? gw_vault_verify(vault, caller->name, a.secret_id, a.date, a.service,
+                                              sts.p, sts.len, a.signature)
+                            : GW_ERR_INTERNAL;
+        const char *host = in->header(in->transport, "host");
+        if (err != GW_ERR_CRYPTO || host == NULL ||
+            hostname_len(host, strlen(host)) == strlen(host)) {
+            break;
+        }
     }
-    put(&cr, "\n", 1);
-    put(&cr, a.signed_headers, a.signed_headers_len);
-    put(&cr, "\n", 1);
-    put_sha256_hex(&cr, in->body, in->body_len);
-    if (cr.over) {
-        return refuse(out, GW_ERR_CRYPTO, "AuthFailure.InvalidAuthorization",
-                      "The signed headers are too long: together they may hold about %d bytes.",
-                      GW_TC3_MAX_TEXT - 256);
-    }
-    put_str(&sts, TC3 "\n");
-    put_str(&sts, ts_text);
-    put(&sts, "\n", 1);
-    put_str(&sts, a.date);
-    put(&sts, "/", 1);
-    put_str(&sts, a.service);
-    put_str(&sts, "/tc3_request\n");
-    put_sha256_hex(&sts, cr.p, cr.len);
-    if (sts.over) {
-        return refuse(out, GW_ERR_INTERNAL, "InternalError",
-                      "tcgw could not build the string "
-                      "to sign.");
-    }
-
-    err = vault != NULL ? gw_vault_verify(vault, caller->name, a.secret_id, a.date, a.service,
-                                          sts.p, sts.len, a.signature)
-                        : GW_ERR_INTERNAL;
     switch (err) {
     case GW_OK:
         break;

@@ -1,6 +1,7 @@
 /*
- * config: the gateway's JSON configuration file. Every field is optional; README.md documents each
- * with its default. Relative paths are taken relative to the directory of the config file.
+ * config: the gateway's JSON configuration file. Every field is optional (but a "tls" section
+ * needs its three files, and "plain_listener": false needs a "tls" section); README.md documents
+ * each with its default. Relative paths are taken relative to the directory of the config file.
  */
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H

@@ -6,7 +6,8 @@
  *
  * A server is one listener: plain HTTP, or HTTPS that requests a client certificate. Each call
  * carries its listener's identity rules (accept, unauthenticated_caller, listener_port) and, on
- * HTTPS, what the client certificate proved (cert_name) or why it is refused (cert_error): the
+ * HTTPS whose accept has GW_ACCEPT_CERT, what the client certificate proved (cert_name) or why it
+ * is refused (cert_error, "no client certificate was presented" among the reasons): the
  * certificate is judged once per connection (http/peer.h), when its first request arrives, and
  * a refusal is the identity stage's to word, so the caller gets a Tencent-format answer rather
  * than a failed handshake.

@@ -102,15 +102,15 @@ static enum gw_err snapshot_build(const struct gw_access *access, struct gw_acce
         goto out;
     }
     atomic_init(&snap->refs, 1);
+    if ((err = gw_vault_open(access->master_key_file, access->credential_store, &snap->vault, msg,
+                             msglen)) != GW_OK) {
+        goto out;
+    }
     if ((err = gw_callers_load(access->callers_file, &snap->callers, msg, msglen)) != GW_OK) {
         goto out;
     }
     if ((err = gw_policy_set_load(access->policy_dir, access->spec, &snap->policies, msg,
                                   msglen)) != GW_OK) {
-        goto out;
-    }
-    if ((err = gw_vault_open(access->master_key_file, access->credential_store, &snap->vault, msg,
-                             msglen)) != GW_OK) {
         goto out;
     }
     if ((err = bind_callers(snap, access, msg, msglen)) != GW_OK) {

@@ -22,7 +22,8 @@ static const char usage_text[] =
     "       tcgw callers remove NAME [--config FILE]\n"
     "add gives the caller a bearer token unless --sdk-key or --certificate is given (--token\n"
     "adds one as well); the token, or the SDK key's SecretKey, is printed once and never again.\n"
-    "--credential (default \"default\") must be in the credential store.\n";
+    "--credential (default: the configuration's \"credential\", \"default\") must be in the\n"
+    "credential store.\n";
 
 #define SECRET_ID_PREFIX "AKIDtcgw"
 #define TOKEN_BYTES 32
@@ -282,7 +283,7 @@ static int add(const struct args *a, const struct gw_config *cfg)
     struct gw_vault *vault = NULL;
     struct gw_caller c;
     bool key_saved = false;
-    const char *credential = a->credential != NULL ? a->credential : "default";
+    const char *credential = a->credential != NULL ? a->credential : cfg->credential;
     struct secrets *s = sodium_malloc(sizeof *s);
 
     if (s == NULL) {

@@ -68,8 +68,9 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
 static void log_access(struct gw_access *access, const char *event)
 {
     struct gw_access_snapshot *snap = gw_access_current(access);
-    fprintf(stderr, "level=info event=%s result=%s generation=%llu callers=%zu statements=%zu\n",
-            event, strcmp(event, "reload") == 0 ? "loaded" : "ok",
+    bool reload = strcmp(event, "reload") == 0;
+    fprintf(stderr, "level=info event=%s%s result=%s generation=%llu callers=%zu statements=%zu\n",
+            event, reload ? " signal=HUP" : "", reload ? "loaded" : "ok",
             (unsigned long long)gw_access_snapshot_generation(snap),
             gw_callers_count(gw_access_callers(snap)), gw_access_statement_count(snap));
     gw_access_release(snap);
@@ -333,7 +334,7 @@ int gw_cli_serve(int argc, char **argv)
             log_access(access, "reload");
         } else {
             fprintf(stderr,
-                    "level=error event=reload result=refused detail=\"%s\" "
+                    "level=error event=reload signal=HUP result=refused detail=\"%s\" "
                     "kept_generation=%llu\n",
                     msg, (unsigned long long)gw_access_generation(access));
         }

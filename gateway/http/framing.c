@@ -7,7 +7,7 @@
 /* What the framing check counts over every header of a request. */
 struct framing {
     size_t canonical_size; /* of the head, were every header "Name: value" + CRLF */
-    unsigned content_length, host, transfer_encoding;
+    unsigned content_length, host, transfer_encoding, authorization;
     bool zero_length; /* Content-Length: 0 */
     bool body;
     const char *encoding;
@@ -47,6 +47,8 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
         f->zero_length = strcmp(value, "0") == 0;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
         f->host++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) {
+        f->authorization++;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
         f->transfer_encoding++;
         f->encoding = value;
@@ -74,6 +76,8 @@ void gw_framing_check(struct MHD_Connection *c, const char *method, size_t raw_t
         f.malformed = "The request has more than one Content-Length header.";
     } else if (f.host > 1) {
         f.malformed = "The request has more than one Host header.";
+    } else if (f.authorization > 1) {
+        f.malformed = "The request has more than one Authorization header: send one identity.";
     } else if (f.host == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
         f.malformed = "An HTTP/1.1 request must have a Host header.";
     } else if (f.transfer_encoding > 0 && f.content_length > 0) {

@@ -613,10 +613,6 @@ enum gw_err gw_identify(const struct gw_identify_input *in, const struct gw_call
 {
     const char *auth = in->header != NULL ? in->header(in->transport, "Authorization") : NULL;
 
-    if (in->cert_error != NULL) {
-        return refuse(out, GW_ERR_CRYPTO, "AuthFailure.InvalidAuthorization",
-                      "The client certificate was refused: %s.", in->cert_error);
-    }
     if (auth != NULL) {
         if (in->header_count != NULL && in->header_count(in->transport, "Authorization") > 1) {
             return refuse(out, GW_ERR_CRYPTO, "AuthFailure.InvalidAuthorization",
@@ -636,6 +632,15 @@ enum gw_err gw_identify(const struct gw_identify_input *in, const struct gw_call
         }
         return refuse_method(out, in->accept,
                              "The Authorization header must be Bearer or TC3-HMAC-SHA256");
+    }
+    /*
+     * Without an Authorization header the certificate is the identity: one the TLS layer refused
+     * (or none, on a listener that takes certificates) is named. A caller that sends a token or
+     * signature to a listener that takes those too needs no certificate.
+     */
+    if (in->cert_error != NULL) {
+        return refuse(out, GW_ERR_CRYPTO, "AuthFailure.InvalidAuthorization",
+                      "The client certificate was refused: %s.", in->cert_error);
     }
     if (in->cert_name != NULL && (in->accept & GW_ACCEPT_CERT) != 0) {
         const struct gw_caller *caller = gw_callers_by_certificate(callers, in->cert_name);

@@ -6,10 +6,11 @@
  * Authorization header.
  *
  * Which rule applies:
- *   1. a client certificate the TLS layer refused (cert_error): AuthFailure.InvalidAuthorization;
- *   2. an Authorization header decides when present (a certificate is then not looked at):
+ *   1. an Authorization header decides when present (a certificate is then not looked at):
  *      "Bearer <token>" (GW_ACCEPT_TOKEN), "TC3-HMAC-SHA256 ..." signed with a gateway-issued
  *      SDK key (GW_ACCEPT_SDK_KEY), verified as Tencent Cloud verifies it, replays refused;
+ *   2. else a client certificate the TLS layer refused, or none where one is expected
+ *      (cert_error): AuthFailure.InvalidAuthorization;
  *   3. else a verified certificate's name (GW_ACCEPT_CERT) mapped in the callers file;
  *   4. else the listener's unauthenticated_caller, when it has one;
  *   5. else AuthFailure.InvalidAuthorization naming the methods the listener accepts.

@@ -1,5 +1,7 @@
 """The README's first command: a dev master key, an encrypted dev credential, dev TLS
-certificates, the GAAP simulator and the gateway, then the seed call through it.
+certificates, the GAAP simulator and the gateway with the shipped example policies, two callers
+(capacity-bot with a bearer token, auditor with an SDK key), then the seed call through it as
+capacity-bot, and the same call over its policy's limit.
 
 The gateway and the simulator then keep running, and a curl command and Node SDK settings that
 work against them are printed, until Ctrl-C (SIGINT) or SIGTERM stops both. --once stops after the
@@ -9,7 +11,9 @@ Everything is made under run/demo/ in the repository (ignored by git; --workdir 
 between runs, stopping included: keys, credential store, certificates, configuration and logs.
 """
 import argparse
+import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -31,6 +35,27 @@ class Stop(Exception):
     """Raised by the SIGINT/SIGTERM handler to leave the waiting loop."""
 
 
+def shipped_policy(root, name):
+    with open(os.path.join(root, "policies", name + ".json"), encoding="utf-8") as f:
+        return f.read()
+
+
+def issue_callers(gateway):
+    """(Re)creates the two demo callers: a token and an SDK key are printed once, when made."""
+    for name in ("capacity-bot", "auditor"):
+        gw.run_tcgw(["callers", "remove", name, "--config", gateway.config_path], check=False)
+    out = gw.run_tcgw(["callers", "add", "capacity-bot", "--policy", "capacity-bot",
+                       "--config", gateway.config_path]).stdout.decode()
+    token = re.search(r"\b[A-Za-z0-9_-]{43}\b", out).group(0)
+    out = gw.run_tcgw(["callers", "add", "auditor", "--sdk-key", "--policy", "auditor",
+                       "--config", gateway.config_path]).stdout.decode()
+    secret_id = re.search(r"AKIDtcgw[A-Za-z0-9]{28}", out).group(0)
+    secret_key = [w for w in re.split(r"[\s:=\"]+", out)
+                  if re.fullmatch(r"[A-Za-z0-9]{32}", w)][0]
+    gateway.reload()
+    return token, {"secretId": secret_id, "secretKey": secret_key}
+
+
 def curl_command(port, headers, body):
     """A one-line curl command for the call; --noproxy so proxy variables cannot divert it."""
     words = ["curl", "-sS", "--noproxy", "*", "http://127.0.0.1:%d/" % port]
@@ -40,37 +65,40 @@ def curl_command(port, headers, body):
     return " ".join(shlex.quote(w) for w in words)
 
 
-def node_command(port):
-    """A one-line node command: the official SDK's CommonClient with the gateway as endpoint."""
+def node_command(port, sdk_key):
+    """A one-line node command: the official SDK's CommonClient with the gateway as endpoint,
+    signing with the SDK key the gateway issued to the auditor."""
     script = ('const {CommonClient} = require("tencentcloud-sdk-nodejs-common"); '
               'new CommonClient("127.0.0.1:%d/gaap", "2018-05-29", {'
-              'credential: {secretId: "dummy", secretKey: "dummy"}, '
+              'credential: {secretId: "%s", secretKey: "%s"}, '
               'profile: {httpProfile: {protocol: "http://"}}})'
               '.request("DescribeProxies", %s)'
               '.then((r) => console.log(JSON.stringify(r)), (e) => console.error(e.message));'
-              % (port, TRY_BODY))
+              % (port, sdk_key["secretId"], sdk_key["secretKey"], TRY_BODY))
     return "node -e " + shlex.quote(script)
 
 
-def print_try_it(root, work, gateway, sim):
+def print_try_it(root, work, gateway, sim, token, sdk_key):
     node_dir = os.path.join(root, "tests", "node")
     sdk = os.path.join(node_dir, "node_modules", "tencentcloud-sdk-nodejs-common")
     print()
     print("The gateway and the simulator keep running. In another terminal, try:")
     print()
-    print("  " + curl_command(gateway.port, TRY_HEADERS, TRY_BODY))
+    print("  " + curl_command(gateway.port, dict(TRY_HEADERS, Authorization="Bearer " + token),
+                              TRY_BODY))
     print()
     print("or the official Node SDK (tencentcloud-sdk-nodejs-common), from %s:" % node_dir)
     if not os.path.isdir(sdk):
         print("  (install it first: cd %s && npm install)" % shlex.quote(node_dir))
     print()
-    print("  " + node_command(gateway.port))
+    print("  " + node_command(gateway.port, sdk_key))
     print()
     print("  endpoint     127.0.0.1:%d/gaap   (the service is taken from the path)"
           % gateway.port)
     print("  protocol     http://   (plain HTTP on loopback: no CA to trust on the caller's side)")
-    print("  credential   any SecretId/SecretKey: tcgw ignores the caller's signature and signs")
-    print("               with the credential 'default' from %s" % gateway.store_path)
+    print("  credential   the SDK key tcgw issued to the caller 'auditor' (tcgw callers add")
+    print("               auditor --sdk-key): tcgw checks the SDK's signature, then signs with")
+    print("               the credential 'default' from %s" % gateway.store_path)
     print("  proxies      unset HTTP_PROXY/HTTPS_PROXY for node: the SDK would tunnel through them")
     print()
     print("Only the gateway trusts the dev CA (%s), for the simulator that plays" % sim.ca_file)
@@ -130,18 +158,26 @@ def main():
     try:
         certs = harness.make_certs(os.path.join(work, "certs"))
         sim.start(os.path.join(work, "sim"), {gw.DEV_SECRET_ID: gw.DEV_SECRET_KEY}, certs=certs)
-        gateway = gw.Gateway(work, sim.port, sim.ca_file)
+        gateway = gw.Gateway(work, sim.port, sim.ca_file, callers={}, unauthenticated_caller=None,
+                             policies={name: shipped_policy(root, name)
+                                       for name in ("capacity-bot", "auditor")})
         gateway.start()
+        token, sdk_key = issue_callers(gateway)
         print("simulator  https://gaap.tencentcloudapi.com -> 127.0.0.1:%d (dev CA %s)"
               % (sim.port, sim.ca_file))
         print("gateway    http://127.0.0.1:%d  (config %s)" % (gateway.port, gateway.config_path))
         print("credential 'default' stored encrypted in %s" % gateway.store_path)
+        print("callers    capacity-bot (bearer token, policy %s)"
+              % os.path.join(gateway.policy_dir, "capacity-bot.json"))
+        print("           auditor (SDK key, policy %s)"
+              % os.path.join(gateway.policy_dir, "auditor.json"))
         print()
+        seed_headers = dict(SEED_HEADERS, Authorization="Bearer " + token)
         print("POST / HTTP/1.1\n"
-              + "".join("%s: %s\n" % kv for kv in SEED_HEADERS.items())
+              + "".join("%s: %s\n" % kv for kv in seed_headers.items())
               + "\n" + gw.SEED_BODY.decode())
         print()
-        status, headers, body = gateway.request("POST", "/", SEED_HEADERS, gw.SEED_BODY)
+        status, headers, body = gateway.request("POST", "/", seed_headers, gw.SEED_BODY)
         print("HTTP %d" % status)
         print(body.decode())
         rec = sim.records()[-1]
@@ -149,13 +185,18 @@ def main():
         print("the simulator verified the signature: %s"
               % ("yes" if rec["error_code"] is None else "no, " + rec["error_code"]))
         print("Authorization it received: %s" % rec["headers"]["authorization"])
+        over = dict(json.loads(gw.SEED_BODY), Bandwidth="200")
+        _, _, refused = gateway.request("POST", "/", seed_headers, json.dumps(over).encode())
+        print()
+        print("the same call with Bandwidth 200, over capacity-bot's policy (not sent):")
+        print(refused.decode())
         sys.stdout.flush()
         ok = status == 200 and b'"Error"' not in body
         if args.once or not ok:
             return 0 if ok else 1
         try:
             # From the first line of the instructions on, a stop signal is the normal end.
-            print_try_it(root, work, gateway, sim)
+            print_try_it(root, work, gateway, sim, token, sdk_key)
             watch(gateway, sim)
         except Stop:
             print()

@@ -149,6 +149,12 @@ class Tokens(AccessCase):
             self.assertEqual(status, 200)
             self.assertTrue(gw.error_code(ans).startswith("AuthFailure."), (value, ans))
             self.assertNotIn(token, json.dumps(ans))
+        # Two Authorization headers: which one is the caller? Refused as framing, 400, closed.
+        status, _, data = g.request("POST", "/", {
+            "Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
+            "X-TC-Action": "DescribeProxies", "X-TC-Version": "2018-05-29",
+            "Authorization": "Bearer " + token, "authorization": "Bearer " + "B" * 43}, b"{}")
+        self.assertEqual((status, gw.error_code(json.loads(data))), (400, "InvalidRequest"))
         self.assertEqual(self.sim.records(), [])
         # Still serving, and the token is not in the log.
         status, ans = self.bearer(g, token, "DescribeProxies", {})

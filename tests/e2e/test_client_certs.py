@@ -4,9 +4,8 @@ The transport verifies each connection's client certificate and gives every call
 first URI SAN, else the CN) or why it is refused; the identity stage maps the name to a caller of
 callers_file, or refuses the call with AuthFailure.InvalidAuthorization quoting why.
 
-Tests that need the identity stage (ClientCertificateCallers) check first that one is in the
-pipeline: a call without any identity on the plain listener must be refused. Where it is not,
-they are skipped, not failed. ListenerTransport needs no identity stage.
+ClientCertificateCallers checks the callers certificates become; ListenerTransport what the
+listener does on its own.
 """
 import json
 import os
@@ -52,19 +51,13 @@ def setUpModule():
 class Case(gw.GatewaysCase):
     def tls_gateway(self, tls=None, **top):
         """A gateway whose HTTPS listener trusts the client CA, with callers and a policy."""
-        d = os.path.join(self.dir, "identity")
-        os.makedirs(os.path.join(d, "policies"), exist_ok=True)
-        with open(os.path.join(d, "callers.json"), "w") as f:
-            json.dump(CALLERS, f)
-        with open(os.path.join(d, "policies", "allow-all.json"), "w") as f:
-            json.dump(POLICY_ALLOW_ALL, f)
         section = {"listen_port": 0, "cert_file": self.sim.certs["server_cert"],
                    "key_file": self.sim.certs["server_key"], "client_ca_file": _pki["ca"]}
         section.update(tls or {})
-        config = {"callers_file": os.path.join(d, "callers.json"),
-                  "policy_dir": os.path.join(d, "policies"), "tls": section}
+        config = {"tls": section}
         config.update(top)
-        return self.gateway(extra_config=config)
+        return self.gateway(extra_config=config, callers=CALLERS["callers"],
+                            policies={"allow-all": POLICY_ALLOW_ALL}, unauthenticated_caller=None)
 
     def curl(self, port, kind, calls=1):
         """calls POSTs of the seed call on one connection, presenting certificate kind (None: no
@@ -112,15 +105,15 @@ class Case(gw.GatewaysCase):
 
 
 class ClientCertificateCallers(Case):
-    """Needs the identity stage (gateway/pipeline): skipped where there is none."""
+    """The identity stage turns a verified certificate into its caller."""
 
     def setUp(self):
         super().setUp()
         self.gw = self.tls_gateway()
+        # On the plain listener, a call without identity is refused (no unauthenticated caller).
         status, answer = self.gw.call("ModifyProxyConfiguration", gw.SEED_BODY)
-        if gw.error_code(answer) is None:
-            self.skipTest("no identity stage in the pipeline: a call without identity was sent")
-        self.sim.clear_records()
+        self.assertEqual(gw.error_code(answer), "AuthFailure.InvalidAuthorization", answer)
+        self.assertEqual(self.sim.records(), [])
 
     def test_good_certificate_is_its_uri_caller(self):
         # Two calls on one connection: the certificate is judged once, both are mesh-bot's.
@@ -217,7 +210,8 @@ class ListenerTransport(Case):
         self.assertEqual((rc, results[0][0]), (0, 200))
 
     def test_unauthenticated_caller_is_announced(self):
-        g = self.gateway(extra_config={"unauthenticated_caller": "sidecar"})
+        g = self.gateway(unauthenticated_caller="sidecar",
+                         callers={"sidecar": {"credential": "default", "policies": ["allow-all"]}})
         self.assertIn("level=warning event=unauthenticated_caller caller=sidecar address=127.0.0.1 "
                       "port=%d" % g.port, g.read_log())
 

@@ -134,7 +134,12 @@ class PassedOnHeaders(unittest.TestCase):
         cls.gw = gw.Gateway(cls.tmp.name, cls.sim.port, cls.sim.ca_file)
         try:
             cls.gw.start()
+            out = gw.run_tcgw(["callers", "add", "tracer", "--policy", "allow-all", "--config",
+                               cls.gw.config_path]).stdout.decode()
+            cls.token = re.search(r"\b[A-Za-z0-9_-]{43}\b", out).group(0)
+            cls.gw.reload()
         except Exception:
+            cls.gw.stop()
             cls.sim.stop()
             raise
 
@@ -152,11 +157,12 @@ class PassedOnHeaders(unittest.TestCase):
             "X-TC-TraceId": "5fe0c1e2-trace", "X-TC-RequestClient": "SDK_NODEJS_4.1.0",
             "X-TC-Region": "ap-guangzhou", "X-Forwarded-For": "10.0.0.1", "Cookie": "a=b",
             "X-TC-Token": "caller-token", "X-TC-Custom": "x", "User-Agent": "caller/1.0",
-            "Authorization": "Bearer not-for-tencent", "X-TC-Timestamp": "1"})
+            "Authorization": "Bearer " + self.token, "X-TC-Timestamp": "1"})
         status, _, data = self.gw.request("POST", "/", headers, SEED)
         self.assertIsNone(gw.error_code(json.loads(data)), data)
         (rec,) = self.sim.records()
         h = rec["headers"]
+        self.assertNotIn(self.token, json.dumps(rec))  # the caller's identity stays behind
         self.assertEqual(h.get("x-tc-traceid"), "5fe0c1e2-trace")
         self.assertEqual(h.get("x-tc-requestclient"), "SDK_NODEJS_4.1.0")
         self.assertEqual(set(h), {"host", "content-type", "content-length", "authorization",

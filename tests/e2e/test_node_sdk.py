@@ -3,8 +3,8 @@
 1. Reference signer: calls go through the real gateway to the TLS simulator, and every request the
    simulator recorded is re-signed by the SDK's own Sign.sign3 (tests/node/reference_sign.js); the
    SDK's Authorization must equal the one tcgw sent, byte for byte.
-2. Client: the SDK's CommonClient calls the gateway (tests/node/sdk_client.js) with a dummy caller
-   credential, and reads tcgw's answers and refusals as it reads Tencent's.
+2. Client: the SDK's CommonClient calls the gateway (tests/node/sdk_client.js) signing with an
+   SDK key the gateway issued, and reads tcgw's answers and refusals as it reads Tencent's.
 
 The SDK is installed into tests/node/node_modules by `cd tests/node && npm install` (bash dev.sh test
 does it). Without it these tests fail, on purpose: they are not optional.
@@ -13,6 +13,7 @@ Run: cd tests/e2e && TCGW_BIN=... TCGW_SIM_BIN=... python3 -m unittest -v test_n
 """
 import base64
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -28,10 +29,6 @@ SDK_PACKAGE = os.path.join(NODE_DIR, "node_modules", "tencentcloud-sdk-nodejs-co
 REFERENCE_SIGN_JS = os.path.join(NODE_DIR, "reference_sign.js")
 SDK_CLIENT_JS = os.path.join(NODE_DIR, "sdk_client.js")
 
-# The caller's own credential: tcgw must ignore it and never pass it on.
-CALLER_ID = "AKIDCALLERDUMMYEXAMPLE"
-CALLER_KEY = "callerdummy"
-CALLER_CREDENTIAL = {"secretId": CALLER_ID, "secretKey": CALLER_KEY}
 
 SEED_PARAMS = {"ProxyId": "link-4ftf12sb", "Concurrent": "2", "Bandwidth": "10"}
 # Tencent's example body as its documentation prints it (newlines and indentation included).
@@ -133,6 +130,14 @@ class NodeSdkCase(unittest.TestCase):
         os.makedirs(cls.gw.workdir)
         cls.gw.start()
         cls.addClassCleanup(cls.gw.stop)
+        # The caller's own credential: an SDK key this gateway issued, checked, never passed on.
+        out = gw.run_tcgw(["callers", "add", "sdk-client", "--sdk-key", "--policy", "allow-all",
+                           "--config", cls.gw.config_path]).stdout.decode()
+        secret_id = re.search(r"AKIDtcgw[A-Za-z0-9]{28}", out).group(0)
+        secret_key = [w for w in re.split(r"[\s:=\"]+", out)
+                      if re.fullmatch(r"[A-Za-z0-9]{32}", w)][0]
+        cls.credential = {"secretId": secret_id, "secretKey": secret_key}
+        cls.gw.reload()
 
     def setUp(self):
         self.sim.clear_records()
@@ -146,7 +151,7 @@ class NodeSdkCase(unittest.TestCase):
             self.assertEqual(got, want, "tcgw's signature differs from the SDK's for %s" % rec)
             self.assertIsNone(rec["error_code"], "the simulator refused: %s" % rec)
             self.assertTrue(got.startswith("TC3-HMAC-SHA256 Credential=%s/" % gw.DEV_SECRET_ID))
-            self.assertNotIn(CALLER_ID, json.dumps(rec, ensure_ascii=False))
+            self.assertNotIn(self.credential["secretId"], json.dumps(rec, ensure_ascii=False))
 
 
 class TestSdkReferenceSigner(NodeSdkCase):
@@ -188,11 +193,10 @@ class TestSdkReferenceSigner(NodeSdkCase):
              b'{"Order": "desc"}', gaap),
             ("intl host", "/", h("DescribeProxies", "gaap.intl.tencentcloudapi.com"), b"{}",
              "gaap.intl.tencentcloudapi.com"),
-            ("caller's own signature is dropped", "/",
-             h("DescribeProxies", **{"X-TC-Timestamp": "1500000000",
-                                     "Authorization": "TC3-HMAC-SHA256 Credential=%s/2017-07-14/"
-                                     "gaap/tc3_request, SignedHeaders=content-type;host, "
-                                     "Signature=%s" % (CALLER_ID, "0" * 64)}),
+            ("caller's own signature is checked and replaced", "/",
+             harness.signed_headers(self.credential["secretId"],
+                                    self.credential["secretKey"], "DescribeProxies",
+                                    b'{"Limit": 1}'),
              b'{"Limit": 1}', gaap),
         ]
 
@@ -246,7 +250,7 @@ class TestSdkAsClient(NodeSdkCase):
 
     def sdk_calls(self, mode, calls):
         results = run_node(SDK_CLIENT_JS, {"port": self.gw.port, "mode": mode,
-                                           "credential": CALLER_CREDENTIAL, "calls": calls})
+                                           "credential": self.credential, "calls": calls})
         self.assertEqual(len(results), len(calls))
         return results
 
@@ -269,9 +273,14 @@ class TestSdkAsClient(NodeSdkCase):
     def check_mode(self, mode, expect_request_line=None, host_from_endpoint=True):
         """Runs the SDK calls in mode; host_from_endpoint: the SDK's endpoint names the upstream
         host (false when the endpoint is the gateway's address and the path names the service)."""
+        # The SDK signs with a timestamp in seconds, and tcgw accepts a signature once: the same
+        # call made by the previous mode in the same second would be a replay. Start afresh.
+        # The SDK signs neither the action nor the version, so calls that differ only there carry
+        # the same signature in the same second: every call below has a body of its own.
+        time.sleep(1.05 - time.time() % 1)
         calls = [
             {"action": "ModifyProxyConfiguration", "params": SEED_PARAMS},
-            {"action": "DescribeProxies", "params": {}},
+            {"action": "DescribeProxies", "params": {"Offset": 0}},
             {"action": "DescribeProxies", "params": {"ProxyIds": ["link-4ftf12sb"]},
              "endpoint": "gaap.ap-guangzhou.tencentcloudapi.com", "region": "ap-guangzhou"},
             {"action": "DescribeAccessRegionsByDestRegion", "params": {"DestRegion": DEST_REGION}},
@@ -282,7 +291,7 @@ class TestSdkAsClient(NodeSdkCase):
             {"action": "DescribeProxies", "params": {"Bogus": 1}},
             {"action": "DescribeAccessRegionsByDestRegion", "params": {}},
             {"action": "DescribeProxies", "params": {"Order": "sideways"}},
-            {"action": "NoSuchActionAnywhere", "params": {}},
+            {"action": "NoSuchActionAnywhere", "params": {"Limit": 1}},
         ]
         (modify, describe, regional, regions, upstream_refusal, bogus, missing, bad_value,
          bad_action) = self.sdk_calls(mode, calls)

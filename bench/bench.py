@@ -241,9 +241,12 @@ def run_scenario(args, sc, certs, workdir, registry):
                         port = proc_obj.port
                     elif name in ("tcgw", "tcgw-spread"):
                         proc_obj = bl.Tcgw(workdir, up_port, certs["ca"],
-                                           tcgw_config(args, conns))
+                                           tcgw_config(args, conns), identity=args.identity)
                         proc_obj.start()
                         port = proc_obj.port
+                        if proc_obj.headers:
+                            wrk_env = dict(wrk_env or {}, BENCH_AUTHORIZATION=proc_obj.headers[
+                                "Authorization"])
                         if name == "tcgw-spread":
                             wrk_env = {"LD_PRELOAD": args.spread_lib,
                                        "TCGW_SPREAD_SOURCES": str(args.spread_sources)}
@@ -251,7 +254,8 @@ def run_scenario(args, sc, certs, workdir, registry):
                         raise RuntimeError("unknown contender " + name)
                     url = "http://127.0.0.1:%d/" % port
                     group = bl.Group(name, [proc_obj.proc.pid])
-                    ok, what = bl.check_call(port)
+                    ok, what = bl.check_call(
+                        port, headers=getattr(proc_obj, "headers", None))
                 if not ok:
                     r["problems"].append("the seed call does not succeed: " + what)
                 else:
@@ -629,6 +633,10 @@ def main():
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=10, help="wrk per-request timeout, s (10)")
     ap.add_argument("--gw-threads", type=int, default=2, help="tcgw server threads (2)")
+    ap.add_argument("--identity", choices=("listener", "token"), default="listener",
+                    help="how tcgw's callers identify: as a sidecar's unauthenticated caller "
+                         "allowed everything (listener), or with a bearer token under "
+                         "policies/capacity-bot.json (token)")
     ap.add_argument("--resident-keys", action="store_true",
                     help="run tcgw with vault_keys_resident (where tcgw still has that key)")
     ap.add_argument("--tcgw-config", help="JSON merged into tcgw's configuration")

@@ -447,13 +447,26 @@ class SdkProxy:
 class Tcgw:
     """tcgw serve with its own master key and credential (tests/e2e/gw.py's Gateway)."""
 
-    def __init__(self, workdir, upstream_port, ca_file, extra_config, wrapper=None):
+    def __init__(self, workdir, upstream_port, ca_file, extra_config, wrapper=None,
+                 identity="listener"):
+        """identity: "listener" (calls without identity are a caller allowed everything, as a
+        sidecar's) or "token" (a bearer token of a caller under policies/capacity-bot.json).
+        A binary from before callers and policies gets neither."""
         self.dir = os.path.join(workdir, "tcgw")
         os.makedirs(self.dir, exist_ok=True)
-        self.gw = gw.Gateway(self.dir, upstream_port, ca_file, extra_config=extra_config)
+        self.access = tcgw_supports("callers_file")
+        self.identity = identity if self.access else "none"
+        kw = {}
+        if self.identity == "token":
+            with open(os.path.join(gw.repo_root(), "policies", "capacity-bot.json")) as f:
+                kw = {"callers": {}, "unauthenticated_caller": None,
+                      "policies": {"capacity-bot": f.read()}}
+        self.gw = gw.Gateway(self.dir, upstream_port, ca_file, extra_config=extra_config,
+                             access=self.access, **kw)
         self.wrapper = wrapper or []
         self.proc = None
         self.port = None
+        self.headers = {}  # what every call adds: the caller's Authorization
 
     def start(self, timeout=20.0):
         g = self.gw
@@ -475,10 +488,22 @@ class Tcgw:
             m = re.search(r"event=listening .*?port=(\d+)", g.read_log())
             if m:
                 self.port = int(m.group(1))
+                if self.identity == "token":
+                    self.issue_token()
                 return self
             time.sleep(0.05)
         self.stop()
         raise RuntimeError("tcgw did not start:\n" + g.read_log()[-3000:])
+
+    def issue_token(self):
+        gw.run_tcgw(["callers", "remove", "bench-bot", "--config", self.gw.config_path],
+                    check=False)
+        out = gw.run_tcgw(["callers", "add", "bench-bot", "--policy", "capacity-bot",
+                           "--config", self.gw.config_path]).stdout.decode()
+        token = re.search(r"\b[A-Za-z0-9_-]{43}\b", out).group(0)
+        self.gw.proc = self.proc
+        self.gw.reload()
+        self.headers = {"Authorization": "Bearer " + token}
 
     def config(self):
         with open(self.gw.config_path) as f:
@@ -498,18 +523,18 @@ class Tcgw:
 # one call, to check a contender before loading it
 
 
-def check_call(port, tls_ca=None, timeout=15):
+def check_call(port, tls_ca=None, timeout=15, headers=None):
     """POSTs the seed call; returns (ok, description). tls_ca: HTTPS with that CA."""
     try:
         if tls_ca:
-            r = harness.https_post(port, HOST, dict(SEED_HEADERS), SEED_BODY, tls_ca,
-                                   timeout=timeout)
+            r = harness.https_post(port, HOST, dict(SEED_HEADERS, **(headers or {})), SEED_BODY,
+                                   tls_ca, timeout=timeout)
             status, body = r.status, r.body
         else:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
             try:
                 conn.putrequest("POST", "/", skip_host=True, skip_accept_encoding=True)
-                for k, v in SEED_HEADERS.items():
+                for k, v in dict(SEED_HEADERS, **(headers or {})).items():
                     conn.putheader(k, v)
                 conn.putheader("Content-Length", str(len(SEED_BODY)))
                 conn.endheaders(SEED_BODY)

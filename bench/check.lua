@@ -21,6 +21,9 @@ wrk.headers["Host"] = "gaap.tencentcloudapi.com"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-TC-Action"] = os.getenv("BENCH_ACTION") or "ModifyProxyConfiguration"
 wrk.headers["X-TC-Version"] = "2018-05-29"
+if os.getenv("BENCH_AUTHORIZATION") then
+   wrk.headers["Authorization"] = os.getenv("BENCH_AUTHORIZATION")
+end
 
 local threads = {}
 

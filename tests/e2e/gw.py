@@ -47,7 +47,8 @@ class Gateway:
 
     def __init__(self, workdir, sim_port, ca_file, secret_id=DEV_SECRET_ID,
                  secret_key=DEV_SECRET_KEY, spec_dir=None, extra_config=None, connect_to=None,
-                 env=None, callers=None, policies=None, unauthenticated_caller="local"):
+                 env=None, callers=None, policies=None, unauthenticated_caller="local",
+                 access=True):
         self.workdir = workdir
         self.sim_port = sim_port
         self.ca_file = ca_file
@@ -70,6 +71,7 @@ class Gateway:
             "local": {"credential": "default", "policies": ["allow-all"]}}
         self.policies = policies if policies is not None else {"allow-all": ALLOW_ALL}
         self.unauthenticated_caller = unauthenticated_caller
+        self.access = access  # False: a binary from before callers and policies (benchmarks)
         self.callers_path = os.path.join(workdir, "callers.json")
         self.policy_dir = os.path.join(workdir, "policies")
 
@@ -118,7 +120,8 @@ class Gateway:
         raise AssertionError("no reload line after SIGHUP:\n" + self.read_log())
 
     def write_config(self):
-        self.write_access()
+        if self.access:
+            self.write_access()
         connect_to = self.connect_to
         if connect_to is None:
             connect_to = ["%s:443:127.0.0.1:%d" % (h, self.sim_port) for h in UPSTREAM_HOSTS]
@@ -128,13 +131,16 @@ class Gateway:
             "spec_dir": self.spec_dir,
             "master_key_file": self.key_path,
             "credential_store": self.store_path,
-            "callers_file": self.callers_path,
-            "policy_dir": self.policy_dir,
             "upstream": {"ca_file": self.ca_file, "connect_to": connect_to,
                          "connect_timeout_ms": 3000, "timeout_ms": 10000},
         }
-        if self.unauthenticated_caller is not None:
-            config["unauthenticated_caller"] = self.unauthenticated_caller
+        if self.access:
+            config["callers_file"] = self.callers_path
+            config["policy_dir"] = self.policy_dir
+            if self.unauthenticated_caller is not None:
+                config["unauthenticated_caller"] = self.unauthenticated_caller
+        else:
+            config["credential"] = "default"
         for key, value in self.extra_config.items():
             if isinstance(value, dict) and isinstance(config.get(key), dict):
                 config[key].update(value)

@@ -450,6 +450,46 @@ static void test_sdk_host_port_and_extra_headers(void **state)
     expect(f, &in, GW_OK, NULL, "sdk-bot");
 }
 
+/*
+ * An SDK pointed at the gateway (endpoint "127.0.0.1:8080/gaap") signs the URL's hostname, while
+ * its Host header carries the port, and names the service after the endpoint's first label.
+ */
+static void test_sdk_pointed_at_the_gateway(void **state)
+{
+    struct fixture *f = *state;
+    struct request r;
+    static const struct {
+        const char *signed_host, *sent_host, *credential_service, *code;
+    } cases[] = {
+        {"127.0.0.1", "127.0.0.1:8080", "127", NULL},
+        {"127.0.0.1", "127.0.0.1:8080", "gaap", NULL},
+        {"[::1]", "[::1]:8080", "gaap", NULL},
+        {"localhost", "localhost:8080", "localhost", NULL},
+        {"127.0.0.1", "127.0.0.1:8080", "128", "AuthFailure.SignatureFailure"},
+        {"127.0.0.2", "127.0.0.1:8080", "127", "AuthFailure.SignatureFailure"},
+        {"127.0.0.1:9090", "127.0.0.1:8080", "127", "AuthFailure.SignatureFailure"},
+        {"127.0.0.1", "127.0.0.1:80a", "127", "AuthFailure.SignatureFailure"},
+        {"::1", "::1", "gaap", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sdk_request(&r);
+        snprintf(r.path, sizeof r.path, "/gaap/");
+        r.credential_service = cases[i].credential_service;
+        set(&r, "Host", cases[i].signed_host);
+        char ts[32];
+        snprintf(ts, sizeof ts, "%lld", (long long)(NOW + (long long)i)); /* no replays */
+        set(&r, "X-TC-Timestamp", ts);
+        sign(&r);
+        set(&r, "Host", cases[i].sent_host);
+        struct gw_identify_input in = input_of(&r, GW_ACCEPT_SDK_KEY);
+        if (cases[i].code == NULL) {
+            expect(f, &in, GW_OK, NULL, "sdk-bot");
+        } else {
+            expect(f, &in, GW_ERR_CRYPTO, cases[i].code, NULL);
+        }
+    }
+}
+
 static void test_sdk_refusals(void **state)
 {
     struct fixture *f = *state;
@@ -749,6 +789,13 @@ static void test_certificate(void **state)
     set(&r, "Authorization", "Bearer " TOKEN);
     expect(f, &in, GW_OK, NULL, "token-bot");
 
+    /* A certificate refused (or absent) does not matter to a caller with a token. */
+    in.cert_error = "no client certificate was presented";
+    in.cert_name = NULL;
+    expect(f, &in, GW_OK, NULL, "token-bot");
+    in.cert_error = NULL;
+    in.cert_name = "spiffe://example.internal/mesh-bot";
+
     /* A listener that takes no certificates does not look at one. */
     unset(&r, "Authorization");
     in.accept = GW_ACCEPT_TOKEN;
@@ -935,6 +982,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sdk_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sdk_skew, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sdk_host_port_and_extra_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sdk_pointed_at_the_gateway, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sdk_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sdk_replay_cache_full, setup, teardown),
         cmocka_unit_test(test_replay_cache),

@@ -664,6 +664,17 @@ enum gw_err gw_identify(const struct gw_identify_input *in, const struct gw_call
     return refuse_method(out, in->accept, "The request does not say who is calling");
 }
 
+/* The path of a request target: an absolute-form target ("http://host/x") is signed as "/x". */
+static const char *target_path(const char *target)
+{
+    const char *scheme_end = strstr(target, "://");
+    if (target[0] == '/' || scheme_end == NULL) {
+        return target;
+    }
+    const char *path = strchr(scheme_end + 3, '/');
+    return path != NULL ? path : "/";
+}
+
 enum gw_err gw_identify_call(struct gw_call *call, const struct gw_callers *callers,
                              struct gw_vault *vault, struct gw_replay *replay, int64_t now)
 {
@@ -676,7 +687,7 @@ enum gw_err gw_identify_call(struct gw_call *call, const struct gw_callers *call
         .header = call->in.header,
         .transport = call->in.transport,
         .method = call->in.method != NULL ? call->in.method : "",
-        .path = call->in.target != NULL ? call->in.target : "",
+        .path = target_path(call->in.target != NULL ? call->in.target : ""),
         .service = call->service,
         .body = (const unsigned char *)call->body.data,
         .body_len = call->body.len,
@@ -689,6 +700,7 @@ enum gw_err gw_identify_call(struct gw_call *call, const struct gw_callers *call
     }
     /* Caller names are vault names, at most GW_VAULT_MAX_NAME == GW_CALL_NAME_MAX characters. */
     snprintf(call->caller, sizeof call->caller, "%s", id.caller->name);
+    call->caller_entry = id.caller;
     call->identity = id.method;
     return GW_OK;
 }

@@ -106,7 +106,8 @@ enum gw_err gw_identify(const struct gw_identify_input *in, const struct gw_call
 
 /*
  * The identity stage over a call: runs gw_identify on call->in, the request stage's service and
- * the body, then writes call->caller and call->identity, or refuses the call (gw_call_refuse).
+ * the body, then writes call->caller, call->caller_entry and call->identity, or refuses the call
+ * (gw_call_refuse).
  * Returns what gw_identify returned.
  */
 enum gw_err gw_identify_call(struct gw_call *call, const struct gw_callers *callers,

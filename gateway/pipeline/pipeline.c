@@ -2,7 +2,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "access/access.h"
@@ -119,46 +118,14 @@ static struct gw_access_snapshot *current_snapshot(struct gw_pipeline *p)
     return p->snapshot;
 }
 
-/* The path of a request target: an absolute-form target ("http://host/x") is signed as "/x". */
-static const char *target_path(const char *target)
-{
-    const char *scheme_end = strstr(target, "://");
-    if (target[0] == '/' || scheme_end == NULL) {
-        return target;
-    }
-    const char *path = strchr(scheme_end + 3, '/');
-    return path != NULL ? path : "/";
-}
-
 static enum step stage_identify(struct gw_pipeline *p, struct gw_call *call)
 {
     struct gw_access_snapshot *snap = current_snapshot(p);
     gw_access_hold(snap);
     call->snapshot = snap;
-    struct gw_identify_input in = {
-        .accept = call->in.accept,
-        .unauthenticated_caller = call->in.unauthenticated_caller,
-        .cert_name = call->in.cert_name,
-        .cert_error = call->in.cert_error,
-        .header = call->in.header,
-        .transport = call->in.transport,
-        .method = call->in.method,
-        .path = target_path(call->in.target),
-        .service = call->service,
-        .body = (const unsigned char *)call->body.data,
-        .body_len = call->body.len,
-        .now = (int64_t)time(NULL),
-    };
-    struct gw_identity who;
-    if (gw_identify(&in, gw_access_callers(snap), gw_access_vault(snap),
-                    gw_access_replay(p->parts.access), &who) != GW_OK) {
-        gw_call_refuse(call, who.code, "%s", who.message);
-        return STEP_DECIDED;
-    }
-    call->caller_entry = who.caller;
-    call->identity = who.method;
-    snprintf(call->caller, sizeof call->caller, "%s", who.caller->name);
-    return STEP_NEXT;
+    enum gw_err err = gw_identify_call(call, gw_access_callers(snap), gw_access_vault(snap),
+                                       gw_access_replay(p->parts.access), (int64_t)time(NULL));
+    return err == GW_OK ? STEP_NEXT : STEP_DECIDED;
 }
 
 static enum step stage_validate(struct gw_pipeline *p, struct gw_call *call)

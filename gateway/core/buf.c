@@ -17,6 +17,13 @@ void gw_buf_init(struct gw_buf *b, size_t max)
     b->max = max;
     b->budget = NULL;
     b->strict = false;
+    b->secure = false;
+}
+
+void gw_buf_init_secure(struct gw_buf *b, size_t max)
+{
+    gw_buf_init(b, max);
+    b->secure = true;
 }
 
 void gw_buf_charge(struct gw_buf *b, struct gw_budget *budget, bool strict)
@@ -38,6 +45,11 @@ static void forget(struct gw_buf *b)
 
 char *gw_buf_steal(struct gw_buf *b, size_t *len, size_t *charged)
 {
+    if (b->secure) {
+        *len = 0;
+        *charged = 0;
+        return NULL;
+    }
     char *data = b->data;
     *len = b->len;
     *charged = b->budget != NULL ? b->cap : 0;
@@ -67,7 +79,16 @@ static enum gw_err reserve(struct gw_buf *b, size_t n)
             return GW_ERR_BUDGET;
         }
     }
-    char *p = realloc(b->data, cap);
+    char *p;
+    if (b->secure) {
+        /* A new region and a copy: realloc would leave the old bytes behind, unwiped. */
+        if ((p = sodium_malloc(cap)) != NULL && b->data != NULL) {
+            memcpy(p, b->data, b->len + 1);
+            sodium_free(b->data);
+        }
+    } else {
+        p = realloc(b->data, cap);
+    }
     if (p == NULL) {
         if (b->budget != NULL) {
             gw_budget_give(b->budget, cap - b->cap);
@@ -128,13 +149,17 @@ void gw_buf_reset(struct gw_buf *b)
 
 void gw_buf_free(struct gw_buf *b)
 {
-    free(b->data);
+    if (b->secure) {
+        sodium_free(b->data); /* wipes */
+    } else {
+        free(b->data);
+    }
     forget(b);
 }
 
 void gw_buf_free_wipe(struct gw_buf *b)
 {
-    if (b->data != NULL) {
+    if (b->data != NULL && !b->secure) {
         sodium_memzero(b->data, b->cap);
     }
     gw_buf_free(b);

@@ -598,36 +598,94 @@ static size_t find(const char *hay, size_t hay_len, size_t from, const unsigned 
     return SIZE_MAX;
 }
 
-/* Replaces every occurrence of needle in *resp with with; the old bytes are wiped. */
-static enum gw_err replace_all(struct gw_buf *resp, const unsigned char *needle, size_t n,
-                               const char *with, size_t *count)
+/* Replaces resp[s, e) with with; the old bytes are wiped. */
+static enum gw_err replace_span(struct gw_buf *resp, size_t s, size_t e, const char *with)
 {
     enum gw_err err;
-    size_t at = find(resp->data, resp->len, 0, needle, n);
-    if (at == SIZE_MAX) {
-        return GW_OK;
-    }
     struct gw_buf fresh;
     gw_buf_init(&fresh, SIZE_MAX / 2);
     gw_buf_charge(&fresh, resp->budget, false);
-    size_t from = 0;
-    while (at != SIZE_MAX) {
-        if ((err = gw_buf_append(&fresh, resp->data + from, at - from)) != GW_OK ||
-            (err = gw_buf_append_str(&fresh, with)) != GW_OK) {
-            gw_buf_free_wipe(&fresh);
-            return err;
-        }
-        (*count)++;
-        from = at + n;
-        at = find(resp->data, resp->len, from, needle, n);
-    }
-    if ((err = gw_buf_append(&fresh, resp->data + from, resp->len - from)) != GW_OK) {
+    if ((err = gw_buf_append(&fresh, resp->data, s)) != GW_OK ||
+        (err = gw_buf_append_str(&fresh, with)) != GW_OK ||
+        (err = gw_buf_append(&fresh, resp->data + e, resp->len - e)) != GW_OK) {
         gw_buf_free_wipe(&fresh);
         return err;
     }
     fresh.max = resp->max > fresh.len ? resp->max : fresh.len;
     gw_buf_free_wipe(resp);
     *resp = fresh;
+    return GW_OK;
+}
+
+/*
+ * Finds, at or after from, the first run of the answer that holds a whole chunk of form (aligned
+ * at a multiple of GW_INJECT_REDACT_CHUNK in form) and extends it both ways while the answer and
+ * form agree: [*s, *e). So a cut echo is found too, when it holds at least one whole chunk (a
+ * run of 2 * GW_INJECT_REDACT_CHUNK - 1 bytes of the value suffices). False when there is none.
+ */
+static bool find_run(const struct gw_buf *resp, size_t from, const unsigned char *form, size_t len,
+                     size_t *s, size_t *e)
+{
+    size_t chunk = len < GW_INJECT_REDACT_CHUNK ? len : GW_INJECT_REDACT_CHUNK;
+    size_t best = SIZE_MAX, best_off = 0;
+    const unsigned char *a = (const unsigned char *)resp->data;
+    for (size_t off = 0; off + chunk <= len; off += chunk) {
+        size_t at = find(resp->data, resp->len, from, form + off, chunk);
+        if (at < best) {
+            best = at;
+            best_off = off;
+        }
+    }
+    if (best == SIZE_MAX) {
+        return false;
+    }
+    size_t l = 0, r = 0;
+    while (l < best && l < best_off && a[best - l - 1] == form[best_off - l - 1]) {
+        l++;
+    }
+    while (best + chunk + r < resp->len && best_off + chunk + r < len &&
+           a[best + chunk + r] == form[best_off + chunk + r]) {
+        r++;
+    }
+    *s = best - l;
+    *e = best + chunk + r;
+    return true;
+}
+
+/* A form a value may take in an answer. */
+struct form {
+    const unsigned char *p;
+    size_t len;
+};
+
+/*
+ * Replaces every run of a form found in *resp (find_run) with with. Where runs of several forms
+ * are found, the one that starts first, and of those the longest, is taken: a run of the wrong
+ * form stops at the first character the forms spell differently.
+ */
+static enum gw_err replace_all(struct gw_buf *resp, const struct form *forms, size_t n,
+                               const char *with, size_t *count)
+{
+    enum gw_err err;
+    size_t from = 0;
+    while (from < resp->len) {
+        size_t best_s = SIZE_MAX, best_e = 0, s, e;
+        for (size_t i = 0; i < n; i++) {
+            if (find_run(resp, from, forms[i].p, forms[i].len, &s, &e) &&
+                (s < best_s || (s == best_s && e > best_e))) {
+                best_s = s;
+                best_e = e;
+            }
+        }
+        if (best_s == SIZE_MAX) {
+            break;
+        }
+        if ((err = replace_span(resp, best_s, best_e, with)) != GW_OK) {
+            return err;
+        }
+        (*count)++;
+        from = best_s + strlen(with);
+    }
     return GW_OK;
 }
 
@@ -647,25 +705,22 @@ static enum gw_err redact_value(void *arg, const unsigned char *value, size_t le
     }
     gw_buf_init_secure(&esc, SIZE_MAX / 2);
     gw_buf_init_secure(&slash, SIZE_MAX / 2);
-    if ((err = replace_all(c->resp, value, len, c->with, &c->count)) != GW_OK ||
-        (err = gw_inject_json_escape(&esc, value, len)) != GW_OK) {
-        goto out;
-    }
-    if (esc.len != len && (err = replace_all(c->resp, (const unsigned char *)esc.data, esc.len,
-                                             c->with, &c->count)) != GW_OK) {
+    if ((err = gw_inject_json_escape(&esc, value, len)) != GW_OK) {
         goto out;
     }
     /* Some encoders escape '/' (PEM's base64 holds many). */
-    if (memchr(esc.data, '/', esc.len) != NULL) {
-        for (size_t i = 0; i < esc.len; i++) {
-            if ((err = esc.data[i] == '/' ? gw_buf_append(&slash, "\\/", 2)
-                                          : gw_buf_append(&slash, esc.data + i, 1)) != GW_OK) {
-                goto out;
-            }
+    for (size_t i = 0; i < esc.len; i++) {
+        if ((err = esc.data[i] == '/' ? gw_buf_append(&slash, "\\/", 2)
+                                      : gw_buf_append(&slash, esc.data + i, 1)) != GW_OK) {
+            goto out;
         }
-        err =
-            replace_all(c->resp, (const unsigned char *)slash.data, slash.len, c->with, &c->count);
     }
+    struct form forms[] = {
+        {value, len},
+        {(const unsigned char *)esc.data, esc.len},
+        {(const unsigned char *)slash.data, slash.len},
+    };
+    err = replace_all(c->resp, forms, sizeof forms / sizeof forms[0], c->with, &c->count);
 out:
     gw_buf_free(&esc); /* secure: wiped */
     gw_buf_free(&slash);

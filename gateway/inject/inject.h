@@ -31,9 +31,10 @@
 struct gw_apispec;
 struct gw_vault;
 
-#define GW_INJECT_MAX_STRINGS 32 /* placeholders and escaped literals in one call */
-#define GW_INJECT_PATH_MAX 256   /* bytes of a parameter's path ("Certificates.0.Key") */
-#define GW_INJECT_REDACT_MIN 8   /* shorter values are not searched for in answers (see redact) */
+#define GW_INJECT_MAX_STRINGS 32  /* placeholders and escaped literals in one call */
+#define GW_INJECT_PATH_MAX 256    /* bytes of a parameter's path ("Certificates.0.Key") */
+#define GW_INJECT_REDACT_MIN 8    /* shorter values are not searched for in answers (see redact) */
+#define GW_INJECT_REDACT_CHUNK 16 /* redact finds any run of 2 * 16 - 1 bytes of a value */
 
 /* The placeholders of one call: new from gw_inject_scan. */
 struct gw_inject;
@@ -83,13 +84,15 @@ enum gw_err gw_inject_apply(const struct gw_inject *inj, struct gw_vault *vault,
                             struct gw_inject_verdict *v) GW_MUST_CHECK;
 
 /*
- * Defence in depth: replaces, in response, every occurrence of each secret value injected by
- * apply (at least GW_INJECT_REDACT_MIN bytes long) with its placeholder "{{tcgw:secret/NAME}}".
- * Searched: the value's bytes, its JSON escaping as apply writes it, and the same with '/'
- * escaped as "\/". A value cut, re-encoded otherwise (\u escapes of other characters, base64, a
- * hash) is not found: the upstream is trusted not to transform secrets it was given. The old
- * answer's bytes are wiped. Sets *count to the occurrences replaced. GW_ERR_NOMEM,
- * GW_ERR_INTERNAL (key memory); on failure the answer must not be sent.
+ * Defence in depth: replaces, in response, each run of a secret value injected by apply (values
+ * of at least GW_INJECT_REDACT_MIN bytes) with its placeholder "{{tcgw:secret/NAME}}": the whole
+ * value, and also a part of it (an upstream error message that quotes a cut value), down to any
+ * run of 2 * GW_INJECT_REDACT_CHUNK - 1 bytes. Searched in three forms: the value's bytes, its
+ * JSON escaping as apply writes it, and that with '/' escaped as "\/". Shorter runs, and a value
+ * re-encoded otherwise (\u escapes of other characters, base64, a hash) are not found: the
+ * upstream is trusted not to transform the secrets it is given. The old answer's bytes are wiped.
+ * Sets *count to the occurrences replaced. GW_ERR_NOMEM, GW_ERR_INTERNAL (key memory); on failure
+ * the answer must not be sent.
  */
 enum gw_err gw_inject_redact(const struct gw_inject *inj, struct gw_vault *vault,
                              struct gw_buf *response, size_t *count) GW_MUST_CHECK;

@@ -59,19 +59,9 @@ char *gw_buf_steal(struct gw_buf *b, size_t *len, size_t *charged)
     return data;
 }
 
-static enum gw_err reserve(struct gw_buf *b, size_t n)
+/* Grows the memory to exactly cap bytes (more than b->cap), charging the budget. */
+static enum gw_err grow_to(struct gw_buf *b, size_t cap)
 {
-    if (n > b->max - b->len) {
-        return GW_ERR_TOO_LARGE;
-    }
-    size_t need = b->len + n + 1; /* room for the NUL */
-    if (need <= b->cap) {
-        return GW_OK;
-    }
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) {
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    }
     if (b->budget != NULL) {
         if (!b->strict) {
             gw_budget_overdraw(b->budget, cap - b->cap);
@@ -98,6 +88,31 @@ static enum gw_err reserve(struct gw_buf *b, size_t n)
     b->data = p;
     b->cap = cap;
     return GW_OK;
+}
+
+static enum gw_err reserve(struct gw_buf *b, size_t n)
+{
+    if (n > b->max - b->len) {
+        return GW_ERR_TOO_LARGE;
+    }
+    size_t need = b->len + n + 1; /* room for the NUL */
+    if (need <= b->cap) {
+        return GW_OK;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    }
+    return grow_to(b, cap);
+}
+
+enum gw_err gw_buf_reserve(struct gw_buf *b, size_t n)
+{
+    if (n > b->max - b->len) {
+        return GW_ERR_TOO_LARGE;
+    }
+    size_t need = b->len + n + 1;
+    return need <= b->cap ? GW_OK : grow_to(b, need);
 }
 
 enum gw_err gw_buf_append(struct gw_buf *b, const void *p, size_t n)

@@ -45,6 +45,12 @@ void gw_buf_charge(struct gw_buf *b, struct gw_budget *budget, bool strict);
  */
 char *gw_buf_steal(struct gw_buf *b, size_t *len, size_t *charged);
 
+/*
+ * Makes room for n more bytes at once (GW_ERR_TOO_LARGE past max), so that appends up to that
+ * do not grow the buffer: for secure buffers, one allocation instead of a copy per doubling.
+ */
+enum gw_err gw_buf_reserve(struct gw_buf *b, size_t n) GW_MUST_CHECK;
+
 /* Appends n bytes. Returns GW_ERR_TOO_LARGE (buffer unchanged) when len + n would exceed max. */
 enum gw_err gw_buf_append(struct gw_buf *b, const void *p, size_t n) GW_MUST_CHECK;
 

@@ -91,11 +91,14 @@ enum gw_err gw_inject_apply(const struct gw_inject *inj, struct gw_vault *vault,
  * JSON escaping as apply writes it, and that with '/' escaped as "\/". Shorter runs, and a value
  * re-encoded otherwise (\u escapes of other characters, base64, a hash) are not found: the
  * upstream is trusted not to transform the secrets it is given. The old answer's bytes are wiped.
- * Sets *count to the occurrences replaced. GW_ERR_NOMEM, GW_ERR_INTERNAL (key memory); on failure
+ * scratch, a secure buffer whose bytes are no longer needed (the body apply wrote, once sent), is
+ * reused for those forms and left empty; NULL (or not secure) makes one. Sets *count to the runs
+ * replaced. GW_ERR_NOMEM, GW_ERR_INTERNAL (key memory); on failure
  * the answer must not be sent.
  */
 enum gw_err gw_inject_redact(const struct gw_inject *inj, struct gw_vault *vault,
-                             struct gw_buf *response, size_t *count) GW_MUST_CHECK;
+                             struct gw_buf *response, struct gw_buf *scratch,
+                             size_t *count) GW_MUST_CHECK;
 
 /* Accepts NULL. */
 void gw_inject_free(struct gw_inject *inj);

@@ -318,9 +318,11 @@ static enum step stage_redact(struct gw_pipeline *p, struct gw_call *call)
     if (call->inject == NULL) {
         return STEP_NEXT;
     }
+    /* The sent body's key memory holds the forms redact searches for, then goes. */
+    enum gw_err err = gw_inject_redact(call->inject, gw_access_vault(call->snapshot),
+                                       &call->response, &call->body, &count);
     gw_buf_free(&call->body);
-    if (gw_inject_redact(call->inject, gw_access_vault(call->snapshot), &call->response, &count) !=
-        GW_OK) {
+    if (err != GW_OK) {
         gw_buf_free_wipe(&call->response);
         call->outcome = GW_UPSTREAM_ANSWERED;
         gw_call_refuse(call, "InternalError",

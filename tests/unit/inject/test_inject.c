@@ -296,7 +296,7 @@ static void redact_case(struct fixture *f, struct gw_inject *inj, const char *an
     size_t count = 99;
     gw_buf_init(&resp, 1 << 20);
     assert_int_equal(gw_buf_append_str(&resp, answer), GW_OK);
-    assert_int_equal(gw_inject_redact(inj, f->vault, &resp, &count), GW_OK);
+    assert_int_equal(gw_inject_redact(inj, f->vault, &resp, NULL, &count), GW_OK);
     if (strcmp(resp.data, want) != 0) {
         print_error("answer %s\n  got %s\n want %s\n", answer, resp.data, want);
         fail();

@@ -121,7 +121,41 @@ size_t gw_apispec_action_count(const struct gw_apispec *spec);
 bool gw_apispec_check(const struct gw_apispec *spec, const char *service, const char *version,
                       const char *action, const json_t *params, struct gw_apispec_verdict *verdict);
 
-/* What the descriptions hold, for checks made before any call arrives (the policy linter). ------ */
+/*
+ * Strings that the gateway rewrites before the call is sent (a secret placeholder, an escaped
+ * literal: gateway/inject/placeholder.h says which): true when s (n bytes) is one. apispec knows
+ * no syntax of its own; the pipeline passes the predicate.
+ */
+typedef bool (*gw_apispec_special_fn)(const char *s, size_t n);
+
+/*
+ * gw_apispec_check for a call as the caller sent it, before its special strings are rewritten:
+ * a special string (special(s) true) where the description takes a string (or a list item of
+ * strings) passes without its value checks (enum, max_length, ascii), which
+ * gw_apispec_check_injected makes on the value that replaces it; anywhere else (an integer, a
+ * float, a bool, a list, an object) it is refused with InvalidParameterValue, naming the path and
+ * what the parameter takes. special NULL is gw_apispec_check.
+ */
+bool gw_apispec_check_sent(const struct gw_apispec *spec, const char *service, const char *version,
+                           const char *action, const json_t *params, gw_apispec_special_fn special,
+                           struct gw_apispec_verdict *verdict);
+
+/*
+ * Checks the string value (len bytes) that replaces a special string at path (n member names, no
+ * list indexes: "Certificates", "Key") of action's input against the member's value rules
+ * (max_length, ascii, enum). where names the parameter in the message ("Certificates.0.Key") and
+ * what names the value ("secret \"gaap-edge-key\""). Messages never quote the value: only its
+ * length, or the index of a byte that breaks the ascii rule. False with InvalidParameterValue (or
+ * InternalError when path names no string member: the sent check would have refused it).
+ */
+bool gw_apispec_check_injected(const struct gw_apispec *spec, const char *service,
+                               const char *version, const char *action, const char *const *path,
+                               size_t n, const char *where, const char *what,
+                               const unsigned char *value, size_t len,
+                               struct gw_apispec_verdict *verdict);
+
+/* What the descriptions hold, for checks made before any call arrives (the policy linter). ------
+ */
 
 /* Called with each action; returns false to stop the walk. Both strings are borrowed from spec. */
 typedef bool (*gw_apispec_action_fn)(void *ctx, const char *service, const char *action);

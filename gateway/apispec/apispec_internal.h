@@ -11,6 +11,7 @@
  *   verdict.c   the wording of refusals: paths, what was received, what was expected
  *   check.c     gw_apispec_check: one call's parameters against a description
  *   query.c     what a description holds: its actions, the type of a parameter path
+ *   injected.c  gw_apispec_check_injected: a value put in place of a placeholder
  *
  * Functions shared between these files are named apispec_<verb>, so that they cannot be taken
  * for the public gw_apispec_ interface.
@@ -270,6 +271,7 @@ bool apispec_is_decimal_number(const char *s, size_t n);
 /* One check in progress. Nothing allocates: the path and the message live here and in verdict. */
 struct check {
     const struct action *action;
+    gw_apispec_special_fn special; /* gw_apispec_check_sent: strings rewritten later, or NULL */
     struct gw_apispec_verdict *verdict;
     unsigned depth; /* object levels entered, the action's input being level 1 */
     size_t len;     /* of path */

@@ -147,9 +147,24 @@ static bool check_nested(struct check *c, const struct object *o, const json_t *
     return ok;
 }
 
+/* A special string (a placeholder) where no string is taken: it could never be replaced by one. */
+static LEAF bool special_misplaced(struct check *c, const struct member *m, bool item)
+{
+    char want[EXPECTED_BUF];
+    return apispec_refuse(c, "InvalidParameterValue",
+                          "Parameter \"%s\" takes %s: a secret placeholder (or an escaped "
+                          "{{tcgw:raw}} literal) may stand only for a string parameter.",
+                          c->path, apispec_expected(want, m, item));
+}
+
 /* Checks the value of m (or, with item set, one item of list m) at the current path. */
 static bool check_value(struct check *c, const struct member *m, const json_t *j, bool item)
 {
+    if (c->special != NULL && json_is_string(j) &&
+        c->special(json_string_value(j), json_string_length(j))) {
+        /* Its value rules are checked on what replaces it (gw_apispec_check_injected). */
+        return m->kind == KIND_STRING && (item || !m->list) ? true : special_misplaced(c, m, item);
+    }
     if (m->list && !item) {
         if (!json_is_array(j)) {
             return apispec_wrong_type(c, m, j, false);
@@ -326,12 +341,20 @@ static bool no_such_version(struct check *c, const struct gw_apispec *spec, cons
 bool gw_apispec_check(const struct gw_apispec *spec, const char *service, const char *version,
                       const char *action, const json_t *params, struct gw_apispec_verdict *verdict)
 {
+    return gw_apispec_check_sent(spec, service, version, action, params, NULL, verdict);
+}
+
+bool gw_apispec_check_sent(const struct gw_apispec *spec, const char *service, const char *version,
+                           const char *action, const json_t *params, gw_apispec_special_fn special,
+                           struct gw_apispec_verdict *verdict)
+{
     struct gw_apispec_verdict scratch;
     struct check c;
     char e1[ECHO_BUF], got[RECEIVED_BUF];
 
     c.verdict = verdict != NULL ? verdict : &scratch;
     c.action = NULL;
+    c.special = special;
     c.depth = 1;
     c.len = 0;
     c.path[0] = '\0';

@@ -1,4 +1,4 @@
-/* tcgw secrets put|list: manages the encrypted credential store. */
+/* tcgw secrets put|put-value|list: manages the encrypted credential store. */
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
@@ -16,11 +16,16 @@
 
 static const char usage_text[] =
     "usage: tcgw secrets put NAME [--config FILE | --key FILE --store FILE]\n"
+    "       tcgw secrets put-value NAME [--config FILE | --key FILE --store FILE]\n"
     "       tcgw secrets list [--config FILE | --key FILE --store FILE] [--json]\n"
-    "put reads the SecretId, then the SecretKey, one per line from standard input.\n";
+    "put reads the SecretId, then the SecretKey, one per line from standard input.\n"
+    "put-value reads a secret value that calls may name as {{tcgw:secret/NAME}}: all of\n"
+    "standard input up to end of file (Ctrl-D), several lines allowed (a PEM key), at most 64 "
+    "KiB;\n"
+    "one final newline is dropped. On a terminal it is not shown as it is typed.\n";
 
 struct args {
-    const char *verb; /* "put" or "list" */
+    const char *verb; /* "put", "put-value" or "list" */
     const char *name;
     const char *config_path;
     const char *key_path;
@@ -42,8 +47,10 @@ static int parse_args(int argc, char **argv, struct args *a)
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         return -1;
     }
-    if (strcmp(argv[1], "put") != 0 && strcmp(argv[1], "list") != 0) {
-        return gw_cli_usage_error("secrets", "unknown subcommand: say put or list", "", usage_text);
+    if (strcmp(argv[1], "put") != 0 && strcmp(argv[1], "put-value") != 0 &&
+        strcmp(argv[1], "list") != 0) {
+        return gw_cli_usage_error("secrets", "unknown subcommand: say put, put-value or list", "",
+                                  usage_text);
     }
     a->verb = argv[1];
     for (int i = 2; i < argc; i++) {
@@ -79,12 +86,31 @@ static int parse_args(int argc, char **argv, struct args *a)
             continue;
         }
         positional++;
-        if (strcmp(a->verb, "put") == 0 && positional == 1) {
+        if (strcmp(a->verb, "list") != 0 && positional == 1) {
             a->name = arg;
         }
     }
 
-    if (strcmp(a->verb, "put") == 0) {
+    if (strcmp(a->verb, "put-value") == 0) {
+        if (positional != 1) {
+            return gw_cli_usage_error("secrets",
+                                      positional == 0
+                                          ? "put-value needs the value's NAME"
+                                          : "put-value takes only NAME: the value is read from "
+                                            "standard input, never from the command line",
+                                      "", usage_text);
+        }
+        if (!gw_vault_name_valid(a->name)) {
+            fprintf(stderr,
+                    "tcgw secrets: a secret value NAME is 1 to %d characters from "
+                    "A-Z a-z 0-9 . _ -\n%s",
+                    GW_VAULT_MAX_NAME, usage_text);
+            return 2;
+        }
+        if (a->json) {
+            return gw_cli_usage_error("secrets", "--json is for list only", "", usage_text);
+        }
+    } else if (strcmp(a->verb, "put") == 0) {
         if (positional == 0) {
             return gw_cli_usage_error("secrets", "put needs the credential NAME", "", usage_text);
         }
@@ -196,12 +222,55 @@ static int read_line(const char *what, char *dst, size_t max, size_t *len)
 }
 
 /*
+ * Reads all of fd 0, up to end of file, with read(2) straight into dst (protected memory of
+ * max + 1 bytes the caller owns). Drops one final "\n" (and the "\r" of a final "\r\n").
+ * Returns 0, or -1 after printing why.
+ */
+static int read_all(const char *what, char *dst, size_t max, size_t *len)
+{
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(STDIN_FILENO, dst + n, max + 1 - n);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            fprintf(stderr, "tcgw secrets: cannot read the %s from standard input: %s\n", what,
+                    strerror(errno));
+            return -1;
+        }
+        if (r == 0) {
+            break;
+        }
+        n += (size_t)r;
+        if (n > max) {
+            fprintf(stderr, "tcgw secrets: the %s is longer than %zu bytes\n", what, max);
+            return -1;
+        }
+    }
+    if (n > 0 && dst[n - 1] == '\n') {
+        n--;
+        if (n > 0 && dst[n - 1] == '\r') {
+            n--;
+        }
+    }
+    if (n == 0) {
+        fprintf(stderr, "tcgw secrets: no %s on standard input\n", what);
+        return -1;
+    }
+    *len = n;
+    return 0;
+}
+
+typedef int (*reader_fn)(const char *what, char *dst, size_t max, size_t *len);
+
+/*
  * Reads the SecretKey line from the terminal with echo turned off. The prompt comes only once echo
  * is off, so nothing typed after it can be echoed (TCSAFLUSH drops anything typed before). If echo
  * cannot be turned off, nothing is read: the key would be shown as it is typed.
  */
-static int read_hidden_line(const char *prompt, const char *what, char *dst, size_t max,
-                            size_t *len)
+static int read_hidden(const char *prompt, const char *what, reader_fn reader, char *dst,
+                       size_t max, size_t *len)
 {
     struct termios quiet, now;
     struct sigaction sa, old[FATAL_SIGNALS];
@@ -236,14 +305,14 @@ static int read_hidden_line(const char *prompt, const char *what, char *dst, siz
         goto refuse;
     }
     fputs(prompt, stderr);
-    rc = read_line(what, dst, max, len);
+    rc = reader(what, dst, max, len);
     goto out;
 refuse:
     fprintf(stderr,
             "tcgw secrets: cannot turn off echo on this terminal (%s), so the %s would be shown "
-            "as you type it; nothing was read. Pipe the SecretId and the %s, one per line, into "
-            "standard input instead\n",
-            strerror(e), what, what);
+            "as you type it; nothing was read. Pipe the %s into standard input instead\n",
+            strerror(e), what,
+            reader == read_line ? "SecretId and the SecretKey, one per line," : what);
 out:
     restore_tty();
     while (handled > 0) {
@@ -282,8 +351,8 @@ static int put(const struct args *a, const char *key_path, const char *store_pat
     if (read_line("SecretId", id, GW_VAULT_MAX_SECRET_ID, &id_len) != 0) {
         goto out;
     }
-    if ((tty ? read_hidden_line("SecretKey (not shown): ", "SecretKey", key,
-                                GW_VAULT_MAX_SECRET_KEY, &key_len)
+    if ((tty ? read_hidden("SecretKey (not shown): ", "SecretKey", read_line, key,
+                           GW_VAULT_MAX_SECRET_KEY, &key_len)
              : read_line("SecretKey", key, GW_VAULT_MAX_SECRET_KEY, &key_len)) != 0) {
         goto out;
     }
@@ -312,7 +381,48 @@ out:
     return rc;
 }
 
-/* Prints [{"name":..,"secret_id_tail":..},...]. Names and tails only: nothing secret. */
+/* As put, for a secret value: read first, then the store under its writer lock. */
+static int put_value(const struct args *a, const char *key_path, const char *store_path)
+{
+    char msg[512];
+    size_t len = 0;
+    int rc = 1;
+    bool tty = isatty(STDIN_FILENO) == 1;
+    struct gw_vault *vault = NULL;
+    char *value = sodium_malloc(GW_VAULT_MAX_VALUE + 1);
+    if (value == NULL) {
+        fputs("tcgw secrets: out of memory\n", stderr);
+        return 1;
+    }
+    if ((tty ? read_hidden("Secret value (not shown; end with Ctrl-D on a line of its own): ",
+                           "secret value", read_all, value, GW_VAULT_MAX_VALUE, &len)
+             : read_all("secret value", value, GW_VAULT_MAX_VALUE, &len)) != 0) {
+        goto out;
+    }
+    if (gw_vault_open_for_update(key_path, store_path, &vault, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw secrets: %s; nothing was stored\n", msg);
+        goto out;
+    }
+    bool existed = gw_vault_has_value(vault, a->name);
+    if (gw_vault_put_value(vault, a->name, (const unsigned char *)value, len, msg, sizeof msg) !=
+            GW_OK ||
+        gw_vault_save(vault, store_path, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw secrets: %s; nothing was stored\n", msg);
+        goto out;
+    }
+    printf("%s secret value '%s' (%zu bytes) in %s; calls name it as {{tcgw:secret/%s}}\n",
+           existed ? "replaced" : "stored", a->name, len, store_path, a->name);
+    rc = 0;
+out:
+    gw_vault_free(vault);
+    sodium_free(value); /* zeroes it */
+    return rc;
+}
+
+/*
+ * Prints [{"name":..,"secret_id_tail":..},...] for credentials, then {"name":..,"value_bytes":..}
+ * for secret values. Names, tails and lengths only: nothing secret.
+ */
 static int list_json(const struct gw_vault *vault)
 {
     char name[GW_VAULT_MAX_NAME + 1];
@@ -327,6 +437,14 @@ static int list_json(const struct gw_vault *vault)
         if (gw_vault_describe(vault, i, name, tail) != GW_OK ||
             json_array_append_new(
                 arr, json_pack("{s:s,s:s}", "name", name, "secret_id_tail", tail)) != 0) {
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < gw_vault_value_count(vault); i++) {
+        size_t len = 0;
+        if (gw_vault_value_describe(vault, i, name, &len) != GW_OK ||
+            json_array_append_new(
+                arr, json_pack("{s:s,s:I}", "name", name, "value_bytes", (json_int_t)len)) != 0) {
             goto out;
         }
     }
@@ -353,7 +471,7 @@ static int list(const struct gw_vault *vault, const struct args *a, const char *
     if (a->json) {
         return list_json(vault);
     }
-    if (n == 0) {
+    if (n == 0 && gw_vault_value_count(vault) == 0) {
         printf("no credentials in %s\n", store_path);
         return 0;
     }
@@ -362,6 +480,13 @@ static int list(const struct gw_vault *vault, const struct args *a, const char *
             return 1;
         }
         printf("%-16s  SecretId ...%s\n", name, tail);
+    }
+    for (size_t i = 0; i < gw_vault_value_count(vault); i++) {
+        size_t len = 0;
+        if (gw_vault_value_describe(vault, i, name, &len) != GW_OK) {
+            return 1;
+        }
+        printf("%-16s  secret value, %zu bytes ({{tcgw:secret/%s}})\n", name, len, name);
     }
     return 0;
 }
@@ -405,6 +530,10 @@ int gw_cli_secrets(int argc, char **argv)
         gw_vault_free(vault);
         vault = NULL;
         rc = put(&a, key_path, store_path);
+    } else if (strcmp(a.verb, "put-value") == 0) {
+        gw_vault_free(vault);
+        vault = NULL;
+        rc = put_value(&a, key_path, store_path);
     } else {
         rc = list(vault, &a, store_path);
     }

@@ -25,8 +25,11 @@ void gw_call_free(struct gw_call *call)
     if (call == NULL) {
         return;
     }
-    gw_buf_free(&call->body);
+    gw_buf_free(&call->body); /* wipes it when the inject stage put secrets in it */
     gw_buf_free(&call->authorization);
+    if (call->inject_free != NULL) {
+        call->inject_free(call->inject);
+    }
     gw_buf_free(&call->response);
     gw_call_reply_free(call->reply.body, call->reply.charged, call->response.budget);
     json_decref(call->params);

@@ -66,6 +66,7 @@ enum gw_decision {
 struct gw_call;
 struct gw_access_snapshot;
 struct gw_caller;
+struct gw_inject;
 
 /*
  * Looks up a request header by name (case-insensitive). Returns a borrowed string, valid until
@@ -155,6 +156,15 @@ struct gw_call {
     struct gw_access_snapshot *snapshot;     /* the callers and policies the call is judged under: a
                                                 reference taken by the identity stage, given back by
                                                 the final stage */
+
+    /*
+     * Written by the inject stages (gateway/inject/): the placeholders of params, NULL when none.
+     * When there are some, the inject stage replaces body with the bytes sent (secret values in
+     * place, in sodium_malloc'ed memory that is wiped when freed): from then on body is not the
+     * caller's, and nothing may log, record or echo it. params keeps the placeholders.
+     */
+    struct gw_inject *inject;
+    void (*inject_free)(struct gw_inject *inject); /* frees inject with the call */
 
     /* Written by the signing stage. */
     int64_t timestamp;

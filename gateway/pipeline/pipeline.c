@@ -11,6 +11,8 @@
 #include "http/request.h"
 #include "identity/callers.h"
 #include "identity/identify.h"
+#include "inject/inject.h"
+#include "inject/placeholder.h"
 #include "pipeline/outcome.h"
 #include "pipeline/record.h"
 #include "policy/policy.h"
@@ -131,8 +133,9 @@ static enum step stage_identify(struct gw_pipeline *p, struct gw_call *call)
 static enum step stage_validate(struct gw_pipeline *p, struct gw_call *call)
 {
     struct gw_apispec_verdict verdict;
-    if (!gw_apispec_check(p->parts.spec, call->service, call->version, call->action, call->params,
-                          &verdict)) {
+    /* As sent: a placeholder passes where a string goes; stage_inject checks what replaces it. */
+    if (!gw_apispec_check_sent(p->parts.spec, call->service, call->version, call->action,
+                               call->params, gw_placeholder_special, &verdict)) {
         gw_call_refuse(call, verdict.code, "%s", verdict.message);
         return STEP_DECIDED;
     }
@@ -154,6 +157,7 @@ static enum step stage_policy(struct gw_pipeline *p, struct gw_call *call)
         .caller_attributes = caller->attributes,
         .peer = call->in.peer,
     };
+    req.n_secrets = gw_inject_secrets(call->inject, &req.secret_names, &req.secret_params);
     struct gw_policy_decision d;
     gw_policy_decide(policies, n, &req, &d, NULL);
     call->decision = d.decision;
@@ -167,6 +171,44 @@ static enum step stage_policy(struct gw_pipeline *p, struct gw_call *call)
     /* Each caller is bound to one credential: it can never sign with another's. */
     snprintf(call->credential, sizeof call->credential, "%s", caller->credential);
     gw_call_stamp(&call->times.checked);
+    return STEP_NEXT;
+}
+
+/* The secret placeholders of the call, named for the policy; misspelt ones are refused. */
+static enum step stage_placeholders(struct gw_pipeline *p, struct gw_call *call)
+{
+    (void)p;
+    struct gw_inject_verdict v;
+    call->inject_free = gw_inject_free;
+    if (gw_inject_scan(call->params, &call->inject, &v) != GW_OK) {
+        gw_call_refuse(call, v.code, "%s", v.message);
+        return STEP_DECIDED;
+    }
+    return STEP_NEXT;
+}
+
+/*
+ * Puts the secret values in place of the placeholders, once the policy allowed them: the body
+ * signed and sent becomes a copy in key memory (wiped when freed); params keeps the placeholders.
+ */
+static enum step stage_inject(struct gw_pipeline *p, struct gw_call *call)
+{
+    if (call->inject == NULL) {
+        return STEP_NEXT; /* the caller's bytes go as received */
+    }
+    struct gw_inject_verdict v;
+    struct gw_buf sent;
+    gw_buf_init_secure(&sent,
+                       call->body.max + GW_INJECT_MAX_STRINGS * 6 * (size_t)GW_VAULT_MAX_VALUE);
+    gw_buf_charge(&sent, call->body.budget, true);
+    if (gw_inject_apply(call->inject, gw_access_vault(call->snapshot), p->parts.spec, call->service,
+                        call->version, call->action, call->body.data, call->body.len, &sent,
+                        &v) != GW_OK) {
+        gw_call_refuse(call, v.code, "%s", v.message);
+        return STEP_DECIDED;
+    }
+    gw_buf_free(&call->body);
+    call->body = sent;
     return STEP_NEXT;
 }
 
@@ -232,16 +274,46 @@ static enum step stage_outcome(struct gw_pipeline *p, struct gw_call *call)
     return STEP_NEXT;
 }
 
+/*
+ * Once the answer is in: the body that held secret values is wiped, and any of them the answer
+ * holds is replaced by its placeholder before the caller reads it (inject.h: defence in depth).
+ */
+static enum step stage_redact(struct gw_pipeline *p, struct gw_call *call)
+{
+    (void)p;
+    size_t count = 0;
+    if (call->inject == NULL) {
+        return STEP_NEXT;
+    }
+    /* The sent body's key memory holds the forms redact searches for, then goes. */
+    enum gw_err err = gw_inject_redact(call->inject, gw_access_vault(call->snapshot),
+                                       &call->response, &call->body, &count);
+    gw_buf_free(&call->body);
+    if (err != GW_OK) {
+        gw_buf_free_wipe(&call->response);
+        call->outcome = GW_UPSTREAM_ANSWERED;
+        gw_call_refuse(call, "InternalError",
+                       "Tencent Cloud answered, but tcgw could not check the answer for secret "
+                       "values (out of memory), so it is withheld. The call may have been "
+                       "applied: check before retrying.");
+        return STEP_DECIDED;
+    }
+    return STEP_NEXT;
+}
+
 static const struct stage stages[] = {
     {"admit", stage_admit, false},
     {"request_head", stage_request_head, false},
     {"request_body", stage_request_body, true},
     {"identify", stage_identify, true},
     {"validate", stage_validate, true},
+    {"placeholders", stage_placeholders, true},
     {"policy", stage_policy, true},
+    {"inject", stage_inject, true},
     {"sign", stage_sign, true},
     {"forward", stage_forward, true},
     {"outcome", stage_outcome, true},
+    {"redact", stage_redact, true},
 };
 #define STAGE_COUNT (sizeof stages / sizeof stages[0])
 

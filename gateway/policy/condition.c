@@ -507,6 +507,16 @@ static void gather(struct fold *f, const struct policy_key *k, const struct gw_p
             visit(f, json_object_get(req->caller_attributes, k->attribute), NULL, 0, false);
         }
         return;
+    case KEY_SECRET_NAME:
+    case KEY_SECRET_PARAM:
+        /* A list, even of one (or none): only for_any_value and for_all_value apply (parse.c). */
+        f->multi = true;
+        for (size_t i = 0; i < req->n_secrets && !f->done; i++) {
+            const char *const *list =
+                k->kind == KEY_SECRET_NAME ? req->secret_names : req->secret_params;
+            fold_one(f, NULL, list[i]);
+        }
+        return;
     default:
         return;
     }

@@ -82,6 +82,22 @@ static bool applies(const struct policy_statement *st, const struct gw_policy_re
     return result;
 }
 
+/*
+ * Whether st may allow a call that injects secrets: an allow with a for_all_value:string_equal or
+ * for_all_value:string_like condition on tcgw:SecretName (policy.h: deny by default).
+ */
+static bool allows_secrets(const struct policy_statement *st)
+{
+    for (size_t i = 0; st->allow && i < st->n_conditions; i++) {
+        const struct policy_condition *c = &st->conditions[i];
+        if (c->key.kind == KEY_SECRET_NAME && c->qualifier == QUALIFIER_ALL &&
+            (c->op == OP_STRING_EQUAL || c->op == OP_STRING_LIKE)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* " with Bandwidth=200", " from 10.0.0.1", ...: the call's value as a phrase for messages. */
 static void phrase(char *out, size_t cap, const struct blame *b, bool for_caller)
 {
@@ -116,6 +132,12 @@ static void phrase(char *out, size_t cap, const struct blame *b, bool for_caller
             snprintf(out, cap, " with caller attribute %s=%s", k->attribute, v);
         }
         break;
+    case KEY_SECRET_NAME:
+        snprintf(out, cap, b->w.absent ? " without secrets" : " with secret %s", v);
+        break;
+    case KEY_SECRET_PARAM:
+        snprintf(out, cap, b->w.absent ? " without secrets" : " with a secret in %s", v);
+        break;
     case KEY_CALLER:
     default:
         break;
@@ -125,6 +147,22 @@ static void phrase(char *out, size_t cap, const struct blame *b, bool for_caller
 static void set_statement(struct gw_policy_decision *out, const struct policy_statement *st)
 {
     snprintf(out->statement, sizeof out->statement, "%s", st->id);
+}
+
+/* A statement that applies but may not allow injecting secrets (allows_secrets). */
+static void say_no_secrets(struct gw_policy_decision *out, const struct gw_policy_request *req,
+                           const struct policy_statement *allowed)
+{
+    out->decision = GW_DECISION_DENY;
+    set_statement(out, allowed);
+    snprintf(out->reason, sizeof out->reason,
+             "denied by default: the call injects secret %.64s (%zu placeholder%s) and %s has no "
+             "for_all_value condition on tcgw:SecretName",
+             req->secret_names[0], req->n_secrets, req->n_secrets == 1 ? "" : "s", allowed->id);
+    snprintf(out->refused, sizeof out->refused,
+             "%s:%s with secret %.64s is not allowed for caller %.64s (no statement allows "
+             "tcgw:SecretName)",
+             req->service, req->action, req->secret_names[0], req->caller);
 }
 
 static void say_deny(struct gw_policy_decision *out, const struct gw_policy_request *req,
@@ -188,6 +226,7 @@ void gw_policy_decide(const struct gw_policy *const *policies, size_t n,
     req = &r;
     const char *service = r.service, *action = r.action;
     const struct policy_statement *allowed = NULL;
+    const struct policy_statement *allowed_without_secrets = NULL;
     struct blame candidate = {.st = NULL};
     memset(out, 0, sizeof *out);
     out->decision = GW_DECISION_DENY;
@@ -218,7 +257,16 @@ void gw_policy_decide(const struct gw_policy *const *policies, size_t n,
                 }
                 return;
             }
-            if (yes && allowed == NULL) {
+            if (yes && st->allow && r.n_secrets > 0 && !allows_secrets(st)) {
+                /* Applies to the call, but may not let it inject a secret. */
+                if (explain != NULL) {
+                    fprintf(explain, "    -> but has no for_all_value condition on "
+                                     "tcgw:SecretName: cannot allow injecting a secret\n");
+                }
+                if (allowed_without_secrets == NULL) {
+                    allowed_without_secrets = st;
+                }
+            } else if (yes && allowed == NULL) {
                 allowed = st;
             } else if (!yes && st->allow && candidate.st == NULL) {
                 candidate = b;
@@ -229,6 +277,8 @@ void gw_policy_decide(const struct gw_policy *const *policies, size_t n,
         out->decision = GW_DECISION_ALLOW;
         set_statement(out, allowed);
         snprintf(out->reason, sizeof out->reason, "allowed by %s", allowed->id);
+    } else if (allowed_without_secrets != NULL && candidate.st == NULL) {
+        say_no_secrets(out, req, allowed_without_secrets);
     } else {
         say_default(out, req, &candidate, n);
     }

@@ -17,7 +17,7 @@
     "_if_exist, and after for_any_value: or for_all_value:)"
 #define KNOWN_KEYS                                                                                 \
     "<service>:<Parameter> (such as gaap:ProxyId or gaap:Filters.Name), qcs:ip, qcs:region, "      \
-    "tcgw:caller or tcgw:caller/<attribute>"
+    "tcgw:caller, tcgw:caller/<attribute>, tcgw:SecretName or tcgw:SecretParameter"
 
 struct parser {
     struct policy_arena *a;
@@ -249,6 +249,10 @@ static bool parse_key(struct parser *p, const char *s, size_t len, int line, str
         k.kind = KEY_REGION;
     } else if (strcmp(k.text, "tcgw:caller") == 0) {
         k.kind = KEY_CALLER;
+    } else if (strcmp(k.text, "tcgw:SecretName") == 0) {
+        k.kind = KEY_SECRET_NAME;
+    } else if (strcmp(k.text, "tcgw:SecretParameter") == 0) {
+        k.kind = KEY_SECRET_PARAM;
     } else if (strncmp(k.text, "tcgw:caller/", 12) == 0) {
         k.kind = KEY_CALLER_ATTR;
         k.attribute = k.text + 12;
@@ -429,6 +433,17 @@ static bool parse_conditions(struct parser *p, const json_t *j, struct policy_st
             d->line = st_line(p, "condition", op, key, NULL);
             if (!parse_key(p, key, strlen(key), d->line, &d->key) ||
                 !parse_values(p, values, op, key, d)) {
+                ok = false;
+                continue;
+            }
+            if ((d->key.kind == KEY_SECRET_NAME || d->key.kind == KEY_SECRET_PARAM) &&
+                (d->qualifier == QUALIFIER_NONE || d->family != FAMILY_STRING)) {
+                policy_problem(p->r, d->line,
+                               "\"%s\" is a list (every secret placeholder of the call): use a "
+                               "string operator after for_all_value: (to allow: every secret "
+                               "named must match) or for_any_value: (to deny: one is enough), "
+                               "such as \"for_all_value:string_equal\"",
+                               d->key.text);
                 ok = false;
                 continue;
             }

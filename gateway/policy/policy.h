@@ -19,6 +19,12 @@
  * parameter takes for_any_value: or for_all_value:; and a condition that cannot be evaluated (a
  * value of the wrong type, a plain operator meeting a list) counts against the call: it fails in
  * an allow statement and holds in a deny statement.
+ *
+ * Secret injection (tcgw:SecretName, tcgw:SecretParameter: the secrets a call's placeholders
+ * name, and the parameters they stand in) is denied by default too: a call with placeholders is
+ * allowed only by an allow statement that applies to it AND has a for_all_value:string_equal or
+ * for_all_value:string_like condition on tcgw:SecretName (which then holds for every secret the
+ * call names). An allow statement without one, "gaap:*" say, never lets a call inject a secret.
  */
 #ifndef GW_POLICY_H
 #define GW_POLICY_H
@@ -46,6 +52,13 @@ struct gw_policy_request {
     const char *caller;              /* the caller's name */
     const json_t *caller_attributes; /* the caller's attributes (object of strings), or NULL */
     const char *peer;                /* the caller's IP address, "" when unknown */
+    /*
+     * The secret placeholders of the call (gateway/inject/): the secret each names and the
+     * parameter it stands in ("CertificateKey"), n_secrets pairs; NULL and 0 when none.
+     */
+    const char *const *secret_names;
+    const char *const *secret_params;
+    size_t n_secrets;
 };
 
 struct gw_policy_decision {

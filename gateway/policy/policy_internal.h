@@ -81,11 +81,13 @@ enum policy_qualifier {
 };
 
 enum policy_key_kind {
-    KEY_PARAM,       /* <service>:<Path>: a parameter of the call */
-    KEY_IP,          /* qcs:ip: the caller's address */
-    KEY_REGION,      /* qcs:region: X-TC-Region */
-    KEY_CALLER,      /* tcgw:caller: the caller's name */
-    KEY_CALLER_ATTR, /* tcgw:caller/<attribute> */
+    KEY_PARAM,        /* <service>:<Path>: a parameter of the call */
+    KEY_IP,           /* qcs:ip: the caller's address */
+    KEY_REGION,       /* qcs:region: X-TC-Region */
+    KEY_CALLER,       /* tcgw:caller: the caller's name */
+    KEY_CALLER_ATTR,  /* tcgw:caller/<attribute> */
+    KEY_SECRET_NAME,  /* tcgw:SecretName: the secrets the call's placeholders name (a list) */
+    KEY_SECRET_PARAM, /* tcgw:SecretParameter: the parameters they stand in (a list) */
 };
 
 /* A number of a condition or a call: integers exactly, others as doubles. */

@@ -7,8 +7,10 @@
  *   ciphertext              XChaCha20-Poly1305 (IETF) of the plaintext, then its 16-byte tag
  * Plaintext:
  *   count                   u32
- *   count times:            u8 kind (enum gw_vault_kind), u16 name_len, name, u16 id_len,
- *                           SecretId, u16 key_len, SecretKey
+ *   count times:            u8 kind (enum gw_vault_kind), then for kinds 0 and 1 (credential,
+ *                           caller key): u16 name_len, name, u16 id_len, SecretId, u16 key_len,
+ *                           SecretKey; for kind 2 (secret value): u16 name_len, name,
+ *                           u32 value_len, value
  *                           (entries in strictly ascending (kind, name) order)
  * Version 1 ("TCGWSTORE1", written before caller keys existed) is the same without the kind byte:
  * every entry a credential. It is still read, so existing stores open; a save writes version 2.
@@ -53,6 +55,41 @@ static bool take_field(struct cursor *c, size_t max, const unsigned char **p, si
     return take_u16(c, n) && *n <= max && take(c, *n, p);
 }
 
+static bool take_field32(struct cursor *c, size_t max, const unsigned char **p, size_t *n)
+{
+    const unsigned char *b;
+    if (!take(c, 4, &b)) {
+        return false;
+    }
+    *n = ((size_t)b[0] << 24) | ((size_t)b[1] << 16) | ((size_t)b[2] << 8) | b[3];
+    return *n <= max && take(c, *n, p);
+}
+
+/* The rest of a secret value's entry (kind 2), after its kind byte. */
+static enum gw_err parse_value(struct gw_vault *vault, struct cursor *cur, char *prev, char *why,
+                               size_t whylen, bool *damaged)
+{
+    const unsigned char *name_p, *val_p;
+    size_t name_n, val_n;
+    char name[GW_VAULT_MAX_NAME + 1];
+    *damaged = true;
+    if (!take_field(cur, GW_VAULT_MAX_NAME, &name_p, &name_n) ||
+        !take_field32(cur, GW_VAULT_MAX_VALUE, &val_p, &val_n)) {
+        return GW_ERR_INVALID;
+    }
+    memcpy(name, name_p, name_n);
+    name[name_n] = '\0';
+    if (memchr(name_p, '\0', name_n) != NULL || (prev[0] != '\0' && strcmp(prev, name) >= 0)) {
+        return GW_ERR_INVALID;
+    }
+    *damaged = false;
+    enum gw_err err = gw_vault_put_value(vault, name, val_p, val_n, why, whylen);
+    if (err == GW_OK) {
+        memcpy(prev, name, name_n + 1);
+    }
+    return err;
+}
+
 /*
  * Parses the plaintext (key memory) into vault, which is empty. with_kinds: version 2; version 1
  * has credentials only.
@@ -71,7 +108,7 @@ static enum gw_err parse_plain(struct gw_vault *vault, bool with_kinds, const un
         goto damaged;
     }
     uint32_t count = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
-    if (count > GW_VAULT_MAX_ENTRIES + GW_VAULT_MAX_CALLER_KEYS) {
+    if (count > GW_VAULT_MAX_ENTRIES + GW_VAULT_MAX_CALLER_KEYS + GW_VAULT_MAX_VALUES) {
         goto damaged;
     }
     for (uint32_t i = 0; i < count; i++) {
@@ -85,11 +122,30 @@ static enum gw_err parse_plain(struct gw_vault *vault, bool with_kinds, const un
             }
             kind = b[0];
         }
-        if ((kind != GW_VAULT_CREDENTIAL && kind != GW_VAULT_CALLER_KEY) || kind < prev_kind) {
+        if ((kind != GW_VAULT_CREDENTIAL && kind != GW_VAULT_CALLER_KEY &&
+             kind != GW_VAULT_SECRET_VALUE) ||
+            kind < prev_kind) {
             goto damaged;
         }
         if (kind != prev_kind) {
             prev[0] = '\0'; /* names start again in the next kind */
+        }
+        if (kind == GW_VAULT_SECRET_VALUE) {
+            bool bad;
+            prev_kind = kind;
+            if ((err = parse_value(vault, &cur, prev, why, sizeof why, &bad)) != GW_OK) {
+                if (bad) {
+                    goto damaged;
+                }
+                if (err == GW_ERR_INVALID) {
+                    gw_say(msg, msglen, "credential store %s is damaged: entry %u: %s", path,
+                           (unsigned)i, why);
+                } else {
+                    gw_say(msg, msglen, "%s", why);
+                }
+                return err;
+            }
+            continue;
         }
         if (!take_field(&cur, GW_VAULT_MAX_NAME, &name_p, &name_n) ||
             !take_field(&cur, GW_VAULT_MAX_SECRET_ID, &id_p, &id_n) ||
@@ -208,6 +264,26 @@ static enum gw_err put_entry(unsigned char *pt, size_t *n, size_t kind, struct c
     return GW_OK;
 }
 
+/* Appends secret value v (kind 2) to pt at *n (room checked by the caller). */
+static void put_value(unsigned char *pt, size_t *n, struct value *v)
+{
+    size_t name_n = strlen(v->name);
+    pt[(*n)++] = (unsigned char)GW_VAULT_SECRET_VALUE;
+    put_u16(pt, n, name_n);
+    memcpy(pt + *n, v->name, name_n);
+    *n += name_n;
+    pt[(*n)++] = (unsigned char)(v->len >> 24);
+    pt[(*n)++] = (unsigned char)(v->len >> 16);
+    pt[(*n)++] = (unsigned char)(v->len >> 8);
+    pt[(*n)++] = (unsigned char)v->len;
+    pthread_mutex_lock(&v->lock);
+    vault_mem_readonly(v->bytes);
+    memcpy(pt + *n, v->bytes, v->len);
+    vault_mem_noaccess(v->bytes);
+    pthread_mutex_unlock(&v->lock);
+    *n += v->len;
+}
+
 /* Serialises the entries, kind by kind, into new key memory (version 2). */
 static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out, size_t *out_len)
 {
@@ -222,6 +298,10 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
         }
         total += t->count;
     }
+    for (size_t i = 0; i < vault->values.count; i++) {
+        len += 7 + strlen(vault->values.entries[i]->name) + vault->values.entries[i]->len;
+    }
+    total += vault->values.count;
     /* len is an upper bound (ids and keys at their maximum); the true length is counted below. */
     unsigned char *pt = vault_mem_alloc(len);
     if (pt == NULL) {
@@ -242,6 +322,9 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
                 return err;
             }
         }
+    }
+    for (size_t i = 0; i < vault->values.count; i++) {
+        put_value(pt, &n, vault->values.entries[i]);
     }
     *out = pt;
     *out_len = n;

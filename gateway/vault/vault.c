@@ -1,5 +1,6 @@
 /*
- * vault: the tables of entries, one per kind (credentials, caller keys). Opening a vault (master
+ * vault: the tables of entries, one per kind (credentials, caller keys; secret values are in
+ * values.c). Opening a vault (master
  * key, token hash key, then store), adding and removing entries, the look-ups `secrets list` and
  * the pipeline need, the token hash, and freeing. vault_int.h says where the rest is.
  */
@@ -120,6 +121,7 @@ void gw_vault_free(struct gw_vault *vault)
         }
         free(t->entries);
     }
+    vault_values_free(vault);
     vault_mem_free(vault->master);
     vault_mem_free(vault->token_key);
     gw_file_unlock(vault->lock_fd);
@@ -291,6 +293,9 @@ enum gw_err gw_vault_put_caller_key(struct gw_vault *vault, const char *caller,
 enum gw_err gw_vault_remove(struct gw_vault *vault, enum gw_vault_kind kind, const char *name)
 {
     bool found;
+    if (vault != NULL && name != NULL && kind == GW_VAULT_SECRET_VALUE) {
+        return vault_value_remove(vault, name);
+    }
     if (vault == NULL || name == NULL || !kind_valid(kind)) {
         return GW_ERR_INVALID;
     }

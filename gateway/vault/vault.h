@@ -120,6 +120,7 @@ void gw_vault_cache_stats(const struct gw_vault *vault, uint64_t *hits, uint64_t
 enum gw_vault_kind {
     GW_VAULT_CREDENTIAL = 0,
     GW_VAULT_CALLER_KEY = 1,
+    GW_VAULT_SECRET_VALUE = 2, /* a value injected into call parameters (below) */
 };
 
 /* As gw_vault_put, for a caller key named after its caller. */
@@ -151,6 +152,52 @@ enum gw_err gw_vault_verify(struct gw_vault *vault, const char *caller, const ch
                             const char *date, const char *service, const char *string_to_sign,
                             size_t string_to_sign_len,
                             const char signature[GW_TC3_HEX_LEN + 1]) GW_MUST_CHECK;
+
+/*
+ * Secret values: named byte strings (a TLS private key, a database password) that the gateway
+ * injects into a call's parameters in place of a placeholder (gateway/inject/), so that the caller
+ * never holds them. Each is 1 to GW_VAULT_MAX_VALUE bytes of UTF-8 without NUL (it travels in a
+ * JSON string), kept in key memory that is no-access except while gw_vault_value_use runs. Names
+ * follow the credential rule and are unique among values.
+ */
+#define GW_VAULT_MAX_VALUE 65536 /* bytes of one secret value */
+#define GW_VAULT_MAX_VALUES 128  /* secret values in a store */
+
+/*
+ * Adds or replaces secret value name, copying value (len bytes) into key memory; the caller wipes
+ * its own copy. GW_ERR_INVALID (msg says which rule, never echoing the value) for a bad name, an
+ * empty or over-long value, a NUL or invalid UTF-8; GW_ERR_TOO_LARGE when the store is full.
+ * Not while other threads use the vault.
+ */
+enum gw_err gw_vault_put_value(struct gw_vault *vault, const char *name, const unsigned char *value,
+                               size_t len, char *msg, size_t msglen) GW_MUST_CHECK;
+
+/* True when a secret value of that name exists. */
+bool gw_vault_has_value(const struct gw_vault *vault, const char *name);
+
+/* Number of secret values. */
+size_t gw_vault_value_count(const struct gw_vault *vault);
+
+/* Copies the name of value i (0 <= i < count, in name order) and sets its length in bytes. */
+enum gw_err gw_vault_value_describe(const struct gw_vault *vault, size_t i,
+                                    char name[GW_VAULT_MAX_NAME + 1], size_t *len) GW_MUST_CHECK;
+
+/* The length of value name, or GW_ERR_NOT_FOUND. */
+enum gw_err gw_vault_value_length(const struct gw_vault *vault, const char *name,
+                                  size_t *len) GW_MUST_CHECK;
+
+/* Receives a value while it is readable: borrowed for the duration of the call only. */
+typedef enum gw_err (*gw_vault_value_fn)(void *arg, const unsigned char *value, size_t len);
+
+/*
+ * Makes value name readable, calls fn with it, and makes it no-access again: the value never
+ * leaves the vault except through fn, which copies it where it must go (a body in key memory) and
+ * keeps no pointer. Returns fn's result, GW_ERR_NOT_FOUND when there is no such value, or
+ * GW_ERR_INTERNAL if the memory cannot be made readable. Thread-safe (one lock per value, held
+ * while fn runs: keep fn short); not alongside gw_vault_put_value or gw_vault_remove.
+ */
+enum gw_err gw_vault_value_use(struct gw_vault *vault, const char *name, gw_vault_value_fn fn,
+                               void *arg) GW_MUST_CHECK;
 
 #define GW_VAULT_TOKEN_HASH_LEN 32
 

@@ -32,13 +32,16 @@
 #define VAULT_HEADER_LEN (VAULT_STORE_MAGIC_LEN + VAULT_NONCE_LEN)
 #define VAULT_ENTRY_MAX                                                                            \
     (1 + 2 + GW_VAULT_MAX_NAME + 2 + GW_VAULT_MAX_SECRET_ID + 2 + GW_VAULT_MAX_SECRET_KEY)
+#define VAULT_VALUE_ENTRY_MAX (1 + 2 + GW_VAULT_MAX_NAME + 4 + GW_VAULT_MAX_VALUE)
 #define VAULT_PLAIN_MIN 4
 #define VAULT_PLAIN_MAX                                                                            \
-    (VAULT_PLAIN_MIN + (GW_VAULT_MAX_ENTRIES + GW_VAULT_MAX_CALLER_KEYS) * VAULT_ENTRY_MAX)
+    (VAULT_PLAIN_MIN + (GW_VAULT_MAX_ENTRIES + GW_VAULT_MAX_CALLER_KEYS) * VAULT_ENTRY_MAX +       \
+     GW_VAULT_MAX_VALUES * VAULT_VALUE_ENTRY_MAX)
 #define VAULT_STORE_MIN (VAULT_HEADER_LEN + VAULT_PLAIN_MIN + VAULT_TAG_LEN)
 #define VAULT_STORE_MAX (VAULT_HEADER_LEN + VAULT_PLAIN_MAX + VAULT_TAG_LEN)
 
-/* The kinds of entry, as enum gw_vault_kind counts them: one table each. */
+/* The kinds of entry that hold a SecretId and SecretKey (struct cred): one table each. Secret
+ * values (GW_VAULT_SECRET_VALUE) have a table of their own (struct value). */
 #define VAULT_KINDS 2
 
 /* The subkey of the master key that keys gw_vault_token_hash (crypto_kdf: id and context). */
@@ -115,6 +118,19 @@ struct vault_table {
     size_t count;
 };
 
+/* A secret value (GW_VAULT_SECRET_VALUE): bytes in key memory, no-access at rest. */
+struct value {
+    char name[GW_VAULT_MAX_NAME + 1];
+    size_t len;
+    pthread_mutex_t lock; /* whoever changes bytes' protection: users take turns */
+    unsigned char *bytes; /* key memory, len bytes */
+};
+
+struct vault_values {
+    struct value **entries; /* ascending by name */
+    size_t count;
+};
+
 struct gw_vault {
     struct vault_stat_shard stats[VAULT_STAT_SHARDS]; /* first: the allocation is aligned */
     unsigned char *master; /* key memory, GW_VAULT_MASTER_KEY_LEN bytes, no-access at rest */
@@ -125,6 +141,7 @@ struct gw_vault {
      */
     unsigned char *token_key;
     struct vault_table tables[VAULT_KINDS]; /* indexed by enum gw_vault_kind */
+    struct vault_values values;             /* GW_VAULT_SECRET_VALUE */
     int64_t (*now)(void);     /* the wall clock, seconds since the epoch; tests replace it */
     _Atomic uint64_t retired; /* signing keys wiped because their day had passed */
     int lock_fd;              /* the store's writer lock (gw_vault_open_for_update), or -1 */
@@ -143,6 +160,17 @@ struct cred *vault_find(const struct gw_vault *vault, enum gw_vault_kind kind, c
 enum gw_err vault_put(struct gw_vault *vault, enum gw_vault_kind kind, const char *name,
                       const char *id, size_t id_len, const char *key, size_t key_len, char *msg,
                       size_t msglen) GW_MUST_CHECK;
+
+/* ---- values.c ---- */
+
+/* The value called name, or NULL. Borrowed from vault. */
+struct value *vault_value_find(const struct gw_vault *vault, const char *name);
+
+/* Removes value name (GW_ERR_NOT_FOUND when absent). */
+enum gw_err vault_value_remove(struct gw_vault *vault, const char *name) GW_MUST_CHECK;
+
+/* Wipes and frees every value. */
+void vault_values_free(struct gw_vault *vault);
 
 /* ---- keymem.c ---- */
 

@@ -374,7 +374,7 @@ class TestTencentDescription(unittest.TestCase):
         self.assertEqual(h["authorization"], harness.tc3_sign(
             gw.DEV_SECRET_ID, gw.DEV_SECRET_KEY, h["host"], "gaap", int(h["x-tc-timestamp"]),
             "application/json", sim.record_body_bytes(rec)))
-        # (The simulator implements three actions only, so its answer here is InvalidAction.)
+        # (The simulator implements a few actions only, so its answer here is InvalidAction.)
         self.assertEqual(gw.error_code(answer), "InvalidAction")
         sim.clear_records()
         status, answer = g.call("DescribeRealServers", {"ProjectId": "zero"})

@@ -27,7 +27,8 @@ struct sim_gaap {
     json_t *access;  /* object: DestRegion -> [AccessRegionDetial] */
     struct token *tokens;
     size_t ntokens;
-    size_t next_token; /* ring position once full */
+    size_t next_token;    /* ring position once full */
+    json_t *certificates; /* CreateCertificate: CertificateId -> certificate; made at first use */
 };
 
 typedef enum sim_err (*action_fn)(struct sim_gaap *g, const json_t *params, int64_t now,
@@ -813,12 +814,77 @@ static enum sim_err do_regions(struct sim_gaap *g, const json_t *params, int64_t
     return SIM_OK;
 }
 
+/* ---- CreateCertificate ---- */
+
+static const char *const certificate_params[] = {"CertificateType", "CertificateContent",
+                                                 "CertificateAlias", "CertificateKey", NULL};
+
+/*
+ * Stores the certificate (and its key) and returns a fresh CertificateId. Test-only: the alias
+ * SIM_GAAP_ECHO_ALIAS answers with the key it received in an extra EchoedKey field, and
+ * SIM_GAAP_ECHO_ERROR_ALIAS with an error whose message quotes it, so that tests can see the
+ * gateway redact a secret that an upstream echoes.
+ */
+static enum sim_err do_create_certificate(struct sim_gaap *g, const json_t *params, int64_t now,
+                                          json_t *resp, struct sim_fault *f)
+{
+    enum sim_err err;
+    bool has_type;
+    int64_t type = 0;
+    const char *content, *alias, *key;
+    char id[32];
+
+    if ((err = get_int(params, "CertificateType", KIND_INT64, &has_type, &type, f)) != SIM_OK ||
+        (err = get_str(params, "CertificateContent", SIM_GAAP_MAX_CERT_BYTES, &content, f)) !=
+            SIM_OK ||
+        (err = get_str(params, "CertificateAlias", 128, &alias, f)) != SIM_OK ||
+        (err = get_str(params, "CertificateKey", SIM_GAAP_MAX_CERT_BYTES, &key, f)) != SIM_OK) {
+        return err;
+    }
+    if (!has_type || content == NULL) {
+        return sim_fault_set(f, "MissingParameter", "%s is required",
+                             has_type ? "CertificateContent" : "CertificateType");
+    }
+    if (type < 0 || type > 4) {
+        return sim_fault_set(f, "InvalidParameterValue", "CertificateType must be 0 to 4");
+    }
+    if ((type == 2 || type == 4) && (key == NULL || key[0] == '\0')) {
+        return sim_fault_set(f, "MissingParameter",
+                             "CertificateKey is required for SSL certificates");
+    }
+    if (alias != NULL && key != NULL && strcmp(alias, SIM_GAAP_ECHO_ERROR_ALIAS) == 0) {
+        return sim_fault_set(f, "InvalidParameterValue", "CertificateKey %s does not match", key);
+    }
+    pthread_mutex_lock(&g->lock);
+    if (g->certificates == NULL) {
+        g->certificates = json_object();
+    }
+    snprintf(id, sizeof id, "cert-%08zx",
+             g->certificates != NULL ? json_object_size(g->certificates) + 1 : 0);
+    json_t *cert = json_pack("{s:I,s:s,s:s?,s:s?,s:I}", "CertificateType", (json_int_t)type,
+                             "CertificateContent", content, "CertificateAlias", alias,
+                             "CertificateKey", key, "CreateTime", (json_int_t)now);
+    err = g->certificates != NULL && cert != NULL &&
+                  json_object_set_new(g->certificates, id, cert) == 0
+              ? SIM_OK
+              : SIM_ENOMEM;
+    pthread_mutex_unlock(&g->lock);
+    if (err != SIM_OK || (err = set_new(resp, "CertificateId", json_string(id))) != SIM_OK) {
+        return err;
+    }
+    if (alias != NULL && key != NULL && strcmp(alias, SIM_GAAP_ECHO_ALIAS) == 0) {
+        return set_new(resp, "EchoedKey", json_string(key));
+    }
+    return SIM_OK;
+}
+
 /* ---- dispatch ---- */
 
 static const struct action actions[] = {
     {"ModifyProxyConfiguration", do_modify, modify_params},
     {"DescribeProxies", do_describe, describe_params},
     {"DescribeAccessRegionsByDestRegion", do_regions, regions_params},
+    {"CreateCertificate", do_create_certificate, certificate_params},
 };
 
 size_t sim_gaap_action_count(void)
@@ -1006,6 +1072,7 @@ void sim_gaap_free(struct sim_gaap *g)
     json_decref(g->proxies);
     json_decref(g->access);
     json_decref(g->regions);
+    json_decref(g->certificates);
     free(g->tokens);
     (void)pthread_mutex_destroy(&g->lock);
     free(g);

@@ -1,6 +1,7 @@
 /*
  * gaap: the simulated GAAP 2018-05-29 service: a proxy table and an access-region table loaded
- * from a fixture file, and the three actions the gateway forwards. Thread-safe: all state is
+ * from a fixture file, and the actions the gateway forwards (CreateCertificate keeps what it is
+ * given in memory). Thread-safe: all state is
  * behind one mutex.
  *
  * Fixture (JSON object):
@@ -34,6 +35,11 @@
 #define SIM_GAAP_VERSION "2018-05-29"
 #define SIM_GAAP_MAX_TOKENS 4096
 #define SIM_GAAP_MAX_PROXIES 1000
+/* CreateCertificate: the longest CertificateContent or CertificateKey taken. */
+#define SIM_GAAP_MAX_CERT_BYTES 65536
+/* CreateCertificate aliases that make the simulator echo the key it received (tests only). */
+#define SIM_GAAP_ECHO_ALIAS "tcgw-test-echo"
+#define SIM_GAAP_ECHO_ERROR_ALIAS "tcgw-test-echo-error"
 
 struct sim_gaap;
 

@@ -245,7 +245,7 @@ static int free_shipped(void **state)
 static void test_shipped_loads(void **state)
 {
     (void)state;
-    assert_int_equal(gw_apispec_action_count(shipped), 3);
+    assert_int_equal(gw_apispec_action_count(shipped), 4);
     assert_int_equal(gw_apispec_action_count(NULL), 0);
     gw_apispec_free(NULL);
 }

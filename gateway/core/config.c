@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsonpos.h"
+
 #define DEFAULT_BODY_BYTES ((size_t)1 << 20)
 #define DEFAULT_RESPONSE_BYTES ((size_t)8 << 20)
 /* A configuration file larger than this is refused before it is parsed. */
@@ -266,105 +268,15 @@ struct loader {
     size_t msglen;
 };
 
-/* ---- line numbers ------------------------------------------------------------------------ */
-
-/* Jansson keeps no positions once a document parsed, so the text is scanned again for a key. */
-struct scan {
-    const char *p;
-    const char *end;
-    int line;
-};
-
-static void skip_space(struct scan *s)
-{
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r' || *s->p == '\n')) {
-        s->line += *s->p == '\n';
-        s->p++;
-    }
-}
-
-/* At a '"': moves past the closing one (JSON strings hold no raw line breaks). */
-static void skip_string(struct scan *s)
-{
-    for (s->p++; s->p < s->end && *s->p != '"'; s->p++) {
-        if (*s->p == '\\' && s->p + 1 < s->end) {
-            s->p++;
-        }
-    }
-    s->p++;
-}
-
-/* Moves past one value of any kind. */
-static void skip_value(struct scan *s)
-{
-    size_t depth = 0;
-    do {
-        skip_space(s);
-        if (s->p >= s->end) {
-            return;
-        }
-        char c = *s->p;
-        if (c == '"') {
-            skip_string(s);
-        } else if (c == '{' || c == '[') {
-            depth++;
-            s->p++;
-        } else if (c == '}' || c == ']') {
-            depth--;
-            s->p++;
-        } else if (depth > 0 && (c == ',' || c == ':')) {
-            s->p++;
-        } else {
-            while (s->p < s->end && strchr(",:]}\" \t\r\n", *s->p) == NULL) {
-                s->p++;
-            }
-        }
-    } while (depth > 0);
-}
-
-/* The line of key keys[0] in the object at s, of keys[1] in its value, and so on; 0 if absent. */
-static int key_line(struct scan *s, const char *const *keys, size_t n)
-{
-    skip_space(s);
-    if (s->p >= s->end || *s->p != '{') {
-        return 0;
-    }
-    s->p++;
-    for (;;) {
-        skip_space(s);
-        if (s->p >= s->end || *s->p != '"') {
-            return 0;
-        }
-        const char *name = s->p + 1;
-        int line = s->line;
-        skip_string(s);
-        /* Compared as written: a key spelt with escapes gets no line, only its name. */
-        size_t len = (size_t)(s->p - 1 - name);
-        bool match = len == strlen(keys[0]) && memcmp(name, keys[0], len) == 0;
-        skip_space(s);
-        s->p++; /* ':' */
-        if (match) {
-            return n == 1 ? line : key_line(s, keys + 1, n - 1);
-        }
-        skip_value(s);
-        skip_space(s);
-        if (s->p >= s->end || *s->p != ',') {
-            return 0;
-        }
-        s->p++;
-    }
-}
-
 /* ---- messages ---------------------------------------------------------------------------- */
 
 /* "<file>:<line>: \"key\" what", the line being that of the key in its section. */
 static enum gw_err fail(struct loader *ld, const struct section *sec, const char *key,
                         const char *what)
 {
-    const char *keys[2] = {sec->name, key};
+    const struct gw_jsonpos_step steps[2] = {{sec->name, 0}, {key, 0}};
     size_t n = sec->name != NULL ? 2 : 1;
-    struct scan s = {.p = ld->text, .end = ld->text + ld->len, .line = 1};
-    int line = ld->text != NULL ? key_line(&s, sec->name != NULL ? keys : keys + 1, n) : 0;
+    int line = gw_jsonpos_line(ld->text, ld->len, sec->name != NULL ? steps : steps + 1, n);
     if (line > 0) {
         snprintf(ld->msg, ld->msglen, "%s:%d: \"%s\" %s", ld->path, line, key, what);
     } else {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/file.h"
+#include "core/jsonpos.h"
 
 /* A callers file larger than this is refused before it is parsed. */
 #define MAX_CALLERS_BYTES ((size_t)1 << 20)
@@ -39,108 +40,13 @@ struct source {
     size_t msglen;
 };
 
-/* ---- Line numbers ---------------------------------------------------------------------- */
-
-/* Jansson keeps no positions once a document parsed, so the text is scanned again for a key. */
-struct scan {
-    const char *p;
-    const char *end;
-    int line;
-};
-
-static void skip_space(struct scan *s)
-{
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r' || *s->p == '\n')) {
-        s->line += *s->p == '\n';
-        s->p++;
-    }
-}
-
-/* At a '"': moves past the closing one (JSON strings hold no raw line breaks). */
-static void skip_string(struct scan *s)
-{
-    for (s->p++; s->p < s->end && *s->p != '"'; s->p++) {
-        if (*s->p == '\\' && s->p + 1 < s->end) {
-            s->p++;
-        }
-    }
-    s->p++;
-}
-
-/* Moves past one value of any kind. */
-static void skip_value(struct scan *s)
-{
-    size_t depth = 0;
-    do {
-        skip_space(s);
-        if (s->p >= s->end) {
-            return;
-        }
-        char c = *s->p;
-        if (c == '"') {
-            skip_string(s);
-        } else if (c == '{' || c == '[') {
-            depth++;
-            s->p++;
-        } else if (c == '}' || c == ']') {
-            depth--;
-            s->p++;
-        } else if (depth > 0 && (c == ',' || c == ':')) {
-            s->p++;
-        } else {
-            while (s->p < s->end && strchr(",:]}\" \t\r\n", *s->p) == NULL) {
-                s->p++;
-            }
-        }
-    } while (depth > 0 && s->p < s->end);
-}
-
-/*
- * The line of keys[0] in the object at s, of keys[1] in its value, and so on; 0 when absent or
- * spelt with escapes (compared as written).
- */
-static int key_line(struct scan *s, const char *const *keys, size_t n)
-{
-    skip_space(s);
-    if (s->p >= s->end || *s->p != '{') {
-        return 0;
-    }
-    s->p++;
-    for (;;) {
-        skip_space(s);
-        if (s->p >= s->end || *s->p != '"') {
-            return 0;
-        }
-        const char *name = s->p + 1;
-        int line = s->line;
-        skip_string(s);
-        if (s->p > s->end) {
-            return 0;
-        }
-        size_t len = (size_t)(s->p - 1 - name);
-        bool match = len == strlen(keys[0]) && memcmp(name, keys[0], len) == 0;
-        skip_space(s);
-        s->p++; /* ':' */
-        if (match) {
-            return n == 1 ? line : key_line(s, keys + 1, n - 1);
-        }
-        skip_value(s);
-        skip_space(s);
-        if (s->p >= s->end || *s->p != ',') {
-            return 0;
-        }
-        s->p++;
-    }
-}
-
 /* ---- Messages -------------------------------------------------------------------------- */
 
-/* "FILE:LINE" of keys[0..n) (nested), or "FILE" when the line is unknown. */
-static void locate(const struct source *src, const char *const *keys, size_t n, char *out,
-                   size_t outlen)
+/* "FILE:LINE" of the path steps[0..n), or "FILE" when the line is unknown. */
+static void locate(const struct source *src, const struct gw_jsonpos_step *steps, size_t n,
+                   char *out, size_t outlen)
 {
-    struct scan s = {.p = src->text, .end = src->text + src->len, .line = 1};
-    int line = src->text != NULL ? key_line(&s, keys, n) : 0;
+    int line = gw_jsonpos_line(src->text, src->len, steps, n);
     if (line > 0) {
         snprintf(out, outlen, "%s:%d", src->path, line);
     } else {
@@ -155,11 +61,11 @@ static void locate(const struct source *src, const char *const *keys, size_t n, 
 static enum gw_err fail(const struct source *src, const char *name, const char *field,
                         const char *what)
 {
-    const char *keys[3] = {"callers", name, field};
+    const struct gw_jsonpos_step steps[3] = {{"callers", 0}, {name, 0}, {field, 0}};
     char where[PATH_MAX + 32];
     char who[GW_VAULT_MAX_NAME * 2 + 64] = "";
 
-    locate(src, keys, name == NULL ? 1 : field == NULL ? 2 : 3, where, sizeof where);
+    locate(src, steps, name == NULL ? 1 : field == NULL ? 2 : 3, where, sizeof where);
     if (name != NULL && field != NULL) {
         snprintf(who, sizeof who, "caller \"%.*s\": \"%.*s\" ", GW_VAULT_MAX_NAME, name,
                  GW_VAULT_MAX_NAME, field);
@@ -474,7 +380,7 @@ static enum gw_err build(const struct source *src, json_t *root, struct gw_calle
     json_object_foreach (root, key, value) {
         if (strcmp(key, "callers") != 0) {
             char where[PATH_MAX + 32];
-            locate(src, &key, 1, where, sizeof where);
+            locate(src, &(const struct gw_jsonpos_step){key, 0}, 1, where, sizeof where);
             gw_say(src->msg, src->msglen,
                    "%s: \"%.64s\" is not a known key: the file holds one object, \"callers\"",
                    where, key);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "apispec/apispec.h"
+#include "core/jsonpos.h"
 #include "core/text.h"
 #include "policy/policy_internal.h"
 
@@ -40,27 +41,27 @@ static bool oom(struct parser *p)
 static int st_line(const struct parser *p, const char *key, const char *k2, const char *k3,
                    const size_t *item)
 {
-    struct policy_step steps[6] = {{"statement", 0}, {NULL, p->index}};
+    struct gw_jsonpos_step steps[6] = {{"statement", 0}, {NULL, p->index}};
     size_t n = 2;
     if (key != NULL) {
-        steps[n++] = (struct policy_step){key, 0};
+        steps[n++] = (struct gw_jsonpos_step){key, 0};
     }
     if (k2 != NULL) {
-        steps[n++] = (struct policy_step){k2, 0};
+        steps[n++] = (struct gw_jsonpos_step){k2, 0};
     }
     if (k3 != NULL) {
-        steps[n++] = (struct policy_step){k3, 0};
+        steps[n++] = (struct gw_jsonpos_step){k3, 0};
     }
     if (item != NULL) {
-        steps[n++] = (struct policy_step){NULL, *item};
+        steps[n++] = (struct gw_jsonpos_step){NULL, *item};
     }
-    return policy_line(p->r, steps, n);
+    return gw_jsonpos_nearest(p->r->text, p->r->len, steps, n);
 }
 
 static int top_line(const struct parser *p, const char *key)
 {
-    struct policy_step step = {key, 0};
-    return policy_line(p->r, &step, 1);
+    struct gw_jsonpos_step step = {key, 0};
+    return gw_jsonpos_nearest(p->r->text, p->r->len, &step, 1);
 }
 
 /* ---- names ----------------------------------------------------------------------------------- */
@@ -632,7 +633,7 @@ enum gw_err policy_parse(struct policy_arena *a, struct policy_report *r, const 
                        "'_', '.' or '-'; rename it",
                        POLICY_MAX_NAME);
     }
-    int deep = policy_too_deep(text, len, POLICY_MAX_DEPTH);
+    int deep = gw_jsonpos_too_deep(text, len, POLICY_MAX_DEPTH);
     if (deep > 0) {
         policy_problem(r, deep,
                        "nested deeper than %d levels; a policy needs 6 (statement list, "

@@ -3,7 +3,6 @@
  * The public interface is policy.h.
  *
  *   load.c       the arena, reading files and directories, the set: load, find, free
- *   position.c   the line of a key or list item in a file's text (Jansson keeps no positions)
  *   parse.c      one file's JSON into a compiled policy, every problem reported with its line
  *   condition.c  operators, keys and values: their compiled form and their evaluation
  *   decide.c     gw_policy_decide: statements in order, the reason and the refusal, explain
@@ -182,25 +181,6 @@ struct policy_report {
     char *msg; /* load: the first problem is kept here */
     size_t msglen;
 };
-
-/* One step of a position: a key of an object, or (key NULL) an item of a list. */
-struct policy_step {
-    const char *key;
-    size_t index;
-};
-
-/*
- * The line of the element that steps lead to from the top of r->text: the line of a key, or of a
- * list item. Where a step cannot be followed (a key spelt with escapes), the line of the last
- * step that could. 0 when r->text is NULL.
- */
-int policy_line(const struct policy_report *r, const struct policy_step *steps, size_t n);
-
-/*
- * The first line where text nests deeper than max (objects and lists), or 0 when it does not.
- * Run before parsing so that a hostile file cannot make the parser recurse deep.
- */
-int policy_too_deep(const char *text, size_t len, unsigned max);
 
 /* Reports "PATH:LINE: message" (or "PATH: message" when line is 0). */
 void policy_problem(struct policy_report *r, int line, const char *fmt, ...)

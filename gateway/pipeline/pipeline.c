@@ -11,6 +11,7 @@
 #include "http/request.h"
 #include "identity/callers.h"
 #include "identity/identify.h"
+#include "limits/limiter.h"
 #include "pipeline/outcome.h"
 #include "pipeline/record.h"
 #include "policy/policy.h"
@@ -170,6 +171,25 @@ static enum step stage_policy(struct gw_pipeline *p, struct gw_call *call)
     return STEP_NEXT;
 }
 
+static void limited(struct gw_call *call, void *arg);
+
+/* Rate limits: refused here, nothing is sent; a call may wait for its token (or for Redis). */
+static enum step stage_limit(struct gw_pipeline *p, struct gw_call *call)
+{
+    if (p->parts.limiter == NULL) {
+        return STEP_NEXT;
+    }
+    switch (gw_limiter_admit(p->parts.limiter, call, limited, p)) {
+    case GW_LIMITER_PASS:
+        return STEP_NEXT;
+    case GW_LIMITER_WAIT:
+        return STEP_WAIT; /* the limiter's until limited() runs: touch nothing */
+    case GW_LIMITER_REFUSED:
+    default:
+        return STEP_DECIDED;
+    }
+}
+
 static enum step stage_sign(struct gw_pipeline *p, struct gw_call *call)
 {
     (void)p;
@@ -239,6 +259,7 @@ static const struct stage stages[] = {
     {"identify", stage_identify, true},
     {"validate", stage_validate, true},
     {"policy", stage_policy, true},
+    {"limit", stage_limit, true},
     {"sign", stage_sign, true},
     {"forward", stage_forward, true},
     {"outcome", stage_outcome, true},
@@ -319,6 +340,17 @@ static void forwarded(struct gw_call *call, void *arg)
     struct gw_pipeline *p = arg;
     gw_call_stamp(&call->times.upstream_end);
     run_from(p, call);
+}
+
+/* A call that waited in the limit stage: refused meanwhile, or on to the next stage. */
+static void limited(struct gw_call *call, void *arg)
+{
+    struct gw_pipeline *p = arg;
+    if (call->error_code != NULL) {
+        finish(p, call);
+    } else {
+        run_from(p, call);
+    }
 }
 
 bool gw_pipeline_begin(struct gw_pipeline *p, struct gw_call *call)

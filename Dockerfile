@@ -3,7 +3,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libssl-dev \
-      libjansson-dev libsodium-dev libgnutls28-dev \
+      libjansson-dev libsodium-dev libgnutls28-dev libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -15,7 +15,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTCGW_TESTS=OFF \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libcurl4 libssl3 libjansson4 libsodium23 libgnutls30 ca-certificates curl \
+      libmicrohttpd12 libcurl4 libssl3 libjansson4 libsodium23 libgnutls30 libhiredis0.14 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --uid 10001 tcgw \
  && mkdir -p /run/secrets/tcgw /var/lib/tcgw /etc/tcgw/policies \

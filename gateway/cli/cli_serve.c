@@ -15,6 +15,9 @@
 #include "core/config.h"
 #include "core/file.h"
 #include "identity/callers.h"
+#include "limits/limiter.h"
+#include "limits/limits.h"
+#include "limits/redis.h"
 #include "worker/worker.h"
 
 struct serve_args {
@@ -105,6 +108,57 @@ static int load_config(const struct serve_args *a, struct gw_config **out)
     return 0;
 }
 
+/* The rates of a config map, as the limits take them; returns how many. */
+static size_t rates_of(const struct gw_config_rate *from, struct gw_limits_rate *to)
+{
+    size_t n = 0;
+    while (n < GW_CONFIG_MAX_RATES && from[n].name != NULL) {
+        to[n] = (struct gw_limits_rate){from[n].name, from[n].rate, from[n].burst};
+        n++;
+    }
+    return n;
+}
+
+/* The rate limits of the config: *out NULL when they are off. */
+static enum gw_err open_limits(const struct gw_config *cfg, struct gw_limits **out)
+{
+    struct gw_limits_rate actions[GW_CONFIG_MAX_RATES], services[GW_CONFIG_MAX_RATES],
+        callers[GW_CONFIG_MAX_RATES];
+    *out = NULL;
+    if (!cfg->limits.enabled) {
+        return GW_OK;
+    }
+    struct gw_limits_options o = {
+        .default_rate = cfg->limits.default_rate,
+        .default_burst = cfg->limits.default_burst,
+        .actions = actions,
+        .action_count = rates_of(cfg->limits.actions, actions),
+        .services = services,
+        .service_count = rates_of(cfg->limits.services, services),
+        .callers = callers,
+        .caller_count = rates_of(cfg->limits.callers, callers),
+        .fair_share = cfg->limits.fair_share,
+        .max_buckets = cfg->limits.max_buckets,
+    };
+    enum gw_err err = gw_limits_new(&o, out);
+    if (err == GW_OK) {
+        bool redis = strcmp(cfg->limits.backend, "redis") == 0;
+        fprintf(stderr,
+                "level=info event=limits backend=%s default_rate=%g fair_share=%s "
+                "max_wait_ms=%ld\n",
+                cfg->limits.backend, cfg->limits.default_rate,
+                cfg->limits.fair_share ? "true" : "false", cfg->limits.max_wait_ms);
+        if (redis) {
+            fprintf(stderr,
+                    "level=info event=limits_backend backend=redis state=connecting "
+                    "address=%s port=%u replicas=%u\n",
+                    cfg->limits.redis.address, (unsigned)cfg->limits.redis.port,
+                    cfg->limits.redis.replicas);
+        }
+    }
+    return err;
+}
+
 /* A PEM file larger than this is not one the HTTPS listener needs. */
 #define MAX_PEM_BYTES ((size_t)1 << 20)
 
@@ -180,6 +234,8 @@ int gw_cli_serve(int argc, char **argv)
     struct gw_access *access = NULL;
     struct gw_workers *workers = NULL;
     struct gw_budget *budget = NULL;
+    struct gw_limits *limits = NULL;
+    struct gw_redis_shared redis_state;
     char *tls_pem[3] = {NULL, NULL, NULL}; /* certificate, key, client CAs */
     bool curl_ready = false;
 
@@ -244,6 +300,23 @@ int gw_cli_serve(int argc, char **argv)
             goto out;
         }
     }
+    if (open_limits(cfg, &limits) != GW_OK) {
+        fprintf(stderr, "tcgw: cannot set up the rate limits (\"limits\")\n");
+        goto out;
+    }
+    gw_redis_shared_init(&redis_state, cfg->threads, cfg->limits.redis.address,
+                         cfg->limits.redis.port);
+    bool redis = strcmp(cfg->limits.backend, "redis") == 0;
+    struct gw_limiter_options limiter = {
+        .limits = limits,
+        .max_wait_ms = cfg->limits.max_wait_ms,
+        .redis_address = redis ? cfg->limits.redis.address : NULL,
+        .redis_port = cfg->limits.redis.port,
+        .redis_timeout_ms = cfg->limits.redis.timeout_ms,
+        .redis_key_prefix = cfg->limits.redis.key_prefix,
+        .replicas = redis ? cfg->limits.redis.replicas : 1,
+        .redis_state = &redis_state,
+    };
     if (cfg->tls.enabled && read_tls(cfg, tls_pem, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw: %s\n", msg);
         goto out;
@@ -272,6 +345,7 @@ int gw_cli_serve(int argc, char **argv)
         .count = cfg->threads,
         .plain = cfg->plain_listener ? &plain : NULL,
         .tls = cfg->tls.enabled ? &tls : NULL,
+        .limits = limits != NULL ? &limiter : NULL,
         .upstream =
             {
                 .ca_file = cfg->upstream.ca_file,
@@ -355,6 +429,7 @@ out:
         sodium_free(tls_pem[i]);
     }
     gw_workers_stop(workers);
+    gw_limits_free(limits);
     gw_access_free(access);
     gw_apispec_free(spec);
     gw_budget_free(budget);

@@ -91,7 +91,8 @@ struct gw_call_inbound {
     bool has_body;               /* the request announces a body (Content-Length > 0 or chunked) */
     const char *malformed;       /* static: why the HTTP framing is refused, or NULL */
     unsigned malformed_status;   /* 400 or 501 with malformed */
-    gw_call_event_fn will_wait;  /* the call is about to wait for the upstream (may be NULL) */
+    gw_call_event_fn will_wait;  /* the call is about to wait (for a rate-limit token or the
+                                    upstream; may run twice for one call: suspend once); or NULL */
     gw_call_event_fn answered;   /* the reply is ready: runs exactly once per call */
 
     /* The listener's identity rules and what its TLS layer verified. */
@@ -165,6 +166,17 @@ struct gw_call {
      */
     struct gw_inject *inject;
     void (*inject_free)(struct gw_inject *inject); /* frees inject with the call */
+
+    /* Written by the limit stage: a call waiting for a token or for the shared backend. */
+    struct {
+        struct gw_call *next;    /* in the worker's list of calls waiting for a token */
+        int64_t due_ns;          /* CLOCK_MONOTONIC: when to try again */
+        int64_t deadline_ns;     /* CLOCK_MONOTONIC: the last instant it may still be admitted */
+        gw_call_event_fn resume; /* the pipeline goes on (or finishes, when refused) */
+        void *resume_arg;
+        bool waited; /* it waited for a token or for the backend */
+        bool shared; /* judged by the shared backend (Redis), not locally */
+    } limit;
 
     /* Written by the signing stage. */
     int64_t timestamp;

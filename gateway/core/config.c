@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,20 @@ struct gw_config *gw_config_defaults(void)
     cfg->upstream.timeout_ms = 30000;
     cfg->upstream.max_response_bytes = DEFAULT_RESPONSE_BYTES;
     cfg->upstream.max_host_connections = 256;
+    cfg->limits.default_rate = 20;
+    cfg->limits.fair_share = true;
+    cfg->limits.max_buckets = (size_t)1 << 16;
+    cfg->limits.backend = strdup("local");
+    cfg->limits.redis.address = strdup("127.0.0.1");
+    cfg->limits.redis.port = 6379;
+    cfg->limits.redis.replicas = 1;
+    cfg->limits.redis.timeout_ms = 50;
+    cfg->limits.redis.key_prefix = strdup("tcgw");
+    if (cfg->limits.backend == NULL || cfg->limits.redis.address == NULL ||
+        cfg->limits.redis.key_prefix == NULL) {
+        gw_config_free(cfg);
+        return NULL;
+    }
     if (cfg->listen_address == NULL || cfg->spec_dir == NULL || cfg->master_key_file == NULL ||
         cfg->credential_store == NULL || cfg->credential == NULL || cfg->callers_file == NULL ||
         cfg->policy_dir == NULL || cfg->tls.listen_address == NULL ||
@@ -80,6 +95,14 @@ void gw_config_free(struct gw_config *cfg)
         free(cfg->upstream.connect_to[i]);
         free(cfg->upstream.resolve[i]);
     }
+    for (size_t i = 0; i < GW_CONFIG_MAX_RATES; i++) {
+        free(cfg->limits.actions[i].name);
+        free(cfg->limits.services[i].name);
+        free(cfg->limits.callers[i].name);
+    }
+    free(cfg->limits.backend);
+    free(cfg->limits.redis.address);
+    free(cfg->limits.redis.key_prefix);
     free(cfg);
 }
 
@@ -101,6 +124,8 @@ enum kind {
     KIND_ACCEPT,   /* unsigned, GW_ACCEPT_* bits from a list of method names; max: bits allowed */
     KIND_REFUSED,  /* a key that must not be in this section: description says why */
     KIND_SECTION,  /* a JSON object read with its own table; min 1: offset is its "present" flag */
+    KIND_RATE,     /* double, a number from min to max */
+    KIND_RATES,    /* struct gw_config_rate[GW_CONFIG_MAX_RATES]: {"name": rate or {rate, burst}} */
 };
 
 struct section;
@@ -176,6 +201,15 @@ struct section {
     {                                                                                              \
         name, KIND_SECTION, 0, 0, 0, &table, desc                                                  \
     }
+#define RATE(name, member, lo, hi, desc)                                                           \
+    {                                                                                              \
+        name, KIND_RATE, SLOT(member, double *), lo, hi, NULL, desc                                \
+    }
+#define RATES(name, member, desc)                                                                  \
+    {                                                                                              \
+        name, KIND_RATES, SLOT(member, struct gw_config_rate(*)[GW_CONFIG_MAX_RATES]), 0, 0, NULL, \
+            desc                                                                                   \
+    }
 /* A section whose presence is recorded in the bool member (it turns something on). */
 #define SECTION_FLAG(name, table, member, desc)                                                    \
     {                                                                                              \
@@ -226,6 +260,40 @@ static const struct key tls_keys[] = {
 
 static const struct section tls_section = {"tls", tls_keys, sizeof tls_keys / sizeof tls_keys[0]};
 
+static const struct key redis_keys[] = {
+    STRING("address", limits.redis.address, "numeric address of the Redis server"),
+    U16("port", limits.redis.port, 1, 65535, "TCP port of the Redis server"),
+    UNSIGNED("replicas", limits.redis.replicas, 1, 10000,
+             "gateways sharing the account: without Redis each keeps 1/replicas of each limit"),
+    LONG("timeout_ms", limits.redis.timeout_ms, 1, 10000,
+         "time allowed for a Redis answer before falling back to local limits, in ms"),
+    STRING("key_prefix", limits.redis.key_prefix, "prefix of the Redis keys of the buckets"),
+};
+
+static const struct section redis_section = {"redis", redis_keys,
+                                             sizeof redis_keys / sizeof redis_keys[0]};
+
+static const struct key limits_keys[] = {
+    BOOL("enabled", limits.enabled, "false turns the limits off"),
+    RATE("default_rate", limits.default_rate, 0, 1000000,
+         "calls per second per credential and action without a rule"),
+    RATE("default_burst", limits.default_burst, 0, 1000000,
+         "calls at once per credential and action without a rule"),
+    RATES("actions", limits.actions, "\"service.Action\": calls per second"),
+    RATES("services", limits.services, "\"service\": calls per second per action"),
+    RATES("callers", limits.callers, "\"caller\": the caller's quota, calls per second"),
+    BOOL("fair_share", limits.fair_share, "each caller of a credential has an equal share"),
+    LONG("max_wait_ms", limits.max_wait_ms, 0, 10000,
+         "time a call may wait for its turn instead of a refusal, in ms"),
+    SIZE("max_buckets", limits.max_buckets, 64, (json_int_t)1 << 24,
+         "buckets the gateway can hold"),
+    STRING("backend", limits.backend, "\"local\" or \"redis\""),
+    SECTION("redis", redis_section, "the Redis server that holds the shared buckets"),
+};
+
+static const struct section limits_section = {"limits", limits_keys,
+                                              sizeof limits_keys / sizeof limits_keys[0]};
+
 static const struct key top_keys[] = {
     STRING("listen_address", listen_address, "numeric address to listen on"),
     U16("listen_port", listen_port, 0, 65535, "TCP port to listen on; 0 picks a free one"),
@@ -254,6 +322,8 @@ static const struct key top_keys[] = {
     SECTION("upstream", upstream_section, "how calls reach Tencent Cloud"),
     SECTION_FLAG("tls", tls_section, tls.enabled,
                  "the HTTPS listener that verifies client certificates"),
+    SECTION_FLAG("limits", limits_section, limits.enabled,
+                 "rate limits per credential and action, and per caller"),
 };
 
 static const struct section top_section = {NULL, top_keys, sizeof top_keys / sizeof top_keys[0]};
@@ -483,6 +553,46 @@ static enum gw_err take_integer(struct loader *ld, const struct section *sec, co
 static enum gw_err load_section(struct loader *ld, const struct section *sec, json_t *obj,
                                 struct gw_config *cfg);
 
+static bool in_range(const json_t *v, double lo, double hi)
+{
+    return json_is_number(v) && isfinite(json_number_value(v)) && json_number_value(v) > lo &&
+           json_number_value(v) <= hi;
+}
+
+/* A map of rates: each value a rate, or {"rate": R, "burst": B}; names as caller names. */
+static enum gw_err take_rates(struct loader *ld, const struct section *sec, const struct key *k,
+                              const json_t *v, struct gw_config_rate *slots)
+{
+    const char *name;
+    json_t *item;
+    size_t i = 0;
+    if (!json_is_object(v) || json_object_size(v) >= GW_CONFIG_MAX_RATES) {
+        return fail_value(ld, sec, k, "an object of at most 63 rates");
+    }
+    json_object_foreach ((json_t *)v, name, item) {
+        json_t *name_json = json_string(name);
+        bool named = name_json != NULL && is_name(name_json);
+        json_decref(name_json);
+        json_t *rate = json_is_object(item) ? json_object_get(item, "rate") : item;
+        json_t *burst = json_is_object(item) ? json_object_get(item, "burst") : NULL;
+        size_t keys = json_is_object(item) ? json_object_size(item) : 1;
+        if (!named || !in_range(rate, 0, 1000000) ||
+            (burst != NULL && (!in_range(burst, 0, 1000000) || json_number_value(burst) < 1)) ||
+            keys != 1 + (burst != NULL)) {
+            return fail_value(ld, sec, k,
+                              "an object of names to a rate (calls per second, above 0) or to "
+                              "{\"rate\": R, \"burst\": B} (B at least 1)");
+        }
+        if ((slots[i].name = strdup(name)) == NULL) {
+            return GW_ERR_NOMEM;
+        }
+        slots[i].rate = json_number_value(rate);
+        slots[i].burst = burst != NULL ? json_number_value(burst) : 0;
+        i++;
+    }
+    return GW_OK;
+}
+
 static enum gw_err load_key(struct loader *ld, const struct section *sec, const struct key *k,
                             json_t *v, struct gw_config *cfg)
 {
@@ -512,6 +622,17 @@ static enum gw_err load_key(struct loader *ld, const struct section *sec, const 
                    : fail_value(ld, sec, k, "a name of 1 to 64 letters, digits, '.', '_' or '-'");
     case KIND_ACCEPT:
         return take_accept(ld, sec, k, v, slot);
+    case KIND_RATE:
+        if (!in_range(v, (double)k->min, (double)k->max)) {
+            char rule[96];
+            snprintf(rule, sizeof rule, "a number above %lld, at most %lld", (long long)k->min,
+                     (long long)k->max);
+            return fail_value(ld, sec, k, rule);
+        }
+        *(double *)slot = json_number_value(v);
+        return GW_OK;
+    case KIND_RATES:
+        return take_rates(ld, sec, k, v, slot);
     case KIND_REFUSED:
         return fail(ld, sec, k->name, k->description);
     case KIND_SECTION:
@@ -570,6 +691,17 @@ static enum gw_err check_listeners(struct loader *ld, const struct gw_config *cf
     if (!cfg->plain_listener && !cfg->tls.enabled) {
         return fail(ld, &top_section, "plain_listener",
                     "may be false only with a \"tls\" section: otherwise nothing listens");
+    }
+    return GW_OK;
+}
+
+/* The limits' backend is one of two names. */
+static enum gw_err check_limits(struct loader *ld, const struct gw_config *cfg)
+{
+    if (strcmp(cfg->limits.backend, "local") != 0 && strcmp(cfg->limits.backend, "redis") != 0) {
+        return fail(ld, &limits_section, "backend",
+                    "must be \"local\" (buckets in this gateway) or \"redis\" (buckets shared "
+                    "through limits.redis)");
     }
     return GW_OK;
 }
@@ -693,7 +825,7 @@ enum gw_err gw_config_load(const char *path, struct gw_config **out, char *msg, 
     ld.text = text;
     ld.len = len;
     if ((err = load_section(&ld, &top_section, root, cfg)) != GW_OK ||
-        (err = check_listeners(&ld, cfg)) != GW_OK) {
+        (err = check_listeners(&ld, cfg)) != GW_OK || (err = check_limits(&ld, cfg)) != GW_OK) {
         if (err == GW_ERR_NOMEM) {
             snprintf(msg, msglen, "out of memory");
         }

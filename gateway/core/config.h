@@ -14,6 +14,14 @@
 #include "core/errors.h"
 
 #define GW_CONFIG_MAX_OVERRIDES 16
+#define GW_CONFIG_MAX_RATES 64 /* entries of each map of rates in "limits" */
+
+/* One entry of a map of rates: {"NAME": RATE} or {"NAME": {"rate": RATE, "burst": BURST}}. */
+struct gw_config_rate {
+    char *name;   /* the map's key; NULL ends the list */
+    double rate;  /* calls per second, > 0 */
+    double burst; /* calls at once, >= 1; 0 when not given: the rate */
+};
 
 struct gw_config {
     char *listen_address;                 /* "127.0.0.1" */
@@ -54,6 +62,26 @@ struct gw_config {
         char *connect_to[GW_CONFIG_MAX_OVERRIDES]; /* CURLOPT_CONNECT_TO entries, NULL-terminated */
         char *resolve[GW_CONFIG_MAX_OVERRIDES];    /* CURLOPT_RESOLVE entries, NULL-terminated */
     } upstream;
+    /* Rate limits: only when "limits" is present (and its "enabled" is not false). */
+    struct {
+        bool enabled;         /* the "limits" section is present */
+        double default_rate;  /* 20: calls per second per (credential, action) without a rule */
+        double default_burst; /* 0: the rate */
+        struct gw_config_rate actions[GW_CONFIG_MAX_RATES];  /* "service.Action" -> rate */
+        struct gw_config_rate services[GW_CONFIG_MAX_RATES]; /* "service" -> rate */
+        struct gw_config_rate callers[GW_CONFIG_MAX_RATES];  /* caller -> its quota */
+        bool fair_share;    /* true: each caller of a credential has an equal share */
+        long max_wait_ms;   /* 0: a call may wait this long for a token instead of a refusal */
+        size_t max_buckets; /* 65536: cells of the bucket table */
+        char *backend;      /* "local", or "redis" (buckets shared by gateways) */
+        struct {
+            char *address;     /* "127.0.0.1" */
+            uint16_t port;     /* 6379 */
+            unsigned replicas; /* 1: gateways sharing the account; fallback rates are 1/replicas */
+            long timeout_ms;   /* 50: a reply later than this falls back to local limits */
+            char *key_prefix;  /* "tcgw" */
+        } redis;
+    } limits;
 };
 
 /*

@@ -163,6 +163,9 @@ static void on_will_wait(struct gw_call *call, void *transport)
 {
     struct exchange *ex = transport;
     (void)call;
+    if (ex->suspended) {
+        return; /* waited before (for a rate-limit token): suspended once */
+    }
     ex->suspended = true;
     ex->unanswered = true;
     atomic_fetch_add(&ex->server->unanswered, 1);

@@ -13,6 +13,7 @@
 #include "identity/identify.h"
 #include "inject/inject.h"
 #include "inject/placeholder.h"
+#include "limits/limiter.h"
 #include "pipeline/outcome.h"
 #include "pipeline/record.h"
 #include "policy/policy.h"
@@ -212,6 +213,25 @@ static enum step stage_inject(struct gw_pipeline *p, struct gw_call *call)
     return STEP_NEXT;
 }
 
+static void limited(struct gw_call *call, void *arg);
+
+/* Rate limits: refused here, nothing is sent; a call may wait for its token (or for Redis). */
+static enum step stage_limit(struct gw_pipeline *p, struct gw_call *call)
+{
+    if (p->parts.limiter == NULL) {
+        return STEP_NEXT;
+    }
+    switch (gw_limiter_admit(p->parts.limiter, call, limited, p)) {
+    case GW_LIMITER_PASS:
+        return STEP_NEXT;
+    case GW_LIMITER_WAIT:
+        return STEP_WAIT; /* the limiter's until limited() runs: touch nothing */
+    case GW_LIMITER_REFUSED:
+    default:
+        return STEP_DECIDED;
+    }
+}
+
 static enum step stage_sign(struct gw_pipeline *p, struct gw_call *call)
 {
     (void)p;
@@ -309,6 +329,7 @@ static const struct stage stages[] = {
     {"validate", stage_validate, true},
     {"placeholders", stage_placeholders, true},
     {"policy", stage_policy, true},
+    {"limit", stage_limit, true},
     {"inject", stage_inject, true},
     {"sign", stage_sign, true},
     {"forward", stage_forward, true},
@@ -391,6 +412,17 @@ static void forwarded(struct gw_call *call, void *arg)
     struct gw_pipeline *p = arg;
     gw_call_stamp(&call->times.upstream_end);
     run_from(p, call);
+}
+
+/* A call that waited in the limit stage: refused meanwhile, or on to the next stage. */
+static void limited(struct gw_call *call, void *arg)
+{
+    struct gw_pipeline *p = arg;
+    if (call->error_code != NULL) {
+        finish(p, call);
+    } else {
+        run_from(p, call);
+    }
 }
 
 bool gw_pipeline_begin(struct gw_pipeline *p, struct gw_call *call)

@@ -2,7 +2,8 @@
  * pipeline: the one place that knows the order of the stages every call goes through.
  *
  *   head:  admit -> request head
- *   body:  request body -> identify -> validate -> policy -> sign -> forward (waits) -> outcome
+ *   body:  request body -> identify -> validate -> policy -> limit (may wait) -> sign ->
+ *          forward (waits) -> outcome
  *   final: reply -> record, then the transport's answered callback
  *
  * Stages run from one table. A stage continues, decides the call (a refusal, or an answer made
@@ -21,6 +22,7 @@ struct gw_access;
 struct gw_apispec;
 struct gw_budget;
 struct gw_call;
+struct gw_limiter;
 struct gw_upstream;
 
 struct gw_pipeline;
@@ -33,6 +35,7 @@ struct gw_pipeline_parts {
     const struct gw_apispec *spec;
     struct gw_access *access; /* callers, policies and the vault: who may call what, signed how */
     struct gw_upstream *upstream;
+    struct gw_limiter *limiter;   /* rate limits (per worker, like upstream); NULL: none */
     const char *endpoint_suffix;  /* "tencentcloudapi.com" */
     size_t max_body_bytes;        /* a declared Content-Length above it is refused */
     size_t max_response_bytes;    /* quoted in ResponseSizeLimitExceeded */
@@ -59,8 +62,9 @@ bool gw_pipeline_begin(struct gw_pipeline *p, struct gw_call *call);
 /*
  * Runs the rest once the body is in call->body. Exactly once, when call->reply is ready,
  * call->in.answered(call, call->in.transport) runs: before this returns (a call decided without
- * forwarding), or later on the upstream thread. Before forwarding, call->in.will_wait(call,
- * transport) runs on the calling thread, so the transport can suspend before the answer can come.
+ * forwarding), or later on the upstream thread. Before a call waits (for a rate-limit token, or
+ * the upstream), call->in.will_wait(call, transport) runs on the calling thread, so the transport
+ * can suspend before the answer can come; it may run more than once for one call (one suspension).
  * The call is borrowed until answered runs.
  */
 void gw_pipeline_run(struct gw_pipeline *p, struct gw_call *call);

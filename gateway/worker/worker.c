@@ -24,6 +24,7 @@ enum listener {
 struct worker {
     struct gw_loop *loop;
     struct gw_upstream *upstream;
+    struct gw_limiter *limiter; /* NULL without rate limits */
     struct gw_pipeline *pipeline;
     struct gw_server *servers[LISTENERS]; /* NULL for a listener not configured */
     pthread_t thread;
@@ -49,6 +50,7 @@ static void on_wake(void *arg)
     }
     if ((cmd & CMD_STOP_UPSTREAM) != 0) {
         gw_upstream_stop(wk->upstream);
+        gw_limiter_stop(wk->limiter);
         atomic_store(&wk->upstream_stopped, true);
     }
 }
@@ -88,8 +90,13 @@ static enum gw_err worker_init(struct worker *wk, const struct gw_workers_option
     if ((err = gw_upstream_new(&o->upstream, wk->loop, &wk->upstream, msg, msglen)) != GW_OK) {
         return err;
     }
+    if (o->limits != NULL && (err = gw_limiter_new(o->limits, wk->loop, &wk->limiter)) != GW_OK) {
+        snprintf(msg, msglen, "cannot set up the rate limits (%s)", gw_err_str(err));
+        return err;
+    }
     struct gw_pipeline_parts parts = o->parts;
     parts.upstream = wk->upstream;
+    parts.limiter = wk->limiter;
     if ((wk->pipeline = gw_pipeline_new(&parts)) == NULL) {
         snprintf(msg, msglen, "out of memory");
         return GW_ERR_NOMEM;
@@ -112,10 +119,12 @@ static void worker_free(struct worker *wk)
 {
     /* Transfers end first (their calls are answered), then the connections that own the calls. */
     gw_upstream_stop(wk->upstream);
+    gw_limiter_stop(wk->limiter); /* calls waiting for a token are answered too */
     for (int l = 0; l < LISTENERS; l++) {
         gw_server_stop(wk->servers[l]);
     }
     gw_upstream_free(wk->upstream);
+    gw_limiter_free(wk->limiter);
     gw_pipeline_free(wk->pipeline);
     gw_loop_free(wk->loop);
 }

@@ -14,6 +14,7 @@
 
 #include "core/errors.h"
 #include "http/server.h"
+#include "limits/limiter.h"
 #include "pipeline/pipeline.h"
 #include "upstream/upstream.h"
 
@@ -26,7 +27,8 @@ struct gw_workers_options {
     const struct gw_server_options *plain; /* plain HTTP */
     const struct gw_server_options *tls;   /* HTTPS (its tls_* fields set) */
     struct gw_upstream_options upstream;   /* per worker */
-    struct gw_pipeline_parts parts;        /* .upstream is ignored: each worker has its own */
+    struct gw_pipeline_parts parts; /* .upstream, .limiter are ignored: each worker has its own */
+    const struct gw_limiter_options *limits; /* rate limits (each worker a limiter), or NULL */
 };
 
 /* Starts the workers. On failure msg says why. *out is new: free with gw_workers_stop. */

@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 ROOT=$PWD
 
 DEBIAN_PACKAGES=(build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
-                 libjansson-dev libsodium-dev libgnutls28-dev libcmocka-dev python3 openssl curl
+                 libjansson-dev libsodium-dev libgnutls28-dev libcmocka-dev python3 openssl curl rsyslog
                  ca-certificates clang libclang-rt-14-dev)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -284,6 +284,7 @@ static bool write_batch(struct gw_audit *a)
         return false;
     }
     a->size += (off_t)a->batch.len;
+    set_healthy(a);
     ship_batch(a);
     return true;
 }
@@ -520,7 +521,6 @@ static bool commit_some(struct gw_audit *a, bool *more)
         a->chain = saved;
         return false;
     }
-    set_healthy(a);
     a->unsealed = seal ? 0 : a->unsealed + n;
     if (seal) {
         a->last_seal_ms = now_ms();
@@ -583,6 +583,13 @@ static void round_once(struct gw_audit *a, bool force)
         return;
     }
     bool more = a->pending.head != NULL;
+    if (!healthy && !more && a->fd >= 0) {
+        /* Nothing waits, but readiness must recover by itself: a seal probes the disk. */
+        if (!seal_now(a, "retry")) {
+            a->next_retry_ms = now_ms() + RETRY_MS;
+        }
+        return;
+    }
     while (more) {
         if (!commit_some(a, &more)) {
             a->next_retry_ms = now_ms() + RETRY_MS;
@@ -815,11 +822,7 @@ enum gw_err gw_audit_open(const struct gw_audit_options *o, struct gw_audit **ou
         gw_say(msg, msglen, "audit: too many sensitive keys, or out of memory");
         goto out;
     }
-    if (!open_at_start(a)) {
-        gw_audit_ready(a, msg, msglen);
-        err = GW_ERR_IO;
-        goto out;
-    }
+    /* The shippers first: the genesis line goes to the collector too. */
     if (o->syslog_address != NULL) {
         struct gw_audit_ship_options so = {
             .address = o->syslog_address,
@@ -837,6 +840,11 @@ enum gw_err gw_audit_open(const struct gw_audit_options *o, struct gw_audit **ou
         if ((err = gw_audit_ship_start(&so, &a->ship[1], msg, msglen)) != GW_OK) {
             goto out;
         }
+    }
+    if (!open_at_start(a)) {
+        gw_audit_ready(a, msg, msglen);
+        err = GW_ERR_IO;
+        goto out;
     }
     if (pthread_create(&a->thread, NULL, writer, a) != 0) {
         gw_say(msg, msglen, "cannot start the audit writer thread");

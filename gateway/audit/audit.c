@@ -25,6 +25,7 @@
 #define BACKLOG_MAX ((size_t)100000)      /* records kept while the disk fails */
 #define PORTS_MAX 128
 #define STOP_RETRY_MS 2000
+#define NAME_BYTES 4096 /* a path, or a file name put aside */
 
 /* One record on its way: queued, pending (being written) or done (back at its port). */
 struct entry {
@@ -353,14 +354,17 @@ static bool open_new(struct gw_audit *a, const char *reason, const char *prev_fi
 /* Puts the file at path aside under a new name (basename in prev, for the next genesis). */
 static bool put_aside(struct gw_audit *a, char *prev, size_t n)
 {
-    char aside[4096];
+    char aside[NAME_BYTES];
     aside_name(a->path, aside, sizeof aside);
     if (rename(a->path, aside) != 0) {
         set_unhealthy(a, "cannot rename", errno);
         return false;
     }
-    char *slash = strrchr(aside, '/');
-    snprintf(prev, n, "%s", slash != NULL ? slash + 1 : aside);
+    const char *slash = strrchr(aside, '/');
+    const char *base = slash != NULL ? slash + 1 : aside;
+    size_t len = strnlen(base, n - 1);
+    memcpy(prev, base, len);
+    prev[len] = '\0';
     return true;
 }
 
@@ -390,7 +394,7 @@ static bool open_at_start(struct gw_audit *a)
     if (torn == 0) {
         return open_new(a, found ? "restart" : "start", NULL, 0);
     }
-    char prev[512];
+    char prev[NAME_BYTES];
     return put_aside(a, prev, sizeof prev) && open_new(a, "restart", prev, torn);
 }
 
@@ -410,7 +414,7 @@ static bool seal_now(struct gw_audit *a, const char *reason)
 
 static void rotate(struct gw_audit *a)
 {
-    char prev[512];
+    char prev[NAME_BYTES];
     if (!seal_now(a, "rotate") || !put_aside(a, prev, sizeof prev)) {
         return;
     }
@@ -432,7 +436,7 @@ static void reopen(struct gw_audit *a)
         return; /* still the same file */
     }
     if (stat(a->path, &now) == 0 && now.st_size > 0) {
-        char prev[512];
+        char prev[NAME_BYTES];
         if (!put_aside(a, prev, sizeof prev)) { /* not ours: never write into it */
             return;
         }

@@ -116,6 +116,32 @@ def tcgw_config(args, conns):
     return cfg
 
 
+def audit_config(workdir):
+    """The "audit" section of the tcgw-audit contender: a fresh log, group commit on the
+    benchmark's disk (fsync for real), sealed every second."""
+    d = os.path.join(workdir, "audit")
+    os.makedirs(d, exist_ok=True)
+    sec, pub = os.path.join(d, "audit.key"), os.path.join(d, "audit.pub")
+    if not os.path.exists(sec):
+        subprocess.run([bl.gw.tcgw_bin(), "audit", "keygen", "--secret-key", sec,
+                        "--public-key", pub], check=True, capture_output=True)
+    log_path = os.path.join(d, "audit.log")
+    for name in os.listdir(d):
+        if name.startswith("audit.log"):
+            os.unlink(os.path.join(d, name))
+    return {"file": log_path, "signing_key_file": sec, "public_key_file": pub,
+            "sign_interval_ms": 1000}
+
+
+def audit_stats(log_text):
+    """The audit writer's counters from its stop line (event=audit_stats)."""
+    m = re.findall(r"event=audit_stats (.*)", log_text)
+    if not m:
+        return None
+    fields = dict(f.split("=", 1) for f in m[-1].split() if "=" in f)
+    return {k: float(v) for k, v in fields.items() if re.fullmatch(r"[\d.]+", v)}
+
+
 # ---------------------------------------------------------------------------------------------
 # one measured run
 
@@ -239,17 +265,20 @@ def run_scenario(args, sc, certs, workdir, registry):
                         proc_obj = bl.SdkProxy(workdir, up_port, certs["ca"])
                         proc_obj.start()
                         port = proc_obj.port
-                    elif name in ("tcgw", "tcgw-spread"):
-                        proc_obj = bl.Tcgw(workdir, up_port, certs["ca"],
-                                           tcgw_config(args, conns), identity=args.identity)
+                    elif name in ("tcgw", "tcgw-spread", "tcgw-audit"):
+                        cfg = tcgw_config(args, conns)
+                        if name == "tcgw-audit":
+                            cfg["audit"] = audit_config(workdir)
+                        proc_obj = bl.Tcgw(workdir, up_port, certs["ca"], cfg,
+                                           identity=args.identity)
                         proc_obj.start()
                         port = proc_obj.port
                         if proc_obj.headers:
                             wrk_env = dict(wrk_env or {}, BENCH_AUTHORIZATION=proc_obj.headers[
                                 "Authorization"])
                         if name == "tcgw-spread":
-                            wrk_env = {"LD_PRELOAD": args.spread_lib,
-                                       "TCGW_SPREAD_SOURCES": str(args.spread_sources)}
+                            wrk_env = dict(wrk_env or {}, LD_PRELOAD=args.spread_lib,
+                                           TCGW_SPREAD_SOURCES=str(args.spread_sources))
                     else:
                         raise RuntimeError("unknown contender " + name)
                     url = "http://127.0.0.1:%d/" % port
@@ -263,6 +292,9 @@ def run_scenario(args, sc, certs, workdir, registry):
                                 registry)
                 if name.startswith("tcgw") and proc_obj is not None:
                     r["tcgw_config"] = proc_obj.config()
+                    if name == "tcgw-audit":
+                        proc_obj.stop()  # the writer's counters are logged at stop
+                        r["audit"] = audit_stats(proc_obj.gw.read_log())
             except Interrupted:
                 raise
             except Exception as e:  # noqa: BLE001 - one contender failing must not hide the rest
@@ -436,6 +468,28 @@ def ratio_table(results, scs, args):
     return "\n".join(lines), verdicts
 
 
+def audit_table(results, scs):
+    """tcgw with the audit log (group commit: one write+fdatasync per batch) against without."""
+    lines = ["| scenario | tcgw req/s | tcgw-audit req/s | audit / no audit | p99 no audit | "
+             "p99 audit | records | fsyncs | records per fsync | largest batch |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    any_row = False
+    for sc in scs:
+        off, on = by(results, sc["name"], "tcgw"), by(results, sc["name"], "tcgw-audit")
+        if on is None:
+            continue
+        a = on.get("audit") or {}
+        any_row = True
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            sc["name"], fmt_int(off["rps_ok"]) if off else "-", fmt_int(on["rps_ok"]),
+            fmt_ratio(on["rps_ok"], off["rps_ok"]) if off else "-",
+            fmt_ms(off["p99_ms"]) if off else "-", fmt_ms(on["p99_ms"]),
+            fmt_int(a.get("records", 0)), fmt_int(a.get("batches", 0)),
+            "%.1f" % a["records_per_fsync"] if "records_per_fsync" in a else "-",
+            fmt_int(a.get("max_batch", 0))))
+    return lines if any_row else []
+
+
 def micro_table(micro):
     lines = ["| microbenchmark | threads | per core (ops per CPU-second) | aggregate ops/s (wall) "
              "| µs per op (CPU) |", "|---|--:|--:|--:|--:|"]
@@ -580,6 +634,14 @@ def report(args, scs, results, micro, profile, started, elapsed, command):
           "", "## Results", "", main_table(results, args), ""]
     ratios, verdicts = ratio_table(results, scs, args)
     md += ["## tcgw against the others", "", ratios, ""]
+    audit = audit_table(results, scs)
+    if audit:
+        md += ["## The audit log: tcgw with and without it", "",
+               "`tcgw-audit` is tcgw with an `audit` section (a fresh log on the benchmark "
+               "machine's disk, sealed every second): every answer waits for its record's "
+               "write and fdatasync, and the writer commits the records of concurrent calls in "
+               "groups (counters from its `event=audit_stats` line at stop; they include the "
+               "warm-up).", ""] + audit + [""]
     if micro:
         md += ["## Microbenchmarks (bench/micro/micro.c, linked against tcgw_core)", "",
                micro_table(micro), "",
@@ -629,7 +691,7 @@ def main():
     ap.add_argument("--slow-conns", type=int, help="connections against the slow upstream (2000)")
     ap.add_argument("--slow-delay", type=float, default=0.2, help="slow upstream delay, s (0.2)")
     ap.add_argument("--scenarios", default="fast,slow-h1,slow-h2")
-    ap.add_argument("--contenders", default="upstream,nginx,sdk,tcgw,tcgw-spread")
+    ap.add_argument("--contenders", default="upstream,nginx,sdk,tcgw,tcgw-audit,tcgw-spread")
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=10, help="wrk per-request timeout, s (10)")
     ap.add_argument("--gw-threads", type=int, default=2, help="tcgw server threads (2)")

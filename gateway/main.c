@@ -20,7 +20,9 @@ static void usage(FILE *f)
           "       tcgw callers remove NAME [--config FILE]\n"
           "       tcgw policy lint [--config FILE] [PATH]\n"
           "       tcgw policy check --caller NAME --action SERVICE:ACTION [--region R]\n"
-          "                         [--params JSON] [--peer IP] [--config FILE] [--json]\n",
+          "                         [--params JSON] [--peer IP] [--config FILE] [--json]\n"
+          "       tcgw audit keygen [--config FILE | --secret-key FILE --public-key FILE]\n"
+          "       tcgw audit verify [--public-key FILE | --config FILE] [--json] FILE...\n",
           f);
 }
 
@@ -57,6 +59,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(verb, "callers") == 0) {
         return gw_cli_callers(argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "audit") == 0) {
+        return gw_cli_audit(argc - 1, argv + 1);
     }
     if (strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {
         usage(stdout);

@@ -42,6 +42,15 @@ int gw_cli_callers(int argc, char **argv);
 int gw_cli_policy(int argc, char **argv);
 
 /*
+ * tcgw audit keygen [--config FILE | --secret-key FILE --public-key FILE]
+ *     writes the Ed25519 key pair that seals the audit log (secret key mode 0600)
+ * tcgw audit verify [--public-key FILE | --config FILE] [--json] FILE...
+ *     checks log files, oldest first, as one chain; names the first bad line as FILE:LINE.
+ *     Exit 0 when intact (a torn last line and an unsealed tail are warnings), 1 otherwise.
+ */
+int gw_cli_audit(int argc, char **argv);
+
+/*
  * Shared by the verbs. Matches "--name VALUE" or "--name=VALUE" at argv[*i]: returns 1 (and
  * advances *i past a separate value) when it matched, 0 when argv[*i] is another option, -1 when
  * the value is missing. *out is borrowed from argv.

@@ -10,6 +10,7 @@
 
 #include "access/access.h"
 #include "apispec/apispec.h"
+#include "audit/audit.h"
 #include "cli/cli.h"
 #include "core/budget.h"
 #include "core/config.h"
@@ -159,6 +160,44 @@ static enum gw_err open_limits(const struct gw_config *cfg, struct gw_limits **o
     return err;
 }
 
+/* Opens the audit log the "audit" section describes. */
+static enum gw_err open_audit(const struct gw_config *cfg, struct gw_audit **out, char *msg,
+                              size_t msglen)
+{
+    struct gw_audit_options ao = {
+        .path = cfg->audit.file,
+        .signing_key_file = cfg->audit.signing_key_file,
+        .sensitive_keys = (const char *const *)cfg->audit.sensitive_keys,
+        .max_file_bytes = cfg->audit.max_file_bytes,
+        .sign_interval_ms = cfg->audit.sign_interval_ms,
+        .hold_ms = cfg->audit.hold_ms,
+        .fail_open = cfg->audit.fail_open,
+        .to_stdout = cfg->audit.to_stdout,
+        .syslog_address = cfg->audit.syslog.enabled ? cfg->audit.syslog.address : NULL,
+        .syslog_port = cfg->audit.syslog.port,
+        .syslog_tls = cfg->audit.syslog.tls,
+        .syslog_ca_file = cfg->audit.syslog.ca_file,
+        .syslog_queue_records = cfg->audit.syslog.queue_records,
+    };
+    enum gw_err err = gw_audit_open(&ao, out, msg, msglen);
+    if (err != GW_OK) {
+        return err;
+    }
+    fprintf(stderr, "level=info event=audit file=%s syslog=%s%s%u stdout=%s sensitive_keys=%s\n",
+            cfg->audit.file, cfg->audit.syslog.enabled ? cfg->audit.syslog.address : "none",
+            cfg->audit.syslog.enabled ? ":" : "",
+            cfg->audit.syslog.enabled ? (unsigned)cfg->audit.syslog.port : 0u,
+            cfg->audit.to_stdout ? "true" : "false",
+            cfg->audit.sensitive_keys[0] != NULL ? "configured" : "defaults");
+    if (cfg->audit.fail_open) {
+        fprintf(stderr, "level=warning event=audit_fail_open note=\"WARNING: audit fail_open is "
+                        "true: when the audit log cannot be written, calls are still forwarded "
+                        "and answered WITHOUT a durable record (each one logs "
+                        "event=audit_unrecorded). Set fail_open to false to refuse them.\"\n");
+    }
+    return GW_OK;
+}
+
 /* A PEM file larger than this is not one the HTTPS listener needs. */
 #define MAX_PEM_BYTES ((size_t)1 << 20)
 
@@ -236,6 +275,7 @@ int gw_cli_serve(int argc, char **argv)
     struct gw_budget *budget = NULL;
     struct gw_limits *limits = NULL;
     struct gw_redis_shared redis_state;
+    struct gw_audit *audit = NULL;
     char *tls_pem[3] = {NULL, NULL, NULL}; /* certificate, key, client CAs */
     bool curl_ready = false;
 
@@ -317,6 +357,10 @@ int gw_cli_serve(int argc, char **argv)
         .replicas = redis ? cfg->limits.redis.replicas : 1,
         .redis_state = &redis_state,
     };
+    if (cfg->audit.enabled && open_audit(cfg, &audit, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw: audit: %s\n", msg);
+        goto out;
+    }
     if (cfg->tls.enabled && read_tls(cfg, tls_pem, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw: %s\n", msg);
         goto out;
@@ -367,6 +411,7 @@ int gw_cli_serve(int argc, char **argv)
                 .budget = budget,
                 .log_calls = true,
             },
+        .audit = audit,
     };
     enum gw_err started = gw_workers_start(&wo, &workers, msg, sizeof msg);
     /* The servers loaded the certificate and key: no copy of the key stays in memory. */
@@ -403,6 +448,9 @@ int gw_cli_serve(int argc, char **argv)
 
     int sig = 0;
     while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+        if (audit != NULL) {
+            gw_audit_reopen(audit); /* after logrotate: seal the old file, open the path anew */
+        }
         /* Calls in flight finish under the snapshot they started with. */
         if (gw_access_reload(access, msg, sizeof msg) == GW_OK) {
             log_access(access, "reload");
@@ -430,6 +478,7 @@ out:
     }
     gw_workers_stop(workers);
     gw_limits_free(limits);
+    gw_audit_close(audit); /* after the workers: every call's record is queued by then */
     gw_access_free(access);
     gw_apispec_free(spec);
     gw_budget_free(budget);

@@ -62,6 +62,20 @@ struct gw_config *gw_config_defaults(void)
         gw_config_free(cfg);
         return NULL;
     }
+    cfg->audit.file = strdup("audit.log");
+    cfg->audit.signing_key_file = strdup("audit.key");
+    cfg->audit.public_key_file = strdup("audit.pub");
+    cfg->audit.max_file_bytes = (size_t)100 << 20;
+    cfg->audit.sign_interval_ms = 10000;
+    cfg->audit.hold_ms = 2000;
+    cfg->audit.syslog.address = strdup("127.0.0.1");
+    cfg->audit.syslog.port = 514;
+    cfg->audit.syslog.queue_records = 10000;
+    if (cfg->audit.file == NULL || cfg->audit.signing_key_file == NULL ||
+        cfg->audit.public_key_file == NULL || cfg->audit.syslog.address == NULL) {
+        gw_config_free(cfg);
+        return NULL;
+    }
     if (cfg->listen_address == NULL || cfg->spec_dir == NULL || cfg->master_key_file == NULL ||
         cfg->credential_store == NULL || cfg->credential == NULL || cfg->callers_file == NULL ||
         cfg->policy_dir == NULL || cfg->tls.listen_address == NULL ||
@@ -94,6 +108,7 @@ void gw_config_free(struct gw_config *cfg)
     for (size_t i = 0; i < GW_CONFIG_MAX_OVERRIDES; i++) {
         free(cfg->upstream.connect_to[i]);
         free(cfg->upstream.resolve[i]);
+        free(cfg->audit.sensitive_keys[i]);
     }
     for (size_t i = 0; i < GW_CONFIG_MAX_RATES; i++) {
         free(cfg->limits.actions[i].name);
@@ -103,6 +118,11 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->limits.backend);
     free(cfg->limits.redis.address);
     free(cfg->limits.redis.key_prefix);
+    free(cfg->audit.file);
+    free(cfg->audit.signing_key_file);
+    free(cfg->audit.public_key_file);
+    free(cfg->audit.syslog.address);
+    free(cfg->audit.syslog.ca_file);
     free(cfg);
 }
 
@@ -294,6 +314,40 @@ static const struct key limits_keys[] = {
 static const struct section limits_section = {"limits", limits_keys,
                                               sizeof limits_keys / sizeof limits_keys[0]};
 
+static const struct key syslog_keys[] = {
+    STRING("address", audit.syslog.address, "host or address of the syslog collector"),
+    U16("port", audit.syslog.port, 1, 65535, "TCP port of the syslog collector"),
+    BOOL("tls", audit.syslog.tls, "true speaks TLS to the collector"),
+    PATH("ca_file", audit.syslog.ca_file, "PEM file of the CA certificates of the collector"),
+    UNSIGNED("queue_records", audit.syslog.queue_records, 1, 10000000,
+             "records held while the collector is away"),
+};
+
+static const struct section syslog_section = {"syslog", syslog_keys,
+                                              sizeof syslog_keys / sizeof syslog_keys[0]};
+
+static const struct key audit_keys[] = {
+    PATH("file", audit.file, "the audit log file"),
+    PATH("signing_key_file", audit.signing_key_file,
+         "the Ed25519 secret key that seals the log (tcgw audit keygen), mode 0600"),
+    PATH("public_key_file", audit.public_key_file, "the public key tcgw audit verify uses"),
+    LIST("sensitive_keys", audit.sensitive_keys,
+         "parameter names whose values are recorded as an HMAC"),
+    SIZE("max_file_bytes", audit.max_file_bytes, 0, (json_int_t)1 << 40,
+         "size past which the log is rotated; 0 never"),
+    LONG("sign_interval_ms", audit.sign_interval_ms, 100, 86400000,
+         "longest time between two seals, in ms"),
+    LONG("hold_ms", audit.hold_ms, 0, 600000,
+         "how long a forwarded call waits for a failing audit disk, in ms"),
+    BOOL("fail_open", audit.fail_open, "true answers calls whose record cannot be written"),
+    BOOL("stdout", audit.to_stdout, "true also writes each record to standard output"),
+    SECTION_FLAG("syslog", syslog_section, audit.syslog.enabled,
+                 "shipping records to a syslog collector"),
+};
+
+static const struct section audit_section = {"audit", audit_keys,
+                                             sizeof audit_keys / sizeof audit_keys[0]};
+
 static const struct key top_keys[] = {
     STRING("listen_address", listen_address, "numeric address to listen on"),
     U16("listen_port", listen_port, 0, 65535, "TCP port to listen on; 0 picks a free one"),
@@ -324,6 +378,8 @@ static const struct key top_keys[] = {
                  "the HTTPS listener that verifies client certificates"),
     SECTION_FLAG("limits", limits_section, limits.enabled,
                  "rate limits per credential and action, and per caller"),
+    SECTION_FLAG("audit", audit_section, audit.enabled,
+                 "the audit log: one durable, signed record per call"),
 };
 
 static const struct section top_section = {NULL, top_keys, sizeof top_keys / sizeof top_keys[0]};
@@ -805,7 +861,10 @@ enum gw_err gw_config_load(const char *path, struct gw_config **out, char *msg, 
         (!key_from_env && (err = anchor_default(&ld, &cfg->master_key_file)) != GW_OK) ||
         (err = anchor_default(&ld, &cfg->credential_store)) != GW_OK ||
         (err = anchor_default(&ld, &cfg->callers_file)) != GW_OK ||
-        (err = anchor_default(&ld, &cfg->policy_dir)) != GW_OK) {
+        (err = anchor_default(&ld, &cfg->policy_dir)) != GW_OK ||
+        (err = anchor_default(&ld, &cfg->audit.file)) != GW_OK ||
+        (err = anchor_default(&ld, &cfg->audit.signing_key_file)) != GW_OK ||
+        (err = anchor_default(&ld, &cfg->audit.public_key_file)) != GW_OK) {
         goto out;
     }
     if ((err = read_file(path, &text, &len, msg, msglen)) != GW_OK) {

@@ -82,6 +82,27 @@ struct gw_config {
             char *key_prefix;  /* "tcgw" */
         } redis;
     } limits;
+    /* The audit log: only when "audit" is present. */
+    struct {
+        bool enabled;           /* the "audit" section is present */
+        char *file;             /* "audit.log" */
+        char *signing_key_file; /* "audit.key": Ed25519 secret key, mode 0600 */
+        char *public_key_file;  /* "audit.pub": the default of tcgw audit verify */
+        char *sensitive_keys[GW_CONFIG_MAX_OVERRIDES]; /* NULL-terminated; none: the defaults */
+        size_t max_file_bytes;                         /* 100 MiB; rotate past it */
+        long sign_interval_ms;                         /* 10000 */
+        long hold_ms;   /* 2000: a forwarded call waits this long for a failing disk */
+        bool fail_open; /* false */
+        bool to_stdout; /* "stdout": false */
+        struct {
+            bool enabled;           /* the "syslog" section is present */
+            char *address;          /* "127.0.0.1" */
+            uint16_t port;          /* 514 */
+            bool tls;               /* false */
+            char *ca_file;          /* NULL: the system's */
+            unsigned queue_records; /* 10000 */
+        } syslog;
+    } audit;
 };
 
 /*

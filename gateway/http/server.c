@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <gnutls/gnutls.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -21,6 +22,7 @@
 #include "http/framing.h"
 #include "http/peer.h"
 #include "http/watch.h"
+#include "pipeline/pipeline.h"
 
 struct gw_server {
     struct MHD_Daemon *daemon;
@@ -76,6 +78,7 @@ struct exchange {
     bool want_body;        /* the pipeline wants the body; otherwise it is counted and dropped */
     bool suspended;        /* the call waits for the upstream: resumed when answered */
     bool unanswered;       /* counted in gw_server.unanswered */
+    bool head_decided;     /* decided from the head: its body is not read */
     size_t raw_target_len; /* the request target as received, before any decoding */
 };
 
@@ -143,6 +146,36 @@ static enum MHD_Result answer_health(struct MHD_Connection *connection)
     return ret;
 }
 
+/* GET /readyz: 200 while calls can be forwarded, 503 with the reason otherwise (the audit log). */
+static enum MHD_Result answer_ready(struct gw_server *srv, struct MHD_Connection *connection)
+{
+    char why[256] = "";
+    bool stopping = atomic_load_explicit(&srv->stopping, memory_order_relaxed);
+    bool ready = !stopping && gw_pipeline_ready(srv->pipeline, why, sizeof why);
+    json_t *doc = ready ? json_pack("{s:s}", "status", "ready")
+                        : json_pack("{s:s,s:s}", "status", "unready", "reason",
+                                    stopping ? "the gateway is stopping" : why);
+    char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (text == NULL) {
+        return MHD_NO;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    enum MHD_Result ret = MHD_NO;
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, GW_CALL_CONTENT_TYPE) ==
+        MHD_YES) {
+        ret = MHD_queue_response(connection, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                                 resp);
+    }
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 static const char *lookup_header(void *transport, const char *name)
 {
     struct exchange *ex = transport;
@@ -164,7 +197,8 @@ static void on_will_wait(struct gw_call *call, void *transport)
     struct exchange *ex = transport;
     (void)call;
     if (ex->suspended) {
-        return; /* waited before (for a rate-limit token): suspended once */
+        return; /* suspended already: it waited for a rate-limit token, or it was forwarded
+                   and now waits for its audit record as well */
     }
     ex->suspended = true;
     ex->unanswered = true;
@@ -311,6 +345,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0) {
             return answer_health(connection);
         }
+        if (strcmp(method, "GET") == 0 && strcmp(url, "/readyz") == 0) {
+            return answer_ready(srv, connection);
+        }
         if (!exchange_start(srv, ex, method, url, version)) {
             return MHD_NO;
         }
@@ -322,7 +359,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
          * may never end: an unsupported coding, a declared size past the limit). */
         ex->state = RUNNING;
         gw_watch_disarm(watch_entry(connection));
+        ex->head_decided = true;
         gw_pipeline_run(srv->pipeline, ex->call);
+        if (ex->suspended) {
+            return MHD_YES; /* waits for its audit record; resumed when answered */
+        }
         ex->call->reply.close = ex->call->reply.close || ex->call->in.has_body;
         return queue_reply(srv, ex);
     }
@@ -345,6 +386,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         return MHD_YES; /* a spurious call while suspended: nothing to do yet */
     case FINISHED:
         settle(srv, ex);
+        if (ex->head_decided) {
+            ex->call->reply.close = ex->call->reply.close || ex->call->in.has_body;
+        }
         return queue_reply(srv, ex);
     default:
         return MHD_NO;

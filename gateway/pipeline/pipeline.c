@@ -232,6 +232,22 @@ static enum step stage_limit(struct gw_pipeline *p, struct gw_call *call)
     }
 }
 
+/* Fail closed: no call is sent that the audit log could not record. */
+static enum step stage_audit_ready(struct gw_pipeline *p, struct gw_call *call)
+{
+    const struct gw_pipeline_journal *j = p->parts.journal;
+    char why[256] = "";
+    if (j == NULL || j->fail_open || j->ready(j->arg, why, sizeof why)) {
+        return STEP_NEXT;
+    }
+    gw_call_refuse(call, "InternalError.AuditUnavailable",
+                   "The gateway (tcgw) cannot write its audit log (%s) and sends no call it cannot "
+                   "record. The call was not sent to Tencent Cloud; retry once GET /readyz "
+                   "answers 200.",
+                   why);
+    return STEP_DECIDED;
+}
+
 static enum step stage_sign(struct gw_pipeline *p, struct gw_call *call)
 {
     (void)p;
@@ -330,6 +346,7 @@ static const struct stage stages[] = {
     {"placeholders", stage_placeholders, true},
     {"policy", stage_policy, true},
     {"limit", stage_limit, true},
+    {"audit_ready", stage_audit_ready, true},
     {"inject", stage_inject, true},
     {"sign", stage_sign, true},
     {"forward", stage_forward, true},
@@ -378,16 +395,104 @@ static void stage_record(struct gw_pipeline *p, const struct gw_call *call)
     }
 }
 
+static bool was_forwarded(const struct gw_call *call)
+{
+    return call->times.upstream_start.tv_sec != 0 || call->times.upstream_start.tv_nsec != 0;
+}
+
+/*
+ * Hands the record to the journal. Returns true when the journal holds the call (its answer
+ * waits for gw_pipeline_recorded). A forwarded call is always held; a refusal is held unless the
+ * journal is failing (it was not sent: its answer goes now, its record is queued).
+ */
+static bool stage_journal(struct gw_pipeline *p, struct gw_call *call, bool *unrecorded)
+{
+    const struct gw_pipeline_journal *j = p->parts.journal;
+    *unrecorded = false;
+    if (j == NULL) {
+        return false;
+    }
+    bool hold = was_forwarded(call) || j->ready(j->arg, NULL, 0);
+    if (hold && call->in.will_wait != NULL) {
+        call->in.will_wait(call, call->in.transport); /* idempotent after forwarding */
+    }
+    if (j->submit(call, hold, j->arg) != 0) {
+        *unrecorded = true;
+        return false;
+    }
+    return hold;
+}
+
+static void release(struct gw_call *call)
+{
+    /* The record has read the caller: the snapshot it points into may go now. */
+    gw_access_release(call->snapshot);
+    call->snapshot = NULL;
+    call->caller_entry = NULL;
+}
+
 static void finish(struct gw_pipeline *p, struct gw_call *call)
 {
     call->stage = STAGE_COUNT;
     stage_reply(call);
     stage_record(p, call);
-    /* The record has read the caller: the snapshot it points into may go now. */
-    gw_access_release(call->snapshot);
-    call->snapshot = NULL;
-    call->caller_entry = NULL;
+    bool unrecorded = false;
+    bool held = stage_journal(p, call, &unrecorded);
+    release(call);
+    if (held) {
+        return; /* gw_pipeline_recorded answers it */
+    }
+    if (unrecorded) {
+        gw_pipeline_recorded(p, call, false);
+        return;
+    }
     call->in.answered(call, call->in.transport);
+}
+
+void gw_pipeline_recorded(struct gw_pipeline *p, struct gw_call *call, bool recorded)
+{
+    const struct gw_pipeline_journal *j = p->parts.journal;
+    if (!recorded) {
+        bool fail_open = j != NULL && j->fail_open;
+        /* In the record's place: typed fields only. */
+        fprintf(stderr,
+                "level=error event=audit_unrecorded request_id=%s caller=%s service=%s "
+                "action=%s upstream=%s answer=%s\n",
+                call->request_id, call->caller[0] ? call->caller : "-",
+                call->service[0] ? call->service : "-", call->action[0] ? call->action : "-",
+                gw_outcome_name(call->outcome), fail_open ? "released" : "withheld");
+        if (!fail_open) {
+            struct gw_call_reply *r = &call->reply;
+            gw_call_reply_free(r->body, r->charged, p->parts.budget);
+            r->body = NULL;
+            r->charged = 0;
+            r->allow = NULL;
+            r->status = 0; /* a Tencent-format error: 200, as Tencent answers */
+            if (was_forwarded(call)) {
+                gw_call_refuse(call, "InternalError.AuditUnavailable",
+                               "The gateway (tcgw) sent the call to Tencent Cloud (outcome: %s) "
+                               "but could not write its audit record, so the answer is withheld. "
+                               "Check the state of the resource before retrying.",
+                               gw_outcome_name(call->outcome));
+            } else {
+                gw_call_refuse(call, "InternalError.AuditUnavailable",
+                               "The gateway (tcgw) could not write the audit record of this call. "
+                               "The call was not sent to Tencent Cloud; retry once GET /readyz "
+                               "answers 200.");
+            }
+            stage_reply(call);
+        }
+    }
+    call->in.answered(call, call->in.transport);
+}
+
+bool gw_pipeline_ready(struct gw_pipeline *p, char *why, size_t whylen)
+{
+    const struct gw_pipeline_journal *j = p->parts.journal;
+    if (j == NULL || j->ready(j->arg, why, whylen)) {
+        return true;
+    }
+    return false;
 }
 
 /* Runs the stages from call->stage on, then the final stage, unless a stage waits. */

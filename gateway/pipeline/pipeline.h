@@ -6,6 +6,10 @@
  *          forward (waits) -> outcome
  *   final: reply -> record, then the transport's answered callback
  *
+ * With a journal (the audit log), a stage before signing refuses calls while records cannot be
+ * written, and the final stage hands the record to the journal: the answer is released later, on
+ * the same thread, when the journal calls gw_pipeline_recorded (after its fsync).
+ *
  * Stages run from one table. A stage continues, decides the call (a refusal, or an answer made
  * without forwarding), or waits for the upstream. Every call, decided at any stage or forwarded,
  * passes the final stage exactly once. Adding a stage (identity, policy, limits) is an edit to
@@ -30,6 +34,20 @@ struct gw_pipeline;
 /* A record sink of the final stage: sees every call once, complete, before its answer goes. */
 typedef void (*gw_pipeline_record_fn)(const struct gw_call *call, void *arg);
 
+/*
+ * A durable record sink (the audit log). All three run on the pipeline's thread.
+ *   ready:  may a call be forwarded now? false (why filled) refuses it before signing.
+ *   submit: takes the record of a finished call (reading the call before it returns). hold: the
+ *           answer waits; GW_OK then promises one gw_pipeline_recorded for the call, later.
+ *           Without hold only the record is queued, and the answer goes at once.
+ */
+struct gw_pipeline_journal {
+    bool (*ready)(void *arg, char *why, size_t whylen);
+    int (*submit)(struct gw_call *call, bool hold, void *arg); /* 0 when taken */
+    bool fail_open; /* an unrecorded call keeps its answer (and a warning line is logged) */
+    void *arg;
+};
+
 /* The parts a pipeline uses: all borrowed, and must outlive it. */
 struct gw_pipeline_parts {
     const struct gw_apispec *spec;
@@ -44,6 +62,7 @@ struct gw_pipeline_parts {
     bool log_calls;               /* write one log line per call to stderr */
     gw_pipeline_record_fn record; /* another sink (audit, metrics, tests), or NULL */
     void *record_arg;
+    const struct gw_pipeline_journal *journal; /* the audit log, or NULL */
 };
 
 /* Returns a new pipeline (free with gw_pipeline_free), or NULL when out of memory. */
@@ -66,7 +85,19 @@ bool gw_pipeline_begin(struct gw_pipeline *p, struct gw_call *call);
  * the upstream), call->in.will_wait(call, transport) runs on the calling thread, so the transport
  * can suspend before the answer can come; it may run more than once for one call (one suspension).
  * The call is borrowed until answered runs.
+ *
+ * With a journal, a call the journal holds is answered after gw_pipeline_recorded (will_wait runs
+ * first, also for a call decided without forwarding).
  */
 void gw_pipeline_run(struct gw_pipeline *p, struct gw_call *call);
+
+/*
+ * The journal is done with a held call: recorded, or not (then, unless fail_open, the answer is
+ * replaced by InternalError.AuditUnavailable). Runs call->in.answered.
+ */
+void gw_pipeline_recorded(struct gw_pipeline *p, struct gw_call *call, bool recorded);
+
+/* Whether calls can be forwarded now (readiness); why says what is wrong when not. */
+bool gw_pipeline_ready(struct gw_pipeline *p, char *why, size_t whylen);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "audit/audit.h"
 #include "core/loop.h"
 
 /* What the main thread asks a worker to do, on the worker's own thread. */
@@ -27,6 +28,9 @@ struct worker {
     struct gw_limiter *limiter; /* NULL without rate limits */
     struct gw_pipeline *pipeline;
     struct gw_server *servers[LISTENERS]; /* NULL for a listener not configured */
+    struct gw_audit_port *audit;          /* this worker's audit queues, or NULL */
+    struct gw_audit *audit_log;
+    struct gw_pipeline_journal journal;
     pthread_t thread;
     bool running;
     atomic_int commands;
@@ -39,9 +43,31 @@ struct gw_workers {
     uint16_t ports[LISTENERS]; /* 0 for a listener not configured */
 };
 
+/* The audit writer is done with a call: its answer may go. */
+static void on_recorded(struct gw_call *call, bool recorded, void *arg)
+{
+    struct worker *wk = arg;
+    gw_pipeline_recorded(wk->pipeline, call, recorded);
+}
+
+static bool journal_ready(void *arg, char *why, size_t whylen)
+{
+    struct worker *wk = arg;
+    return gw_audit_ready(wk->audit_log, why, whylen);
+}
+
+static int journal_submit(struct gw_call *call, bool hold, void *arg)
+{
+    struct worker *wk = arg;
+    return gw_audit_port_submit(wk->audit, call, hold) == GW_OK ? 0 : -1;
+}
+
 static void on_wake(void *arg)
 {
     struct worker *wk = arg;
+    if (wk->audit != NULL) {
+        gw_audit_port_drain(wk->audit, on_recorded, wk);
+    }
     int cmd = atomic_exchange(&wk->commands, 0);
     for (int l = 0; l < LISTENERS && (cmd & CMD_QUIESCE) != 0; l++) {
         if (wk->servers[l] != NULL) {
@@ -97,6 +123,20 @@ static enum gw_err worker_init(struct worker *wk, const struct gw_workers_option
     struct gw_pipeline_parts parts = o->parts;
     parts.upstream = wk->upstream;
     parts.limiter = wk->limiter;
+    if (o->audit != NULL) {
+        if ((wk->audit = gw_audit_port_new(o->audit, wk->loop)) == NULL) {
+            snprintf(msg, msglen, "out of memory");
+            return GW_ERR_NOMEM;
+        }
+        wk->audit_log = o->audit;
+        wk->journal = (struct gw_pipeline_journal){
+            .ready = journal_ready,
+            .submit = journal_submit,
+            .fail_open = gw_audit_fail_open(o->audit),
+            .arg = wk,
+        };
+        parts.journal = &wk->journal;
+    }
     if ((wk->pipeline = gw_pipeline_new(&parts)) == NULL) {
         snprintf(msg, msglen, "out of memory");
         return GW_ERR_NOMEM;
@@ -120,6 +160,8 @@ static void worker_free(struct worker *wk)
     /* Transfers end first (their calls are answered), then the connections that own the calls. */
     gw_upstream_stop(wk->upstream);
     gw_limiter_stop(wk->limiter); /* calls waiting for a token are answered too */
+    /* Calls waiting for their audit record come back (recorded, or after the hold). */
+    gw_audit_port_close(wk->audit, 10000, on_recorded, wk);
     for (int l = 0; l < LISTENERS; l++) {
         gw_server_stop(wk->servers[l]);
     }

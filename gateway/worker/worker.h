@@ -18,6 +18,7 @@
 #include "pipeline/pipeline.h"
 #include "upstream/upstream.h"
 
+struct gw_audit;
 struct gw_workers;
 
 struct gw_workers_options {
@@ -27,8 +28,9 @@ struct gw_workers_options {
     const struct gw_server_options *plain; /* plain HTTP */
     const struct gw_server_options *tls;   /* HTTPS (its tls_* fields set) */
     struct gw_upstream_options upstream;   /* per worker */
-    struct gw_pipeline_parts parts; /* .upstream, .limiter are ignored: each worker has its own */
+    struct gw_pipeline_parts parts; /* .upstream, .limiter, .journal are ignored: per worker */
     const struct gw_limiter_options *limits; /* rate limits (each worker a limiter), or NULL */
+    struct gw_audit *audit; /* the audit log, or NULL: each worker gets a port and a journal */
 };
 
 /* Starts the workers. On failure msg says why. *out is new: free with gw_workers_stop. */

@@ -16,6 +16,7 @@
 #define DEFAULT_LIMIT 20
 #define MAX_LIMIT 100
 #define CANON_MAX 256
+#define PROXY_ID_PREFIX "link-"
 
 struct token {
     char token[MAX_TOKEN_LEN + 1];
@@ -496,6 +497,12 @@ static enum sim_err do_modify(struct sim_gaap *g, const struct sim_principal *wh
     if (m.id == NULL || m.id[0] == '\0') {
         return sim_fault_set(f, "MissingParameter",
                              "ProxyId is required (InstanceId is its older name)");
+    }
+    if (strncmp(m.id, PROXY_ID_PREFIX, strlen(PROXY_ID_PREFIX)) != 0) {
+        return sim_fault_set(f, "InvalidParameter",
+                             "%s \"%s\" is not a proxy ID: proxy IDs start with \"" PROXY_ID_PREFIX
+                             "\"",
+                             pid != NULL ? "ProxyId" : "InstanceId", m.id);
     }
     if (!m.has_bw && !m.has_conc) {
         return sim_fault_set(f, "MissingParameter", "give Bandwidth, Concurrent or both");

@@ -10,7 +10,8 @@
  * ModifyProxyConfiguration checks, the first failure answering (CAM's checks, AuthFailure and
  * AuthFailure.UnauthorizedOperation, come before, in credentials.h):
  *   parameters                              UnknownParameter, MissingParameter, InvalidParameter,
- *                                           InvalidParameterValue
+ *                                           InvalidParameterValue (a ProxyId that does not start
+ *                                           with "link-" is InvalidParameter)
  *   account NotEnterprise                   AuthFailure.NotEnterpriseAuthorization
  *   account Violation                       ResourceUnavailable.AccountViolation
  *   account ProtocolNotConfirmed            FailedOperation.UserNotConfirmProtocol

@@ -49,13 +49,16 @@ def tearDownModule():
 class SimTestCase(unittest.TestCase):
     rate_limit = 20
     max_skew = 300
+    credentials = CREDENTIALS
+    more_fixtures = ()  # files laid over the default fixture
 
     def setUp(self):
         tmp = tempfile.TemporaryDirectory(prefix="tcgw-sim-")
         self.addCleanup(tmp.cleanup)
         self.sim = harness.Simulator()
-        self.sim.start(tmp.name, CREDENTIALS, rate_limit=self.rate_limit,
-                       max_skew=self.max_skew, certs=CERTS)
+        extra = [arg for path in self.more_fixtures for arg in ("--fixture", str(path))]
+        self.sim.start(tmp.name, self.credentials, rate_limit=self.rate_limit,
+                       max_skew=self.max_skew, certs=CERTS, extra_args=extra)
         self.addCleanup(self.sim.stop)
 
     # -- helpers --
@@ -736,6 +739,225 @@ class LifecycleTest(unittest.TestCase):
         fixture = {"Proxies": [{"ProxyId": "link-x"}], "AccessRegionsByDestRegion": {}}
         with self.assertRaisesRegex(RuntimeError, r"Proxies\[0\]"):
             harness.Simulator().start(self.dir, CREDENTIALS, certs=CERTS, fixture=fixture)
+
+
+# ---- states: tests/sim/states.json over the default fixture, keys of every kind ----
+
+STATES = harness.source_dir() / "tests" / "sim" / "states.json"
+SUB_ID, SUB_KEY = "AKIDsimTESTsub0000000000000EXAMPLE", "simTestKeySub00000000000000000001"
+NONE_ID, NONE_KEY = "AKIDsimTESTnone000000000000EXAMPLE", "simTestKeyNone0000000000000000001"
+REFUSED_ID, REFUSED_KEY = "AKIDsimTESTrefused000000000EXAMPLE", "simTestKeyRefused00000000000001"
+ACCOUNT_IDS = {name: ("AKIDsimTEST%s" % name.replace("-", "")[:10], "simTestKey-" + name)
+               for name in ("not-enterprise", "restricted", "no-agreement", "low-balance")}
+STATE_CREDENTIALS = dict(CREDENTIALS, **{
+    SUB_ID: {"SecretKey": SUB_KEY, "Actions": ["DescribeProxies", "ModifyProxyConfiguration"],
+             "ProxyIds": ["link-4ftf12sb", "link-doesnotx"]},
+    NONE_ID: {"SecretKey": NONE_KEY, "Actions": []},
+    REFUSED_ID: {"SecretKey": REFUSED_KEY, "AuthFailure": "CAM refused this key"},
+}, **{sid: {"SecretKey": key, "Account": name} for name, (sid, key) in ACCOUNT_IDS.items()})
+
+
+class StatesTest(SimTestCase):
+    rate_limit = 0
+    credentials = STATE_CREDENTIALS
+    more_fixtures = (STATES,)
+
+    def as_account(self, name, action, params):
+        sid, key = ACCOUNT_IDS[name]
+        return self.call(action, params, secret_id=sid, secret_key=key)
+
+    def test_proxy_states(self):
+        cases = {
+            "link-migrat01": "FailedOperation.Migration",
+            "link-adjust01": "FailedOperation",
+            "link-isolat01": "ResourceUnavailable",
+            "link-partnr01": "FailedOperation.NonStandardProxy",
+            "link-noscale1": "FailedOperation.NotSupportScalar",
+            "link-rsbound1": "FailedOperation.RealServerAlreadyBound",
+            "link-nooffer1": "InternalError",
+            "link-doesnotx": "ResourceNotFound",
+            "lg-7xk2m4qa": "InvalidParameter",
+        }
+        for proxy, code in cases.items():
+            with self.subTest(proxy=proxy):
+                self.assertError(self.modify({"ProxyId": proxy, "Bandwidth": 50}), code)
+        r = self.modify({"ProxyId": "link-rsbound1", "Bandwidth": 50})
+        self.assertIn("link-rsbound1", r["Error"]["Message"])  # the fixture's own message
+        self.assertError(self.modify({"InstanceId": "lg-7xk2m4qa", "Bandwidth": 50}),
+                         "InvalidParameter")
+
+    def test_states_are_checked_before_the_values(self):
+        # 30 Mbps is not offered either: the proxy's state answers first.
+        self.assertError(self.modify({"ProxyId": "link-migrat01", "Bandwidth": 30}),
+                         "FailedOperation.Migration")
+
+    def test_describe_shows_every_proxy_as_gaap_would(self):
+        proxies = self.proxies()
+        self.assertEqual(len(proxies), len(FIXTURE_IDS) + 6)
+        self.assertEqual(proxies["link-migrat01"]["Status"], "MOVING")
+        self.assertEqual(proxies["link-partnr01"]["ProxyType"], 103)
+        for p in proxies.values():
+            self.assertNotIn("Code", p)  # ProxyErrors stay out of ProxyInfo
+
+    def test_account_states(self):
+        for name, code in (("not-enterprise", "AuthFailure.NotEnterpriseAuthorization"),
+                           ("restricted", "ResourceUnavailable.AccountViolation"),
+                           ("no-agreement", "FailedOperation.UserNotConfirmProtocol")):
+            with self.subTest(account=name):
+                r = self.as_account(name, "ModifyProxyConfiguration",
+                                    {"ProxyId": "link-4ftf12sb", "Bandwidth": 10})
+                self.assertError(r, code)
+                # the account answers before the resource is looked at
+                r = self.as_account(name, "ModifyProxyConfiguration",
+                                    {"ProxyId": "link-doesnotx", "Bandwidth": 10})
+                self.assertError(r, code)
+                # parameters are checked before the account
+                r = self.as_account(name, "ModifyProxyConfiguration",
+                                    {"ProxyId": "link-4ftf12sb", "Bandwidth": "ten"})
+                self.assertError(r, "InvalidParameter")
+                # reads are not refused
+                self.assertOk(self.as_account(name, "DescribeProxies", {}))
+                self.assertOk(self.as_account(name, "DescribeAccessRegionsByDestRegion",
+                                              {"DestRegion": "Hongkong"}))
+        self.assertEqual(self.proxies()["link-4ftf12sb"]["Bandwidth"], 20)
+
+    def test_low_balance_refuses_only_a_costlier_configuration(self):
+        def modify(params):
+            return self.as_account("low-balance", "ModifyProxyConfiguration",
+                                   dict(params, ProxyId="link-4ftf12sb"))
+
+        self.assertError(modify({"Bandwidth": 50}), "FailedOperation.AccountBalanceInsufficient")
+        self.assertError(modify({"Bandwidth": 10, "Concurrent": 10}),
+                         "FailedOperation.AccountBalanceInsufficient")
+        self.assertError(modify({"Bandwidth": 30}), "InvalidParameterValue")  # not offered
+        self.assertOk(modify({"Bandwidth": 10}))  # lowering costs nothing
+        self.assertOk(modify({"Concurrent": 2}))
+        p = self.proxies()["link-4ftf12sb"]
+        self.assertEqual((p["Bandwidth"], p["Concurrent"]), (10, 2))
+
+    def test_sub_account_permissions(self):
+        def call(action, params, sid=SUB_ID, key=SUB_KEY):
+            return self.call(action, params, secret_id=sid, secret_key=key)
+
+        self.assertOk(call("ModifyProxyConfiguration", {"ProxyId": "link-4ftf12sb",
+                                                        "Bandwidth": 50}))
+        self.assertOk(call("DescribeProxies", {}))
+        r = call("DescribeAccessRegionsByDestRegion", {"DestRegion": "Hongkong"})
+        self.assertError(r, "AuthFailure.UnauthorizedOperation")
+        self.assertIn("DescribeAccessRegionsByDestRegion", r["Error"]["Message"])
+        r = call("ModifyProxyConfiguration", {"ProxyId": "link-p9888rix", "Bandwidth": 20})
+        self.assertError(r, "UnauthorizedOperation")
+        self.assertIn("link-p9888rix", r["Error"]["Message"])
+        # allowed but absent: the permission passes, the proxy is not found
+        self.assertError(call("ModifyProxyConfiguration", {"ProxyId": "link-doesnotx",
+                                                           "Bandwidth": 20}), "ResourceNotFound")
+        # not allowed and absent: CAM's resource check answers first
+        self.assertError(call("ModifyProxyConfiguration", {"ProxyId": "link-nothere1",
+                                                           "Bandwidth": 20}),
+                         "UnauthorizedOperation")
+        # an empty Actions list allows nothing, and CAM answers before the parameters
+        self.assertError(call("DescribeProxies", {"Limit": 500}, NONE_ID, NONE_KEY),
+                         "AuthFailure.UnauthorizedOperation")
+        self.assertEqual(self.proxies()["link-p9888rix"]["Bandwidth"], 10)
+
+    def test_refused_key(self):
+        r = self.call("DescribeProxies", {}, secret_id=REFUSED_ID, secret_key=REFUSED_KEY)
+        self.assertError(r, "AuthFailure")
+        self.assertEqual(r["Error"]["Message"], "CAM refused this key")
+        # the signature is checked first: a wrong key is still a signature failure
+        r = self.call("DescribeProxies", {}, secret_id=REFUSED_ID, secret_key=SUB_KEY)
+        self.assertError(r, "AuthFailure.SignatureFailure")
+
+    def test_each_answer_has_a_fresh_request_id(self):
+        ids = {self.modify({"ProxyId": "link-migrat01", "Bandwidth": 50})["RequestId"]
+               for _ in range(3)}
+        self.assertEqual(len(ids), 3)
+
+
+class FixtureAndCredentialFilesTest(unittest.TestCase):
+    """What tcgw-sim accepts at start, and how it says what is wrong."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="tcgw-sim-")
+        self.addCleanup(tmp.cleanup)
+        self.dir = Path(tmp.name)
+        self.n = 0
+
+    def start(self, credentials=None, overlays=()):
+        self.n += 1
+        paths = []
+        for i, doc in enumerate(overlays):
+            path = self.dir / ("overlay-%d-%d.json" % (self.n, i))
+            path.write_text(json.dumps(doc), encoding="utf-8")
+            paths += ["--fixture", str(path)]
+        sim = harness.Simulator()
+        sim.start(self.dir / str(self.n), credentials or CREDENTIALS, certs=CERTS,
+                  extra_args=paths)
+        self.addCleanup(sim.stop)
+        return sim
+
+    def assertRefused(self, pattern, **kw):
+        with self.assertRaisesRegex(RuntimeError, pattern):
+            self.start(**kw)
+
+    def test_overlays_add_proxies_regions_and_accounts(self):
+        proxy = dict(json.loads(harness.default_fixture().read_text(encoding="utf-8"))
+                     ["Proxies"][0], ProxyId="link-added01", Status="CLOSED")
+        sim = self.start(
+            credentials=dict(CREDENTIALS, AKIDsimTESTmine0000000000000EXAMPLE={
+                "SecretKey": "k", "Account": "mine"}),
+            overlays=[{"Proxies": [proxy]}, {"Accounts": {"mine": {"Violation": True}}}])
+        r = sim.call("ModifyProxyConfiguration", {"ProxyId": "link-added01", "Bandwidth": 50},
+                     SECRET_ID, SECRET_KEY).json()["Response"]
+        self.assertEqual(r["Error"]["Code"], "ResourceUnavailable")
+        r = sim.call("ModifyProxyConfiguration", {"ProxyId": "link-added01", "Bandwidth": 50},
+                     "AKIDsimTESTmine0000000000000EXAMPLE", "k").json()["Response"]
+        self.assertEqual(r["Error"]["Code"], "ResourceUnavailable.AccountViolation")
+        r = sim.call("DescribeProxies", {"Limit": 100}, SECRET_ID, SECRET_KEY).json()["Response"]
+        self.assertEqual(r["TotalCount"], len(FIXTURE_IDS) + 1)
+
+    def test_bad_fixture_overlays_are_refused(self):
+        cases = [
+            ([{"Proxies": [{"ProxyId": "link-4ftf12sb"}]}], r"Proxies\[4\]"),
+            ([{"Proxies": json.loads(harness.default_fixture().read_text(encoding="utf-8"))
+               ["Proxies"][:1]}], r"Proxies\[4\]\.ProxyId repeats Proxies\[0\]"),
+            ([{"Regions": {"Guangzhou": {}}}], "Regions.Guangzhou is already given"),
+            ([{"Acounts": {}}], 'unknown key "Acounts"'),
+            ([{"Accounts": {"a": {"Broke": True}}}], "Accounts.a.Broke"),
+            ([{"Accounts": {"a": {"Violation": 1}}}], "Accounts.a.Violation"),
+            ([{"ProxyErrors": {"link-nothere1": {"Code": "FailedOperation", "Message": "m"}}}],
+             "names no proxy"),
+            ([{"ProxyErrors": {"link-4ftf12sb": {"Code": "failed op", "Message": "m"}}}],
+             "ProxyErrors.link-4ftf12sb must be"),
+            ([{"ProxyErrors": {"link-4ftf12sb": {"Code": "FailedOperation"}}}],
+             "ProxyErrors.link-4ftf12sb must be"),
+            ([{"Proxies": {}}], '"Proxies" must be an array'),
+        ]
+        for overlays, pattern in cases:
+            with self.subTest(overlays=overlays):
+                self.assertRefused(pattern, overlays=overlays)
+
+    def test_bad_credentials_are_refused(self):
+        cases = [
+            ({"AKIDx": {"SecretKey": "k", "Acount": "a"}}, 'unknown key "Acount"'),
+            ({"AKIDx": {"Account": "default"}}, 'needs a non-empty "SecretKey"'),
+            ({"AKIDx": {"SecretKey": "k", "Actions": "DescribeProxies"}}, "Actions and"),
+            ({"AKIDx": {"SecretKey": "k", "ProxyIds": [""]}}, "Actions and"),
+            ({"AKIDx": {"SecretKey": "k", "AuthFailure": ""}}, "AuthFailure must be"),
+            ({"AKIDx": {"SecretKey": "k", "Account": "nobody"}}, 'account "nobody" is not'),
+            ({"AKIDx": ""}, "non-empty SecretKey"),
+            ({"AKIDx": 7}, "non-empty SecretKey"),
+            ({"AKID/x": "k"}, "no '/'"),
+        ]
+        for creds, pattern in cases:
+            with self.subTest(credentials=creds):
+                self.assertRefused(pattern, credentials=creds)
+
+    def test_both_credential_forms_in_one_file(self):
+        sim = self.start(credentials={SECRET_ID: SECRET_KEY, OTHER_ID: {"SecretKey": OTHER_KEY}})
+        for sid, key in ((SECRET_ID, SECRET_KEY), (OTHER_ID, OTHER_KEY)):
+            r = sim.call("DescribeProxies", {}, sid, key).json()["Response"]
+            self.assertNotIn("Error", r)
 
 
 if __name__ == "__main__":

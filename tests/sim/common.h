@@ -31,7 +31,8 @@ enum sim_err {
 #define SIM_REQUEST_ID_LEN 36
 #define SIM_FAULT_MSG_MAX 384
 
-/* A Tencent API error: Code is a static string from Tencent's list, Message says what to change. */
+/* A Tencent API error: Code is from Tencent's list (a static string, or one the fixture holds),
+ * Message says what to change. */
 struct sim_fault {
     const char *code; /* NULL while no fault is set */
     char message[SIM_FAULT_MSG_MAX];

@@ -1,5 +1,7 @@
 #include "gaap.h"
 
+#include "fixture.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #define DEFAULT_LIMIT 20
 #define MAX_LIMIT 100
 #define CANON_MAX 256
+#define PROXY_ID_PREFIX "link-"
 
 struct token {
     char token[MAX_TOKEN_LEN + 1];
@@ -22,17 +25,21 @@ struct token {
 
 struct sim_gaap {
     pthread_mutex_t lock;
-    json_t *proxies; /* array of proxy objects; Bandwidth/Concurrent/BillingType change */
-    json_t *regions; /* object: RegionId -> RegionDetail */
-    json_t *access;  /* object: DestRegion -> [AccessRegionDetial] */
+    json_t *proxies;      /* array of proxy objects; Bandwidth/Concurrent/BillingType change */
+    json_t *regions;      /* object: RegionId -> RegionDetail */
+    json_t *access;       /* object: DestRegion -> [AccessRegionDetial] */
+    json_t *accounts;     /* object: account name -> {state: bool} */
+    json_t *proxy_errors; /* object: ProxyId -> {Code, Message} */
+    bool lock_ready;
     struct token *tokens;
     size_t ntokens;
     size_t next_token;    /* ring position once full */
     json_t *certificates; /* CreateCertificate: CertificateId -> certificate; made at first use */
 };
 
-typedef enum sim_err (*action_fn)(struct sim_gaap *g, const json_t *params, int64_t now,
-                                  json_t *resp, struct sim_fault *f);
+typedef enum sim_err (*action_fn)(struct sim_gaap *g, const struct sim_principal *who,
+                                  const json_t *params, int64_t now, json_t *resp,
+                                  struct sim_fault *f);
 
 struct action {
     const char *name;
@@ -300,9 +307,111 @@ static enum sim_err check_value(const json_t *detail, const char *list_name, con
                          json_string_value(json_object_get(proxy, "RealServerRegion")), allowed);
 }
 
-static enum sim_err modify_locked(struct sim_gaap *g, const char *id, bool has_bw, int64_t bw,
-                                  bool has_conc, int64_t conc, bool has_billing, int64_t billing,
-                                  const char *token, const char *canon, int64_t now,
+/* A ModifyProxyConfiguration request once its parameters are checked. */
+struct modify {
+    const char *id; /* borrowed from the params */
+    bool has_bw;
+    bool has_conc;
+    bool has_billing;
+    int64_t bw;
+    int64_t conc;
+    int64_t billing;
+    const char *token;     /* NULL: no idempotency asked for */
+    char canon[CANON_MAX]; /* the parameters in one canonical text, for ClientToken */
+    bool balance_insufficient;
+};
+
+static bool account_state(const struct sim_gaap *g, const char *account, const char *state)
+{
+    return json_is_true(json_object_get(json_object_get(g->accounts, account), state));
+}
+
+/* The account-level refusals of a write, in the order GAAP plausibly checks them. */
+static enum sim_err check_account(const struct sim_gaap *g, const struct sim_principal *who,
+                                  struct sim_fault *f)
+{
+    if (account_state(g, who->account, "NotEnterprise")) {
+        return sim_fault_set(f, "AuthFailure.NotEnterpriseAuthorization",
+                             "this operation is open to enterprise-verified accounts only: "
+                             "complete enterprise verification first");
+    }
+    if (account_state(g, who->account, "Violation")) {
+        return sim_fault_set(f, "ResourceUnavailable.AccountViolation",
+                             "restricted resources were found in your account: check your inbox "
+                             "and email for details");
+    }
+    if (account_state(g, who->account, "ProtocolNotConfirmed")) {
+        return sim_fault_set(f, "FailedOperation.UserNotConfirmProtocol",
+                             "you have not agreed to the GAAP service agreement: confirm it in "
+                             "the console first");
+    }
+    return SIM_OK;
+}
+
+static bool in_id_list(const json_t *list, const char *id)
+{
+    size_t i;
+    const json_t *e;
+
+    json_array_foreach (list, i, e) {
+        if (strcmp(json_string_value(e), id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The proxy's own state: why it cannot be changed now, if it cannot. */
+static enum sim_err check_proxy_state(const struct sim_gaap *g, const json_t *proxy, const char *id,
+                                      struct sim_fault *f)
+{
+    const char *status = json_string_value(json_object_get(proxy, "Status"));
+    const json_t *forced = json_object_get(g->proxy_errors, id);
+
+    if (strcmp(status, "MOVING") == 0) {
+        return sim_fault_set(f, "FailedOperation.Migration",
+                             "the proxy %s is being migrated: to change its configuration, "
+                             "submit a ticket",
+                             id);
+    }
+    if (strcmp(status, "ADJUSTING") == 0) {
+        return sim_fault_set(f, "FailedOperation",
+                             "the proxy %s is already changing its configuration: retry when "
+                             "its Status is RUNNING",
+                             id);
+    }
+    if (strcmp(status, "RUNNING") != 0) {
+        return sim_fault_set(f, "ResourceUnavailable",
+                             "the proxy %s is unavailable (its Status is %.16s): it can be "
+                             "changed only while RUNNING",
+                             id, status);
+    }
+    if (json_integer_value(json_object_get(proxy, "ProxyType")) == SIM_GAAP_NONSTANDARD_TYPE) {
+        return sim_fault_set(f, "FailedOperation.NonStandardProxy",
+                             "the proxy %s is not a standard proxy (ProxyType %d): write "
+                             "operations are not allowed",
+                             id, SIM_GAAP_NONSTANDARD_TYPE);
+    }
+    if (json_integer_value(json_object_get(proxy, "Scalarable")) != 1) {
+        return sim_fault_set(f, "FailedOperation.NotSupportScalar",
+                             "the proxy %s cannot be scaled (its Scalarable is 0)", id);
+    }
+    if (forced != NULL) {
+        /* the code and message live as long as g, which outlives the answer */
+        return sim_fault_set(f, json_string_value(json_object_get(forced, "Code")), "%s",
+                             json_string_value(json_object_get(forced, "Message")));
+    }
+    return SIM_OK;
+}
+
+/* Raising bandwidth or concurrency costs money; lowering it does not. */
+static bool raises_cost(const json_t *proxy, const struct modify *m)
+{
+    return (m->has_bw && m->bw > json_integer_value(json_object_get(proxy, "Bandwidth"))) ||
+           (m->has_conc && m->conc > json_integer_value(json_object_get(proxy, "Concurrent")));
+}
+
+static enum sim_err modify_locked(struct sim_gaap *g, const struct modify *m, int64_t now,
                                   struct sim_fault *f)
 {
     enum sim_err err;
@@ -310,110 +419,128 @@ static enum sim_err modify_locked(struct sim_gaap *g, const char *id, bool has_b
     json_t *proxy;
     const json_t *detail;
 
-    if (token != NULL && (seen = find_token(g, token)) != NULL) {
-        if (strcmp(seen->canon, canon) == 0) {
+    if (m->token != NULL && (seen = find_token(g, m->token)) != NULL) {
+        if (strcmp(seen->canon, m->canon) == 0) {
             return SIM_OK; /* a retry of a request that succeeded: answer success again */
         }
         return sim_fault_set(f, "FailedOperation.DuplicatedRequest",
                              "ClientToken \"%s\" was already used with different parameters: "
                              "use a new token for a new request",
-                             token);
+                             m->token);
     }
-    proxy = find_proxy(g, id);
+    proxy = find_proxy(g, m->id);
     if (proxy == NULL) {
-        return sim_fault_set(f, "ResourceNotFound", "the proxy %s does not exist", id);
+        return sim_fault_set(f, "ResourceNotFound", "the proxy %s does not exist", m->id);
     }
-    if (json_integer_value(json_object_get(proxy, "Scalarable")) != 1) {
-        return sim_fault_set(f, "FailedOperation.NotSupportScalar",
-                             "the proxy %s cannot be scaled (its Scalarable is 0)", id);
+    if ((err = check_proxy_state(g, proxy, m->id, f)) != SIM_OK) {
+        return err;
     }
     detail = find_access_region(g, json_string_value(json_object_get(proxy, "RealServerRegion")),
                                 json_string_value(json_object_get(proxy, "AccessRegion")));
     if (detail == NULL) {
         return sim_fault_set(f, "InternalError",
-                             "the simulator fixture has no access-region entry for proxy %s", id);
+                             "the simulator fixture has no access-region entry for proxy %s",
+                             m->id);
     }
-    if (has_bw &&
-        (err = check_value(detail, "BandwidthList", "Bandwidth", bw, proxy, f)) != SIM_OK) {
+    if (m->has_bw &&
+        (err = check_value(detail, "BandwidthList", "Bandwidth", m->bw, proxy, f)) != SIM_OK) {
         return err;
     }
-    if (has_conc &&
-        (err = check_value(detail, "ConcurrentList", "Concurrent", conc, proxy, f)) != SIM_OK) {
+    if (m->has_conc &&
+        (err = check_value(detail, "ConcurrentList", "Concurrent", m->conc, proxy, f)) != SIM_OK) {
         return err;
     }
-    if ((has_bw && (err = set_new(proxy, "Bandwidth", json_integer(bw))) != SIM_OK) ||
-        (has_conc && (err = set_new(proxy, "Concurrent", json_integer(conc))) != SIM_OK) ||
-        (has_billing && (err = set_new(proxy, "BillingType", json_integer(billing))) != SIM_OK) ||
+    if (m->balance_insufficient && raises_cost(proxy, m)) {
+        return sim_fault_set(f, "FailedOperation.AccountBalanceInsufficient",
+                             "your account balance is insufficient for the larger configuration "
+                             "of proxy %s: top up and retry",
+                             m->id);
+    }
+    if ((m->has_bw && (err = set_new(proxy, "Bandwidth", json_integer(m->bw))) != SIM_OK) ||
+        (m->has_conc && (err = set_new(proxy, "Concurrent", json_integer(m->conc))) != SIM_OK) ||
+        (m->has_billing &&
+         (err = set_new(proxy, "BillingType", json_integer(m->billing))) != SIM_OK) ||
         (err = set_new(proxy, "ModifyConfigTime", json_integer(now))) != SIM_OK) {
         return err;
     }
-    if (token != NULL) {
-        remember_token(g, token, canon);
+    if (m->token != NULL) {
+        remember_token(g, m->token, m->canon);
     }
     return SIM_OK;
 }
 
-static enum sim_err do_modify(struct sim_gaap *g, const json_t *params, int64_t now, json_t *resp,
-                              struct sim_fault *f)
+static enum sim_err do_modify(struct sim_gaap *g, const struct sim_principal *who,
+                              const json_t *params, int64_t now, json_t *resp, struct sim_fault *f)
 {
     enum sim_err err;
     const char *pid;
     const char *iid;
-    const char *id;
-    const char *token;
-    bool has_bw;
-    bool has_conc;
-    bool has_billing;
-    int64_t bw = 0;
-    int64_t conc = 0;
-    int64_t billing = 0;
-    char canon[CANON_MAX];
+    struct modify m;
     char nums[3][24];
     const char *p;
 
+    memset(&m, 0, sizeof(m));
     (void)resp; /* success carries only the RequestId */
     if ((err = get_str(params, "ProxyId", MAX_ID_LEN, &pid, f)) != SIM_OK ||
         (err = get_str(params, "InstanceId", MAX_ID_LEN, &iid, f)) != SIM_OK ||
-        (err = get_str(params, "ClientToken", MAX_TOKEN_LEN, &token, f)) != SIM_OK ||
-        (err = get_int(params, "Bandwidth", KIND_UINT64, &has_bw, &bw, f)) != SIM_OK ||
-        (err = get_int(params, "Concurrent", KIND_UINT64, &has_conc, &conc, f)) != SIM_OK ||
-        (err = get_int(params, "BillingType", KIND_INT64, &has_billing, &billing, f)) != SIM_OK) {
+        (err = get_str(params, "ClientToken", MAX_TOKEN_LEN, &m.token, f)) != SIM_OK ||
+        (err = get_int(params, "Bandwidth", KIND_UINT64, &m.has_bw, &m.bw, f)) != SIM_OK ||
+        (err = get_int(params, "Concurrent", KIND_UINT64, &m.has_conc, &m.conc, f)) != SIM_OK ||
+        (err = get_int(params, "BillingType", KIND_INT64, &m.has_billing, &m.billing, f)) !=
+            SIM_OK) {
         return err;
     }
     if (pid != NULL && iid != NULL && strcmp(pid, iid) != 0) {
         return sim_fault_set(f, "InvalidParameter",
                              "ProxyId and InstanceId name different proxies: give only ProxyId");
     }
-    id = pid != NULL ? pid : iid;
-    if (id == NULL || id[0] == '\0') {
+    m.id = pid != NULL ? pid : iid;
+    if (m.id == NULL || m.id[0] == '\0') {
         return sim_fault_set(f, "MissingParameter",
                              "ProxyId is required (InstanceId is its older name)");
     }
-    if (!has_bw && !has_conc) {
+    if (strncmp(m.id, PROXY_ID_PREFIX, strlen(PROXY_ID_PREFIX)) != 0) {
+        return sim_fault_set(f, "InvalidParameter",
+                             "%s \"%s\" is not a proxy ID: proxy IDs start with \"" PROXY_ID_PREFIX
+                             "\"",
+                             pid != NULL ? "ProxyId" : "InstanceId", m.id);
+    }
+    if (!m.has_bw && !m.has_conc) {
         return sim_fault_set(f, "MissingParameter", "give Bandwidth, Concurrent or both");
     }
-    if (has_billing && billing != 0 && billing != 1) {
+    if (m.has_billing && m.billing != 0 && m.billing != 1) {
         return sim_fault_set(f, "InvalidParameterValue",
                              "BillingType must be 0 (by bandwidth) or 1 (by traffic)");
     }
-    if (token != NULL && token[0] == '\0') {
-        token = NULL; /* an empty token asks for no idempotency */
+    if (m.token != NULL && m.token[0] == '\0') {
+        m.token = NULL; /* an empty token asks for no idempotency */
     }
-    for (p = token; p != NULL && *p != '\0'; p++) {
+    for (p = m.token; p != NULL && *p != '\0'; p++) {
         if (*p < 0x21 || *p > 0x7e) {
             return sim_fault_set(f, "InvalidParameterValue",
                                  "ClientToken must be printable ASCII without spaces");
         }
     }
-    (void)snprintf(nums[0], sizeof(nums[0]), "%lld", (long long)bw);
-    (void)snprintf(nums[1], sizeof(nums[1]), "%lld", (long long)conc);
-    (void)snprintf(nums[2], sizeof(nums[2]), "%lld", (long long)billing);
-    (void)snprintf(canon, sizeof(canon), "%s\n%s\n%s\n%s", id, has_bw ? nums[0] : "-",
-                   has_conc ? nums[1] : "-", has_billing ? nums[2] : "-");
+    /* The parameters are sound: now the account, then the sub-account's resource permission.
+     * Both are fixed at start, so no lock is needed to read them. */
+    if ((err = check_account(g, who, f)) != SIM_OK) {
+        return err;
+    }
+    if (who->proxy_ids != NULL && !in_id_list(who->proxy_ids, m.id)) {
+        return sim_fault_set(f, "UnauthorizedOperation",
+                             "the sub-account %s is not authorized to operate on the proxy %s: "
+                             "ask the root account to grant it in CAM",
+                             who->secret_id, m.id);
+    }
+    m.balance_insufficient = account_state(g, who->account, "BalanceInsufficient");
+    (void)snprintf(nums[0], sizeof(nums[0]), "%lld", (long long)m.bw);
+    (void)snprintf(nums[1], sizeof(nums[1]), "%lld", (long long)m.conc);
+    (void)snprintf(nums[2], sizeof(nums[2]), "%lld", (long long)m.billing);
+    (void)snprintf(m.canon, sizeof(m.canon), "%s\n%s\n%s\n%s", m.id, m.has_bw ? nums[0] : "-",
+                   m.has_conc ? nums[1] : "-", m.has_billing ? nums[2] : "-");
 
     (void)pthread_mutex_lock(&g->lock);
-    err = modify_locked(g, id, has_bw, bw, has_conc, conc, has_billing, billing, token, canon, now,
-                        f);
+    err = modify_locked(g, &m, now, f);
     (void)pthread_mutex_unlock(&g->lock);
     return err;
 }
@@ -598,19 +725,6 @@ static enum sim_err parse_query(const json_t *params, struct query *q, struct si
     return SIM_OK;
 }
 
-static bool in_string_array(const json_t *arr, const char *s)
-{
-    size_t i;
-    const json_t *e;
-
-    json_array_foreach (arr, i, e) {
-        if (strcmp(json_string_value(e), s) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* The proxy's value for a filter name, as text (ProjectId is an integer in the proxy). */
 static const char *field_text(const json_t *proxy, const char *name, char *buf, size_t cap)
 {
@@ -631,7 +745,7 @@ static bool proxy_matches(const json_t *proxy, const struct query *q)
     bool grouped = json_is_string(group) && json_string_length(group) > 0;
 
     if (q->ids != NULL &&
-        !in_string_array(q->ids, json_string_value(json_object_get(proxy, "ProxyId")))) {
+        !in_id_list(q->ids, json_string_value(json_object_get(proxy, "ProxyId")))) {
         return false;
     }
     if (q->has_independent && (q->independent == 1) == grouped) {
@@ -641,7 +755,7 @@ static bool proxy_matches(const json_t *proxy, const struct query *q)
         char buf[32];
         const char *v =
             field_text(proxy, json_string_value(json_object_get(e, "Name")), buf, sizeof(buf));
-        if (v == NULL || !in_string_array(json_object_get(e, "Values"), v)) {
+        if (v == NULL || !in_id_list(json_object_get(e, "Values"), v)) {
             return false;
         }
     }
@@ -729,7 +843,7 @@ static enum sim_err describe_locked(struct sim_gaap *g, const struct query *q, j
     json_array_foreach (g->proxies, i, p) {
         if (proxy_matches(p, q)) {
             size_t j = nhits++;
-            /* insertion sort: the table is small and bounded by SIM_GAAP_MAX_PROXIES */
+            /* insertion sort: the table is small and bounded by SIM_FIXTURE_MAX_PROXIES */
             while (j > 0 && compare(hits[j - 1], p, q) > 0) {
                 hits[j] = hits[j - 1];
                 j--;
@@ -754,13 +868,15 @@ out:
     return err;
 }
 
-static enum sim_err do_describe(struct sim_gaap *g, const json_t *params, int64_t now, json_t *resp,
+static enum sim_err do_describe(struct sim_gaap *g, const struct sim_principal *who,
+                                const json_t *params, int64_t now, json_t *resp,
                                 struct sim_fault *f)
 {
     enum sim_err err;
     struct query q;
 
     (void)now;
+    (void)who; /* reads are not refused by account states or resource permissions */
     if ((err = parse_query(params, &q, f)) != SIM_OK) {
         return err;
     }
@@ -774,8 +890,8 @@ static enum sim_err do_describe(struct sim_gaap *g, const json_t *params, int64_
 
 static const char *const regions_params[] = {"DestRegion", "IPAddressVersion", "PackageType", NULL};
 
-static enum sim_err do_regions(struct sim_gaap *g, const json_t *params, int64_t now, json_t *resp,
-                               struct sim_fault *f)
+static enum sim_err do_regions(struct sim_gaap *g, const struct sim_principal *who,
+                               const json_t *params, int64_t now, json_t *resp, struct sim_fault *f)
 {
     enum sim_err err;
     const char *dest;
@@ -784,6 +900,7 @@ static enum sim_err do_regions(struct sim_gaap *g, const json_t *params, int64_t
     const json_t *list;
 
     (void)now;
+    (void)who;
     if ((err = get_str(params, "DestRegion", MAX_ID_LEN, &dest, f)) != SIM_OK ||
         (err = get_str(params, "IPAddressVersion", 8, &ipv, f)) != SIM_OK ||
         (err = get_str(params, "PackageType", 16, &pkg, f)) != SIM_OK) {
@@ -825,9 +942,11 @@ static const char *const certificate_params[] = {"CertificateType", "Certificate
  * SIM_GAAP_ECHO_ERROR_ALIAS with an error whose message quotes it, so that tests can see the
  * gateway redact a secret that an upstream echoes.
  */
-static enum sim_err do_create_certificate(struct sim_gaap *g, const json_t *params, int64_t now,
-                                          json_t *resp, struct sim_fault *f)
+static enum sim_err do_create_certificate(struct sim_gaap *g, const struct sim_principal *who,
+                                          const json_t *params, int64_t now, json_t *resp,
+                                          struct sim_fault *f)
 {
+    (void)who;
     enum sim_err err;
     bool has_type;
     int64_t type = 0;
@@ -904,8 +1023,8 @@ int sim_gaap_action_index(const char *name)
     return -1;
 }
 
-enum sim_err sim_gaap_call(struct sim_gaap *g, int action, const json_t *params, int64_t now,
-                           json_t *resp, struct sim_fault *f)
+enum sim_err sim_gaap_call(struct sim_gaap *g, const struct sim_principal *who, int action,
+                           const json_t *params, int64_t now, json_t *resp, struct sim_fault *f)
 {
     enum sim_err err;
     const struct action *a;
@@ -917,151 +1036,33 @@ enum sim_err sim_gaap_call(struct sim_gaap *g, int action, const json_t *params,
     if ((err = check_known_params(params, a, f)) != SIM_OK) {
         return err;
     }
-    return a->fn(g, params, now, resp, f);
+    return a->fn(g, who, params, now, resp, f);
 }
 
-/* ---- fixture loading ---- */
+/* ---- construction ---- */
 
-static bool has_string(const json_t *o, const char *k)
+enum sim_err sim_gaap_new(const json_t *fixture, struct sim_gaap **out)
 {
-    return json_is_string(json_object_get(o, k));
-}
+    struct sim_gaap *g = calloc(1, sizeof(*g));
 
-static bool has_int(const json_t *o, const char *k)
-{
-    return json_is_integer(json_object_get(o, k));
-}
-
-static bool int_array(const json_t *a)
-{
-    size_t i;
-    const json_t *e;
-
-    if (!json_is_array(a)) {
-        return false;
-    }
-    json_array_foreach (a, i, e) {
-        if (!json_is_integer(e)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static enum sim_err validate_fixture(const json_t *root, char *errbuf, size_t errlen)
-{
-    const json_t *proxies = json_object_get(root, "Proxies");
-    const json_t *access = json_object_get(root, "AccessRegionsByDestRegion");
-    const json_t *regions = json_object_get(root, "Regions");
-    static const char *const str_fields[] = {"ProxyId",          "ProxyName", "AccessRegion",
-                                             "RealServerRegion", "Status",    NULL};
-    static const char *const int_fields[] = {"Bandwidth", "Concurrent", "Scalarable",
-                                             "ProjectId", "CreateTime", NULL};
-    const char *key;
-    const json_t *v;
-    size_t i;
-    size_t k;
-
-    if (!json_is_array(proxies) || json_array_size(proxies) > SIM_GAAP_MAX_PROXIES) {
-        (void)snprintf(errbuf, errlen, "\"Proxies\" must be an array of at most %d objects",
-                       SIM_GAAP_MAX_PROXIES);
-        return SIM_EINVALID;
-    }
-    if (!json_is_object(access) || (regions != NULL && !json_is_object(regions))) {
-        (void)snprintf(errbuf, errlen,
-                       "\"AccessRegionsByDestRegion\" (and \"Regions\" if given) must be objects");
-        return SIM_EINVALID;
-    }
-    json_array_foreach (proxies, i, v) {
-        const json_t *other;
-        for (k = 0; str_fields[k] != NULL; k++) {
-            if (!has_string(v, str_fields[k])) {
-                (void)snprintf(errbuf, errlen, "Proxies[%zu].%s must be a string", i,
-                               str_fields[k]);
-                return SIM_EINVALID;
-            }
-        }
-        for (k = 0; int_fields[k] != NULL; k++) {
-            if (!has_int(v, int_fields[k])) {
-                (void)snprintf(errbuf, errlen, "Proxies[%zu].%s must be an integer", i,
-                               int_fields[k]);
-                return SIM_EINVALID;
-            }
-        }
-        json_array_foreach (proxies, k, other) {
-            if (k < i &&
-                json_equal(json_object_get(other, "ProxyId"), json_object_get(v, "ProxyId"))) {
-                (void)snprintf(errbuf, errlen, "Proxies[%zu].ProxyId repeats Proxies[%zu]", i, k);
-                return SIM_EINVALID;
-            }
-        }
-    }
-    json_object_foreach ((json_t *)access, key, v) {
-        const json_t *e;
-        if (!json_is_array(v)) {
-            (void)snprintf(errbuf, errlen, "AccessRegionsByDestRegion.%s must be an array", key);
-            return SIM_EINVALID;
-        }
-        json_array_foreach (v, i, e) {
-            if (!has_string(e, "RegionId") || !int_array(json_object_get(e, "BandwidthList")) ||
-                !int_array(json_object_get(e, "ConcurrentList"))) {
-                (void)snprintf(errbuf, errlen,
-                               "AccessRegionsByDestRegion.%s[%zu] needs RegionId, BandwidthList "
-                               "and ConcurrentList",
-                               key, i);
-                return SIM_EINVALID;
-            }
-        }
-    }
-    return SIM_OK;
-}
-
-enum sim_err sim_gaap_load(const char *path, struct sim_gaap **out, char *errbuf, size_t errlen)
-{
-    enum sim_err err;
-    struct sim_gaap *g = NULL;
-    json_t *root = NULL;
-    json_error_t jerr;
-    json_t *regions;
-
-    root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        (void)snprintf(errbuf, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
-        return SIM_EINVALID;
-    }
-    if (!json_is_object(root)) {
-        (void)snprintf(errbuf, errlen, "%s: the fixture must be a JSON object", path);
-        err = SIM_EINVALID;
-        goto out;
-    }
-    if ((err = validate_fixture(root, errbuf, errlen)) != SIM_OK) {
-        goto out;
-    }
-    err = SIM_ENOMEM;
-    g = calloc(1, sizeof(*g));
     if (g == NULL) {
-        goto out;
+        return SIM_ENOMEM;
     }
     g->tokens = calloc(SIM_GAAP_MAX_TOKENS, sizeof(*g->tokens));
-    regions = json_object_get(root, "Regions");
-    g->proxies = json_deep_copy(json_object_get(root, "Proxies"));
-    g->access = json_deep_copy(json_object_get(root, "AccessRegionsByDestRegion"));
-    g->regions = regions != NULL ? json_deep_copy(regions) : json_object();
+    g->proxies = json_deep_copy(json_object_get(fixture, "Proxies"));
+    g->access = json_deep_copy(json_object_get(fixture, "AccessRegionsByDestRegion"));
+    g->regions = json_deep_copy(json_object_get(fixture, "Regions"));
+    g->accounts = json_deep_copy(json_object_get(fixture, "Accounts"));
+    g->proxy_errors = json_deep_copy(json_object_get(fixture, "ProxyErrors"));
     if (g->tokens == NULL || g->proxies == NULL || g->access == NULL || g->regions == NULL ||
-        pthread_mutex_init(&g->lock, NULL) != 0) {
-        json_decref(g->proxies);
-        json_decref(g->access);
-        json_decref(g->regions);
-        free(g->tokens);
-        free(g);
-        g = NULL;
-        goto out;
+        g->accounts == NULL || g->proxy_errors == NULL || pthread_mutex_init(&g->lock, NULL) != 0) {
+        g->lock_ready = false;
+        sim_gaap_free(g);
+        return SIM_ENOMEM;
     }
+    g->lock_ready = true;
     *out = g;
-    err = SIM_OK;
-out:
-    json_decref(root);
-    return err;
+    return SIM_OK;
 }
 
 void sim_gaap_free(struct sim_gaap *g)
@@ -1073,7 +1074,11 @@ void sim_gaap_free(struct sim_gaap *g)
     json_decref(g->access);
     json_decref(g->regions);
     json_decref(g->certificates);
+    json_decref(g->accounts);
+    json_decref(g->proxy_errors);
     free(g->tokens);
-    (void)pthread_mutex_destroy(&g->lock);
+    if (g->lock_ready) {
+        (void)pthread_mutex_destroy(&g->lock);
+    }
     free(g);
 }

@@ -3,7 +3,8 @@
  * verifies TC3-HMAC-SHA256 signatures with its own code, answers in Tencent's format from a
  * fixture, and records every request it receives as a JSON line.
  *
- * usage: tcgw-sim --cert FILE --key FILE --fixture FILE --credentials FILE --records FILE
+ * usage: tcgw-sim --cert FILE --key FILE --fixture FILE [--fixture FILE ...]
+ *                 --credentials FILE --records FILE
  *                 [--port N] [--listen ADDR] [--rate-limit N] [--max-skew SECONDS]
  *                 [--fault close-after-read=N]
  * Prints "listening on <addr>:<port>" once ready; exits 0 on SIGTERM or SIGINT.
@@ -19,13 +20,14 @@
 #include <openssl/crypto.h>
 
 #include "common.h"
+#include "credentials.h"
+#include "fixture.h"
 #include "gaap.h"
 #include "ratelimit.h"
 #include "records.h"
 #include "server.h"
 
 #define EXIT_USAGE 2
-#define MAX_CREDENTIALS 1000
 #define MAX_SKEW_LIMIT 31536000
 #define MAX_FAULT_COUNT 1000000
 #define FAULT_CLOSE_AFTER_READ "close-after-read="
@@ -33,7 +35,8 @@
 struct options {
     const char *cert;
     const char *key;
-    const char *fixture;
+    const char *fixtures[SIM_FIXTURE_MAX_FILES];
+    size_t nfixtures;
     const char *credentials;
     const char *records;
     const char *listen;
@@ -45,22 +48,24 @@ struct options {
 
 static void usage(FILE *out)
 {
-    (void)fprintf(out,
-                  "usage: tcgw-sim --cert FILE --key FILE --fixture FILE --credentials FILE\n"
-                  "                --records FILE [--port N] [--listen ADDR]\n"
-                  "                [--rate-limit N] [--max-skew SECONDS]\n"
-                  "                [--fault close-after-read=N]\n"
-                  "  --port N          TCP port; 0 (default) picks a free one\n"
-                  "  --listen ADDR     numeric address to bind (default 127.0.0.1)\n"
-                  "  --cert, --key     PEM server certificate and private key (key mode 0600)\n"
-                  "  --fixture FILE    proxy and access-region tables (tests/sim/fixture.json)\n"
-                  "  --credentials F   JSON object {\"SecretId\": \"SecretKey\", ...} (test data)\n"
-                  "  --records FILE    every request received is appended as one JSON line\n"
-                  "  --rate-limit N    requests per action per second (default 20, 0 = off)\n"
-                  "  --max-skew S      accepted |now - X-TC-Timestamp| (default 300)\n"
-                  "  --fault close-after-read=N\n"
-                  "                    read the Nth request on each connection in full, record\n"
-                  "                    it, then close without answering (N from 1)\n");
+    (void)fprintf(
+        out, "usage: tcgw-sim --cert FILE --key FILE --fixture FILE [--fixture FILE ...]\n"
+             "                --credentials FILE --records FILE [--port N] [--listen ADDR]\n"
+             "                [--rate-limit N] [--max-skew SECONDS]\n"
+             "                [--fault close-after-read=N]\n"
+             "  --port N          TCP port; 0 (default) picks a free one\n"
+             "  --listen ADDR     numeric address to bind (default 127.0.0.1)\n"
+             "  --cert, --key     PEM server certificate and private key (key mode 0600)\n"
+             "  --fixture FILE    proxies, access regions, accounts (tests/sim/fixture.json);\n"
+             "                    more --fixture files are laid over the first in order\n"
+             "  --credentials F   JSON object {\"SecretId\": \"SecretKey\" or {\"SecretKey\": ..,\n"
+             "                    \"Account\", \"Actions\", \"ProxyIds\", \"AuthFailure\"}}\n"
+             "  --records FILE    every request received is appended as one JSON line\n"
+             "  --rate-limit N    requests per action per second (default 20, 0 = off)\n"
+             "  --max-skew S      accepted |now - X-TC-Timestamp| (default 300)\n"
+             "  --fault close-after-read=N\n"
+             "                    read the Nth request on each connection in full, record\n"
+             "                    it, then close without answering (N from 1)\n");
 }
 
 static bool number_arg(const char *name, const char *text, uint64_t max, uint64_t *out)
@@ -108,7 +113,12 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->key = optarg;
             break;
         case 'f':
-            o->fixture = optarg;
+            if (o->nfixtures == SIM_FIXTURE_MAX_FILES) {
+                (void)fprintf(stderr, "tcgw-sim: at most %d --fixture files\n",
+                              SIM_FIXTURE_MAX_FILES);
+                return EXIT_USAGE;
+            }
+            o->fixtures[o->nfixtures++] = optarg;
             break;
         case 'C':
             o->credentials = optarg;
@@ -152,7 +162,7 @@ static int parse_args(int argc, char **argv, struct options *o)
             return EXIT_USAGE;
         }
     }
-    if (optind != argc || o->cert == NULL || o->key == NULL || o->fixture == NULL ||
+    if (optind != argc || o->cert == NULL || o->key == NULL || o->nfixtures == 0 ||
         o->credentials == NULL || o->records == NULL) {
         (void)fprintf(stderr, "tcgw-sim: --cert, --key, --fixture, --credentials and --records "
                               "are required\n");
@@ -160,38 +170,6 @@ static int parse_args(int argc, char **argv, struct options *o)
         return EXIT_USAGE;
     }
     return 0;
-}
-
-/* Loads {"SecretId": "SecretKey", ...}; returns a new object or NULL after printing why. */
-static json_t *load_credentials(const char *path)
-{
-    json_error_t jerr;
-    json_t *c = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    const char *id;
-    json_t *key;
-
-    if (c == NULL) {
-        (void)fprintf(stderr, "tcgw-sim: %s:%d:%d: %s\n", path, jerr.line, jerr.column, jerr.text);
-        return NULL;
-    }
-    if (!json_is_object(c) || json_object_size(c) > MAX_CREDENTIALS) {
-        (void)fprintf(stderr, "tcgw-sim: %s must be a JSON object {\"SecretId\": \"SecretKey\"}\n",
-                      path);
-        json_decref(c);
-        return NULL;
-    }
-    json_object_foreach (c, id, key) {
-        if (!json_is_string(key) || json_string_length(key) == 0 || id[0] == '\0' ||
-            strchr(id, '/') != NULL) {
-            (void)fprintf(stderr,
-                          "tcgw-sim: %s: every SecretId must map to a non-empty SecretKey "
-                          "string, and contain no '/'\n",
-                          path);
-            json_decref(c);
-            return NULL;
-        }
-    }
-    return c;
 }
 
 /* Reads a PEM file; refuses a private key readable by group or others, as ssh does. */
@@ -229,7 +207,9 @@ int main(int argc, char **argv)
     struct sim_records *records = NULL;
     struct sim_ratelimit *limits = NULL;
     struct sim_server *server = NULL;
-    json_t *creds = NULL;
+    struct sim_credentials *creds = NULL;
+    json_t *fixture = NULL;
+    const char *unknown;
     char *cert = NULL;
     char *key = NULL;
     char errbuf[512];
@@ -249,12 +229,27 @@ int main(int argc, char **argv)
     (void)pthread_sigmask(SIG_BLOCK, &stop, NULL);
     (void)signal(SIGPIPE, SIG_IGN);
 
-    if ((cert = load_pem(o.cert, false)) == NULL || (key = load_pem(o.key, true)) == NULL ||
-        (creds = load_credentials(o.credentials)) == NULL) {
+    if ((cert = load_pem(o.cert, false)) == NULL || (key = load_pem(o.key, true)) == NULL) {
         goto out;
     }
-    if (sim_gaap_load(o.fixture, &gaap, errbuf, sizeof(errbuf)) != SIM_OK) {
+    if (sim_credentials_load(o.credentials, &creds, errbuf, sizeof(errbuf)) != SIM_OK) {
+        (void)fprintf(stderr, "tcgw-sim: credentials: %s\n", errbuf);
+        goto out;
+    }
+    if (sim_fixture_load(o.fixtures, o.nfixtures, &fixture, errbuf, sizeof(errbuf)) != SIM_OK) {
         (void)fprintf(stderr, "tcgw-sim: fixture: %s\n", errbuf);
+        goto out;
+    }
+    unknown = sim_credentials_unknown_account(creds, json_object_get(fixture, "Accounts"));
+    if (unknown != NULL) {
+        (void)fprintf(stderr,
+                      "tcgw-sim: credentials: the account \"%.64s\" is not in the fixture's "
+                      "\"Accounts\"\n",
+                      unknown);
+        goto out;
+    }
+    if (sim_gaap_new(fixture, &gaap) != SIM_OK) {
+        (void)fprintf(stderr, "tcgw-sim: out of memory\n");
         goto out;
     }
     if (sim_records_open(o.records, &records) != SIM_OK) {
@@ -295,7 +290,8 @@ out:
     sim_ratelimit_free(limits);
     sim_records_close(records);
     sim_gaap_free(gaap);
-    json_decref(creds);
+    sim_credentials_free(creds);
+    json_decref(fixture);
     free_secret(key);
     free(cert);
     return rc;

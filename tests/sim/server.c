@@ -168,6 +168,8 @@ static enum sim_err process(const struct sim_server *s, const char *url, const c
     json_t *params = NULL;
     json_error_t jerr;
     struct sim_sign_input in;
+    struct sim_principal who;
+    char secret_id[SIM_SIGN_SECRET_ID_MAX];
 
     if (r->too_big) {
         return sim_fault_set(f, "RequestSizeLimitExceeded",
@@ -217,7 +219,7 @@ static enum sim_err process(const struct sim_server *s, const char *url, const c
                              "X-TC-Timestamp must be the current Unix time in decimal seconds");
     }
 
-    in.credentials = s->cfg.credentials;
+    in.credentials = sim_credentials_keys(s->cfg.credentials);
     in.headers = l->h;
     in.nheaders = l->n;
     in.body = r->body != NULL ? r->body : (const unsigned char *)"";
@@ -225,7 +227,9 @@ static enum sim_err process(const struct sim_server *s, const char *url, const c
     in.timestamp = (int64_t)ts;
     in.now = sim_now();
     in.max_skew = s->cfg.max_skew;
-    if ((err = sim_sign_check(&in, f, dbg)) != SIM_OK) {
+    if ((err = sim_sign_check(&in, f, dbg, secret_id)) != SIM_OK ||
+        (err = sim_credentials_authorize(s->cfg.credentials, secret_id, action, &who, f)) !=
+            SIM_OK) {
         return err;
     }
 
@@ -250,7 +254,7 @@ static enum sim_err process(const struct sim_server *s, const char *url, const c
     if (!json_is_object(params)) {
         err = sim_fault_set(f, "InvalidParameter", "the body must be a JSON object");
     } else {
-        err = sim_gaap_call(s->cfg.gaap, index, params, sim_now(), resp, f);
+        err = sim_gaap_call(s->cfg.gaap, &who, index, params, sim_now(), resp, f);
     }
     json_decref(params);
     return err;

@@ -13,6 +13,7 @@
  *   X-TC-Action not a simulated action      InvalidAction
  *   X-TC-Timestamp not a decimal            InvalidParameterValue
  *   signature (see sign_check.h)            AuthFailure.*
+ *   CAM (see credentials.h)                 AuthFailure, AuthFailure.UnauthorizedOperation
  *   per-action rate                         RequestLimitExceeded
  *   body not a JSON object (empty = {})     InvalidParameter
  *   the action's own checks (see gaap.h)
@@ -33,6 +34,7 @@
 #include <jansson.h>
 
 #include "common.h"
+#include "credentials.h"
 #include "gaap.h"
 #include "ratelimit.h"
 #include "records.h"
@@ -44,7 +46,7 @@ struct sim_server_config {
     const char *key_pem;     /* borrowed; must outlive the server */
     int64_t max_skew;        /* seconds */
     struct sim_gaap *gaap;
-    const json_t *credentials; /* {"SecretId": "SecretKey"} */
+    const struct sim_credentials *credentials;
     struct sim_records *records;
     struct sim_ratelimit *limits;
     unsigned close_after_read; /* 0: off; see the fault mode above */

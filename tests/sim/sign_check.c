@@ -13,7 +13,7 @@
 #define SERVICE "gaap"
 #define SCOPE_TERMINATOR "tc3_request"
 #define SIG_HEX_LEN 64
-#define MAX_CREDENTIAL 512
+#define MAX_CREDENTIAL SIM_SIGN_SECRET_ID_MAX
 #define MAX_SIGNED_HEADERS_TEXT 1024
 #define MAX_SIGNED_HEADERS 32
 #define MAX_SECRET_KEY 1024
@@ -346,7 +346,7 @@ out:
 }
 
 enum sim_err sim_sign_check(const struct sim_sign_input *in, struct sim_fault *f,
-                            struct sim_sign_debug *dbg)
+                            struct sim_sign_debug *dbg, char secret_id[SIM_SIGN_SECRET_ID_MAX])
 {
     enum sim_err err;
     struct auth_fields a;
@@ -448,6 +448,7 @@ enum sim_err sim_sign_check(const struct sim_sign_input *in, struct sim_fault *f
         }
         goto out;
     }
+    memcpy(secret_id, s.secret_id, sizeof(s.secret_id));
     err = SIM_OK;
 out:
     if (err == SIM_ETOOBIG) {

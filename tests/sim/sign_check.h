@@ -35,14 +35,19 @@ struct sim_sign_debug {
     char *string_to_sign;    /* new, or NULL */
 };
 
+/* Room for the SecretId of a valid signature, NUL included. */
+#define SIM_SIGN_SECRET_ID_MAX 512
+
 /*
- * Checks the request's Authorization header. Returns SIM_OK when it is valid; SIM_FAULT with f
- * set to AuthFailure.SignatureFailure, AuthFailure.SignatureExpire or AuthFailure.SecretIdNotFound;
- * SIM_ENOMEM when out of memory. On a signature mismatch dbg receives the canonical request and the
- * string to sign (caller frees with sim_sign_debug_free).
+ * Checks the request's Authorization header. Returns SIM_OK when it is valid, with the SecretId
+ * that signed it copied into secret_id; SIM_FAULT with f set to AuthFailure.SignatureFailure,
+ * AuthFailure.SignatureExpire or AuthFailure.SecretIdNotFound; SIM_ENOMEM when out of memory. On
+ * a signature mismatch dbg receives the canonical request and the string to sign (caller frees
+ * with sim_sign_debug_free).
  */
 enum sim_err sim_sign_check(const struct sim_sign_input *in, struct sim_fault *f,
-                            struct sim_sign_debug *dbg) SIM_MUST_CHECK;
+                            struct sim_sign_debug *dbg,
+                            char secret_id[SIM_SIGN_SECRET_ID_MAX]) SIM_MUST_CHECK;
 
 /* Frees what sim_sign_check stored in dbg. Accepts an empty struct. */
 void sim_sign_debug_free(struct sim_sign_debug *dbg);

@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 
+import auditlib
 import gw
 import harness
 
@@ -59,6 +60,8 @@ class InjectCase(gw.GatewaysCase):
 
     def assert_never_seen(self, g, value):
         places = {"log": g.read_log().encode()}
+        with open(os.path.join(g.workdir, "audit.log"), "rb") as f:
+            places["audit log"] = f.read()
         for i, a in enumerate(self.answers):
             places["answer %d" % i] = a
         for where, data in places.items():
@@ -68,7 +71,9 @@ class InjectCase(gw.GatewaysCase):
     def make_gateway(self, policies=None, callers=None, values=None):
         d = os.path.join(self.dir, "gw%d" % next(self.names))
         os.makedirs(d)
+        # Audited: the audit record must show the placeholder, never the value.
         g = gw.Gateway(d, self.sim.port, self.sim.ca_file,
+                       extra_config={"audit": auditlib.audit_config(d)},
                        callers=callers or {"local": {"credential": "default",
                                                     "policies": ["certs"]}},
                        policies=policies or {"certs": CERTS_POLICY, "allow-all": gw.ALLOW_ALL})
@@ -117,6 +122,9 @@ class InjectCase(gw.GatewaysCase):
             "application/json", sent))
         self.assertEqual(rec["status"] if "status" in rec else 200, 200)
         self.assert_never_seen(g, self.key)
+        # The audit record names the secret by its placeholder.
+        (record,) = auditlib.calls(os.path.join(g.workdir, "audit.log"))
+        self.assertIn(PLACEHOLDER, json.dumps(record))
         g.stop()
         self.assert_never_seen(g, self.key)
 

@@ -16,6 +16,7 @@
 #include "core/budget.h"
 #include "core/config.h"
 #include "core/file.h"
+#include "core/log.h"
 #include "identity/callers.h"
 #include "limits/limiter.h"
 #include "limits/limits.h"
@@ -291,6 +292,10 @@ int gw_cli_serve(int argc, char **argv)
         goto out;
     }
     rc = 1;
+    if (strcmp(cfg->log_format, "json") == 0 && gw_log_start_json() != GW_OK) {
+        fprintf(stderr, "tcgw: cannot set up JSON logging (log_format)\n");
+        goto out;
+    }
     if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "tcgw: cannot initialise libsodium or libcurl\n");
         goto out;
@@ -520,5 +525,6 @@ out:
     if (curl_ready) {
         curl_global_cleanup();
     }
+    gw_log_stop(); /* the last lines are written */
     return rc;
 }

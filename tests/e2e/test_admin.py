@@ -29,6 +29,9 @@ def admin_get(g, path, method="GET"):
 
 
 def admin_port(g):
+    for line in g.read_log().splitlines():
+        if line.startswith("{") and json.loads(line)["event"] == "listening":
+            return json.loads(line)["admin_port"]
     m = re.search(r"event=listening .*\badmin_port=(\d+)", g.read_log())
     assert m, g.read_log()
     return int(m.group(1))
@@ -187,6 +190,36 @@ class Admin(gw.GatewaysCase):
         doc = json.loads(admin_get(g, "/readyz")[2])
         self.assertTrue(doc["checks"]["audit"]["ok"], doc)
         self.promtool(text)
+
+    def test_json_logs(self):
+        g = self.start(extra_config={"log_format": "json"})
+        status, answer = g.call(MODIFY, gw.SEED_BODY)
+        self.assertEqual(status, 200, answer)
+        rid = answer["Response"]["RequestId"]
+        g.stop()
+        lines = [json.loads(line) for line in g.read_log().splitlines()]  # every line is JSON
+        events = [line["event"] for line in lines]
+        self.assertIn("listening", events)
+        self.assertIn("admin_listening", events)
+        self.assertIn("stopping", events)
+        listening = next(line for line in lines if line["event"] == "listening")
+        self.assertEqual(listening["admin_port"], g.admin_port)
+        call = [line for line in lines if line["event"] == "call"]
+        self.assertEqual(len(call), 1, lines)
+        self.assertEqual(call[0]["level"], "info")
+        self.assertEqual(call[0]["status"], 200)
+        self.assertEqual(call[0]["action"], MODIFY)
+        self.assertIsInstance(call[0]["ms"], float)
+        self.assertRegex(call[0]["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertNotEqual(call[0]["request_id"], rid)  # the gateway's own id, not Tencent's
+        text = g.read_log()
+        self.assertNotIn(gw.DEV_SECRET_KEY, text)
+        self.assertNotIn(gw.DEV_SECRET_ID, text)
+
+    def test_bad_log_format_is_refused(self):
+        with self.assertRaises(AssertionError) as caught:
+            self.start(extra_config={"log_format": "xml"})
+        self.assertIn('"log_format" must be "text"', str(caught.exception))
 
     def promtool(self, text):
         promtool = shutil.which("promtool")

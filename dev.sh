@@ -12,7 +12,7 @@ ROOT=$PWD
 
 DEBIAN_PACKAGES=(build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
                  libjansson-dev libsodium-dev libgnutls28-dev libcmocka-dev python3 openssl curl
-                 ca-certificates clang libclang-rt-14-dev libhiredis-dev redis-server rsyslog)
+                 ca-certificates clang libclang-rt-14-dev libhiredis-dev redis-server rsyslog prometheus)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

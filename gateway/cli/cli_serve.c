@@ -9,16 +9,19 @@
 #include <unistd.h>
 
 #include "access/access.h"
+#include "admin/admin.h"
 #include "apispec/apispec.h"
 #include "audit/audit.h"
 #include "cli/cli.h"
 #include "core/budget.h"
 #include "core/config.h"
 #include "core/file.h"
+#include "core/log.h"
 #include "identity/callers.h"
 #include "limits/limiter.h"
 #include "limits/limits.h"
 #include "limits/redis.h"
+#include "metrics/metrics.h"
 #include "worker/worker.h"
 
 struct serve_args {
@@ -276,6 +279,8 @@ int gw_cli_serve(int argc, char **argv)
     struct gw_limits *limits = NULL;
     struct gw_redis_shared redis_state;
     struct gw_audit *audit = NULL;
+    struct gw_metrics *metrics = NULL;
+    struct gw_admin *admin = NULL;
     char *tls_pem[3] = {NULL, NULL, NULL}; /* certificate, key, client CAs */
     bool curl_ready = false;
 
@@ -287,6 +292,10 @@ int gw_cli_serve(int argc, char **argv)
         goto out;
     }
     rc = 1;
+    if (strcmp(cfg->log_format, "json") == 0 && gw_log_start_json() != GW_OK) {
+        fprintf(stderr, "tcgw: cannot set up JSON logging (log_format)\n");
+        goto out;
+    }
     if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "tcgw: cannot initialise libsodium or libcurl\n");
         goto out;
@@ -385,6 +394,10 @@ int gw_cli_serve(int argc, char **argv)
     tls.tls_cert_pem = tls_pem[0];
     tls.tls_key_pem = tls_pem[1];
     tls.tls_client_ca_pem = tls_pem[2];
+    if (cfg->admin.enabled && gw_metrics_new(cfg->threads, spec, TCGW_VERSION, &metrics) != GW_OK) {
+        fprintf(stderr, "tcgw: out of memory\n");
+        goto out;
+    }
     struct gw_workers_options wo = {
         .count = cfg->threads,
         .plain = cfg->plain_listener ? &plain : NULL,
@@ -412,6 +425,7 @@ int gw_cli_serve(int argc, char **argv)
                 .log_calls = true,
             },
         .audit = audit,
+        .metrics = metrics,
     };
     enum gw_err started = gw_workers_start(&wo, &workers, msg, sizeof msg);
     /* The servers loaded the certificate and key: no copy of the key stays in memory. */
@@ -423,9 +437,28 @@ int gw_cli_serve(int argc, char **argv)
         fprintf(stderr, "tcgw: %s\n", msg);
         goto out;
     }
+    if (cfg->admin.enabled) {
+        struct gw_admin_options ao = {
+            .address = cfg->admin.listen_address,
+            .port = cfg->admin.listen_port,
+            .access = access,
+            .audit = audit,
+            .redis = redis ? &redis_state : NULL,
+            .metrics = metrics,
+            .workers = workers,
+            .max_clock_skew_ms = cfg->admin.max_clock_skew_ms,
+        };
+        if (gw_admin_start(&ao, &admin, msg, sizeof msg) != GW_OK) {
+            fprintf(stderr, "tcgw: %s\n", msg);
+            goto out;
+        }
+        fprintf(stderr, "level=info event=admin_listening address=%s port=%u\n",
+                cfg->admin.listen_address, (unsigned)gw_admin_port(admin));
+    }
     log_access(access, "start");
     char plain_at[96] = "address=none port=none";
     char tls_at[96] = "";
+    char admin_at[32] = "";
     if (cfg->plain_listener) {
         snprintf(plain_at, sizeof plain_at, "address=%s port=%u", cfg->listen_address,
                  (unsigned)gw_workers_port(workers));
@@ -434,8 +467,11 @@ int gw_cli_serve(int argc, char **argv)
         snprintf(tls_at, sizeof tls_at, " tls_address=%s tls_port=%u", cfg->tls.listen_address,
                  (unsigned)gw_workers_tls_port(workers));
     }
-    fprintf(stderr, "level=info event=listening %s%s workers=%u actions=%zu\n", plain_at, tls_at,
-            cfg->threads, gw_apispec_action_count(spec));
+    if (admin != NULL) {
+        snprintf(admin_at, sizeof admin_at, " admin_port=%u", (unsigned)gw_admin_port(admin));
+    }
+    fprintf(stderr, "level=info event=listening %s%s%s workers=%u actions=%zu\n", plain_at, tls_at,
+            admin_at, cfg->threads, gw_apispec_action_count(spec));
     if (cfg->plain_listener && cfg->unauthenticated_caller != NULL) {
         fprintf(stderr,
                 "level=warning event=unauthenticated_caller caller=%s address=%s port=%u "
@@ -463,6 +499,7 @@ int gw_cli_serve(int argc, char **argv)
         fflush(stderr);
     }
     fprintf(stderr, "level=info event=stopping signal=%d\n", sig);
+    gw_admin_set_stopping(admin);
     /*
      * Stop taking connections; calls arriving on open ones are refused as not sent. Let the calls
      * in flight finish (up to the upstream timeout), then end any still running, answer them, and
@@ -476,7 +513,9 @@ out:
     for (size_t i = 0; i < 3; i++) {
         sodium_free(tls_pem[i]);
     }
+    gw_admin_stop(admin); /* it reads the workers and the audit log */
     gw_workers_stop(workers);
+    gw_metrics_free(metrics);
     gw_limits_free(limits);
     gw_audit_close(audit); /* after the workers: every call's record is queued by then */
     gw_access_free(access);
@@ -486,5 +525,6 @@ out:
     if (curl_ready) {
         curl_global_cleanup();
     }
+    gw_log_stop(); /* the last lines are written */
     return rc;
 }

@@ -187,6 +187,7 @@ struct gw_call {
     long http_status;
     struct gw_buf response;    /* the upstream body, returned unchanged */
     char upstream_detail[256]; /* libcurl's words on a failure: for the log, not the caller */
+    int64_t upstream_date;     /* the answer's Date header, Unix seconds; 0 when none (metrics) */
 
     /* Written by whichever stage refuses the call; error_code NULL means no refusal. */
     const char *error_code; /* static string */

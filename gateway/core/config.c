@@ -62,6 +62,14 @@ struct gw_config *gw_config_defaults(void)
         gw_config_free(cfg);
         return NULL;
     }
+    cfg->log_format = strdup("text");
+    cfg->admin.listen_address = strdup("127.0.0.1");
+    cfg->admin.listen_port = 9090;
+    cfg->admin.max_clock_skew_ms = 240000;
+    if (cfg->log_format == NULL || cfg->admin.listen_address == NULL) {
+        gw_config_free(cfg);
+        return NULL;
+    }
     cfg->audit.file = strdup("audit.log");
     cfg->audit.signing_key_file = strdup("audit.key");
     cfg->audit.public_key_file = strdup("audit.pub");
@@ -115,6 +123,8 @@ void gw_config_free(struct gw_config *cfg)
         free(cfg->limits.services[i].name);
         free(cfg->limits.callers[i].name);
     }
+    free(cfg->log_format);
+    free(cfg->admin.listen_address);
     free(cfg->limits.backend);
     free(cfg->limits.redis.address);
     free(cfg->limits.redis.key_prefix);
@@ -348,6 +358,17 @@ static const struct key audit_keys[] = {
 static const struct section audit_section = {"audit", audit_keys,
                                              sizeof audit_keys / sizeof audit_keys[0]};
 
+static const struct key admin_keys[] = {
+    STRING("listen_address", admin.listen_address, "numeric address of the admin listener"),
+    U16("listen_port", admin.listen_port, 0, 65535,
+        "TCP port of the admin listener; 0 picks a free one"),
+    LONG("max_clock_skew_ms", admin.max_clock_skew_ms, 1000, 290000,
+         "/readyz fails when Tencent's Date is further from this host's clock, in ms"),
+};
+
+static const struct section admin_section = {"admin", admin_keys,
+                                             sizeof admin_keys / sizeof admin_keys[0]};
+
 static const struct key top_keys[] = {
     STRING("listen_address", listen_address, "numeric address to listen on"),
     U16("listen_port", listen_port, 0, 65535, "TCP port to listen on; 0 picks a free one"),
@@ -380,6 +401,9 @@ static const struct key top_keys[] = {
                  "rate limits per credential and action, and per caller"),
     SECTION_FLAG("audit", audit_section, audit.enabled,
                  "the audit log: one durable, signed record per call"),
+    STRING("log_format", log_format, "\"text\" (key=value lines) or \"json\""),
+    SECTION_FLAG("admin", admin_section, admin.enabled,
+                 "the admin listener: /healthz, /readyz and /metrics"),
 };
 
 static const struct section top_section = {NULL, top_keys, sizeof top_keys / sizeof top_keys[0]};
@@ -751,6 +775,16 @@ static enum gw_err check_listeners(struct loader *ld, const struct gw_config *cf
     return GW_OK;
 }
 
+/* The log format is one of two names. */
+static enum gw_err check_log_format(struct loader *ld, const struct gw_config *cfg)
+{
+    if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
+        return fail(ld, &top_section, "log_format",
+                    "must be \"text\" (key=value lines) or \"json\" (one object per line)");
+    }
+    return GW_OK;
+}
+
 /* The limits' backend is one of two names. */
 static enum gw_err check_limits(struct loader *ld, const struct gw_config *cfg)
 {
@@ -884,7 +918,8 @@ enum gw_err gw_config_load(const char *path, struct gw_config **out, char *msg, 
     ld.text = text;
     ld.len = len;
     if ((err = load_section(&ld, &top_section, root, cfg)) != GW_OK ||
-        (err = check_listeners(&ld, cfg)) != GW_OK || (err = check_limits(&ld, cfg)) != GW_OK) {
+        (err = check_listeners(&ld, cfg)) != GW_OK || (err = check_limits(&ld, cfg)) != GW_OK ||
+        (err = check_log_format(&ld, cfg)) != GW_OK) {
         if (err == GW_ERR_NOMEM) {
             snprintf(msg, msglen, "out of memory");
         }

@@ -82,6 +82,14 @@ struct gw_config {
             char *key_prefix;  /* "tcgw" */
         } redis;
     } limits;
+    char *log_format; /* "text": key=value lines on stderr; "json": one JSON object per line */
+    /* The admin listener (/healthz, /readyz, /metrics): only when "admin" is present. */
+    struct {
+        bool enabled;           /* the "admin" section is present */
+        char *listen_address;   /* "127.0.0.1" */
+        uint16_t listen_port;   /* 9090; 0 picks a free port */
+        long max_clock_skew_ms; /* 240000: not ready when Tencent's clock is further off */
+    } admin;
     /* The audit log: only when "audit" is present. */
     struct {
         bool enabled;           /* the "audit" section is present */

@@ -167,6 +167,17 @@ static enum gw_upstream_outcome outcome_of(CURLcode rc, const struct transfer *t
     }
 }
 
+/* The Date header of the answer, in Unix seconds; 0 when absent or unreadable (the clock check). */
+static int64_t answer_date(CURL *easy)
+{
+    struct curl_header *h = NULL;
+    if (curl_easy_header(easy, "Date", 0, CURLH_HEADER, -1, &h) != CURLHE_OK || h == NULL) {
+        return 0;
+    }
+    time_t when = curl_getdate(h->value, NULL);
+    return when > 0 ? (int64_t)when : 0;
+}
+
 /* How a transfer ends when the gateway stops while it runs. */
 #define STOPPED_WHILE_RUNNING ((CURLcode)-2)
 
@@ -205,6 +216,7 @@ static void finish(struct gw_upstream *up, struct transfer *t, CURLcode rc)
     }
     if (rc == CURLE_OK) {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &call->http_status);
+        call->upstream_date = answer_date(t->easy);
     } else if (rc != STOPPED_WHILE_RUNNING) {
         snprintf(call->upstream_detail, sizeof call->upstream_detail, "%s",
                  t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(rc));

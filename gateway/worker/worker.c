@@ -8,6 +8,7 @@
 
 #include "audit/audit.h"
 #include "core/loop.h"
+#include "metrics/metrics.h"
 
 /* What the main thread asks a worker to do, on the worker's own thread. */
 enum command {
@@ -201,6 +202,10 @@ enum gw_err gw_workers_start(const struct gw_workers_options *opts, struct gw_wo
     w->ports[PLAIN] = opts->plain != NULL ? opts->plain->port : 0;
     w->ports[TLS] = opts->tls != NULL ? opts->tls->port : 0;
     for (unsigned i = 0; i < count; i++) {
+        if (opts->metrics != NULL) {
+            o.parts.record = gw_metrics_record;
+            o.parts.record_arg = gw_metrics_slot(opts->metrics, i);
+        }
         if ((err = worker_init(&w->w[i], &o, w->ports, msg, msglen)) != GW_OK) {
             goto out;
         }
@@ -255,6 +260,11 @@ static size_t unanswered(const struct gw_workers *w)
         }
     }
     return n;
+}
+
+size_t gw_workers_in_flight(const struct gw_workers *w)
+{
+    return unanswered(w);
 }
 
 bool gw_workers_drain(struct gw_workers *w, long timeout_ms)

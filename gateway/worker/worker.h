@@ -19,6 +19,7 @@
 #include "upstream/upstream.h"
 
 struct gw_audit;
+struct gw_metrics;
 struct gw_workers;
 
 struct gw_workers_options {
@@ -30,7 +31,9 @@ struct gw_workers_options {
     struct gw_upstream_options upstream;   /* per worker */
     struct gw_pipeline_parts parts; /* .upstream, .limiter, .journal are ignored: per worker */
     const struct gw_limiter_options *limits; /* rate limits (each worker a limiter), or NULL */
-    struct gw_audit *audit; /* the audit log, or NULL: each worker gets a port and a journal */
+    struct gw_audit *audit;     /* the audit log, or NULL: each worker gets a port and a journal */
+    struct gw_metrics *metrics; /* or NULL: worker i counts into slot i (the pipeline's record
+                                   sink, replacing parts.record) */
 };
 
 /* Starts the workers. On failure msg says why. *out is new: free with gw_workers_stop. */
@@ -42,6 +45,9 @@ uint16_t gw_workers_port(const struct gw_workers *w);
 
 /* The port every worker's HTTPS listener listens on; 0 when there is none. */
 uint16_t gw_workers_tls_port(const struct gw_workers *w);
+
+/* From any thread: calls of every listener waiting for the upstream or their audit record. */
+size_t gw_workers_in_flight(const struct gw_workers *w);
 
 /* Stops accepting on every listener; new calls on open connections are refused as not sent (see
  * gw_server). */

@@ -164,6 +164,8 @@ class Gateway:
                 self.proc = None
                 raise AssertionError("tcgw exited at start:\n%s" % self.read_log())
             for line in self.read_log().splitlines():
+                if line.startswith("{") and '"event":"listening"' in line:  # log_format json
+                    line = " ".join("%s=%s" % kv for kv in json.loads(line).items())
                 if "event=listening" in line:
                     fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
                     self.port = int(fields["port"]) if fields["port"].isdigit() else None

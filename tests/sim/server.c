@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <microhttpd.h>
 #include <openssl/evp.h>
@@ -370,6 +371,26 @@ fail:
     return NULL;
 }
 
+/*
+ * TCGW_SIM_DATE_SKEW_S=N: the Date header says now + N seconds (a clock that is off, for the
+ * gateway's clock check); libmicrohttpd adds none of its own when one is set.
+ */
+static bool add_skewed_date(struct MHD_Response *resp)
+{
+    const char *skew = getenv("TCGW_SIM_DATE_SKEW_S");
+    if (skew == NULL || skew[0] == '\0') {
+        return true;
+    }
+    time_t when = time(NULL) + (time_t)strtol(skew, NULL, 10);
+    struct tm tm;
+    char date[64];
+    if (gmtime_r(&when, &tm) == NULL ||
+        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0) {
+        return false;
+    }
+    return MHD_add_response_header(resp, MHD_HTTP_HEADER_DATE, date) == MHD_YES;
+}
+
 static enum MHD_Result reply(struct MHD_Connection *conn, const char *text, size_t len,
                              const char *content_type)
 {
@@ -380,7 +401,8 @@ static enum MHD_Result reply(struct MHD_Connection *conn, const char *text, size
     if (resp == NULL) {
         return MHD_NO;
     }
-    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES) {
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES ||
+        !add_skewed_date(resp)) {
         MHD_destroy_response(resp);
         return MHD_NO;
     }

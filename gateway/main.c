@@ -13,6 +13,7 @@ static void usage(FILE *f)
           "       tcgw keygen [--config FILE | --key FILE]\n"
           "       tcgw secrets put NAME [--config FILE | --key FILE --store FILE]\n"
           "       tcgw secrets list [--config FILE | --key FILE --store FILE] [--json]\n"
+          "       tcgw store init|rekey|accept-rollback|info [options] (tcgw store --help)\n"
           "       tcgw callers add NAME [--token] [--sdk-key] [--certificate URI_OR_CN]\n"
           "                        [--credential NAME] [--policy NAME]... [--attribute K=V]...\n"
           "                        [--json] [--config FILE]\n"
@@ -53,6 +54,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(verb, "secrets") == 0) {
         return gw_cli_secrets(argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "store") == 0) {
+        return gw_cli_store(argc - 1, argv + 1);
     }
     if (strcmp(verb, "policy") == 0) {
         return gw_cli_policy(argc - 1, argv + 1);

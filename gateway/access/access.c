@@ -1,6 +1,7 @@
 #include "access/access.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,6 +33,8 @@ struct gw_access {
     char *policy_dir;
     char *master_key_file;
     char *credential_store;
+    unsigned char *passphrase; /* sodium_malloc'ed, no-access at rest; or NULL */
+    size_t passphrase_len;
     const struct gw_apispec *spec;
     struct gw_replay *replay;
     pthread_mutex_t reload_lock; /* one reload at a time */
@@ -102,8 +105,17 @@ static enum gw_err snapshot_build(const struct gw_access *access, struct gw_acce
         goto out;
     }
     atomic_init(&snap->refs, 1);
-    if ((err = gw_vault_open(access->master_key_file, access->credential_store, &snap->vault, msg,
-                             msglen)) != GW_OK) {
+    struct gw_vault_master master = {.key_file = access->master_key_file,
+                                     .passphrase = access->passphrase,
+                                     .passphrase_len = access->passphrase_len};
+    if (access->passphrase != NULL) {
+        sodium_mprotect_readonly(access->passphrase);
+    }
+    err = gw_vault_open_master(&master, access->credential_store, 0, &snap->vault, msg, msglen);
+    if (access->passphrase != NULL) {
+        sodium_mprotect_noaccess(access->passphrase);
+    }
+    if (err != GW_OK) {
         goto out;
     }
     if ((err = gw_callers_load(access->callers_file, &snap->callers, msg, msglen)) != GW_OK) {
@@ -147,6 +159,15 @@ enum gw_err gw_access_open(const struct gw_access_sources *src, struct gw_access
     access->master_key_file = copy(src->master_key_file);
     access->credential_store = copy(src->credential_store);
     access->spec = src->spec;
+    if (src->passphrase != NULL) {
+        if ((access->passphrase = sodium_malloc(src->passphrase_len + 1)) == NULL) {
+            snprintf(msg, msglen, "out of memory");
+            goto out;
+        }
+        memcpy(access->passphrase, src->passphrase, src->passphrase_len);
+        access->passphrase_len = src->passphrase_len;
+        sodium_mprotect_noaccess(access->passphrase);
+    }
     if (access->callers_file == NULL || access->policy_dir == NULL ||
         access->master_key_file == NULL || access->credential_store == NULL ||
         gw_replay_new(GW_REPLAY_DEFAULT_SLOTS, &access->replay) != GW_OK) {
@@ -201,6 +222,7 @@ void gw_access_free(struct gw_access *access)
     free(access->policy_dir);
     free(access->master_key_file);
     free(access->credential_store);
+    sodium_free(access->passphrase); /* wipes it */
     free(access);
 }
 

@@ -33,6 +33,13 @@ struct gw_access_sources {
     const char *policy_dir;
     const char *master_key_file;
     const char *credential_store;
+    /*
+     * The store's passphrase when its header asks for one (else NULL): copied into key memory,
+     * no-access except while a snapshot opens the store (every reload derives the key again,
+     * with the salt of the store then on disk, so a rekey to a new salt is followed by SIGHUP).
+     */
+    const unsigned char *passphrase;
+    size_t passphrase_len;
     const struct gw_apispec *spec; /* borrowed: must outlive the access */
 };
 

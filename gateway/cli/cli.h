@@ -2,6 +2,11 @@
 #ifndef GW_CLI_H
 #define GW_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vault/vault.h"
+
 /* tcgw serve [--config FILE] [--listen ADDR] [--port N]: runs the gateway until SIGINT/SIGTERM. */
 int gw_cli_serve(int argc, char **argv);
 
@@ -49,6 +54,44 @@ int gw_cli_policy(int argc, char **argv);
  *     Exit 0 when intact (a torn last line and an unsealed tail are warnings), 1 otherwise.
  */
 int gw_cli_audit(int argc, char **argv);
+
+/*
+ * tcgw store init [--passphrase [--passphrase-fd N] [--kdf COST]] [--config FILE | --key FILE
+ *                 --store FILE]
+ * tcgw store rekey (--new-key FILE | --new-passphrase [--new-passphrase-fd N] [--kdf COST])
+ *                  [--passphrase-fd N] [--config FILE | --key FILE --store FILE]
+ * tcgw store accept-rollback [--passphrase-fd N] [--config FILE | --key FILE --store FILE]
+ * tcgw store info [--config FILE | --store FILE]
+ * Creates the credential store, changes its master key, accepts a restored older copy.
+ */
+int gw_cli_store(int argc, char **argv);
+
+/*
+ * Reads a passphrase: all of file descriptor fd (then closed; one final newline dropped), or,
+ * when fd is -1, one line from the terminal (/dev/tty) with echo off, twice if confirm. *out is
+ * new sodium_malloc memory (sodium_free wipes it). what names it in prompts and messages
+ * ("passphrase"). Returns 0, or 1 after printing why.
+ */
+int gw_cli_passphrase_read(const char *verb, int fd, const char *what, bool confirm,
+                           unsigned char **out, size_t *out_len);
+
+/* Parses a --passphrase-fd value into *fd: 0, or 2 after printing a usage error. */
+int gw_cli_parse_fd(const char *verb, const char *value, int *fd);
+
+/* A store's master key as the CLI gathered it: the key file, or a passphrase it read. */
+struct gw_cli_master {
+    struct gw_vault_master master; /* what gw_vault_open_master takes */
+    unsigned char *passphrase;     /* sodium_malloc'ed, or NULL */
+};
+
+/*
+ * Looks at the store's header: a passphrase store gets its passphrase read (passphrase_fd, or the
+ * terminal when -1); any other store (or none yet) uses key_path. Returns 0, or 1 after printing
+ * why. Free with gw_cli_master_free (wipes the passphrase).
+ */
+int gw_cli_master_get(const char *verb, const char *key_path, const char *store_path,
+                      int passphrase_fd, struct gw_cli_master *out);
+void gw_cli_master_free(struct gw_cli_master *m);
 
 /*
  * Shared by the verbs. Matches "--name VALUE" or "--name=VALUE" at argv[*i]: returns 1 (and

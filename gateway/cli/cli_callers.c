@@ -275,6 +275,22 @@ static int save_vault(struct gw_vault *vault, const struct gw_config *cfg, const
  * leaves a caller key without a caller (unusable, and removed again here), never a caller whose
  * SDK key the store lacks.
  */
+/* Opens the credential store with its key file, or a passphrase asked on the terminal. */
+static enum gw_err open_store(const struct gw_config *cfg, unsigned flags, struct gw_vault **out,
+                              char *msg, size_t msglen)
+{
+    struct gw_cli_master cm;
+    if (gw_cli_master_get("callers", cfg->master_key_file, cfg->credential_store, -1, &cm) != 0) {
+        gw_cli_master_free(&cm);
+        snprintf(msg, msglen, "the credential store %s cannot be opened", cfg->credential_store);
+        return GW_ERR_INVALID;
+    }
+    enum gw_err err =
+        gw_vault_open_master(&cm.master, cfg->credential_store, flags, out, msg, msglen);
+    gw_cli_master_free(&cm);
+    return err;
+}
+
 static int add(const struct args *a, const struct gw_config *cfg)
 {
     char msg[512];
@@ -306,10 +322,7 @@ static int add(const struct args *a, const struct gw_config *cfg)
                 gw_callers_by_certificate(callers, a->certificate)->name);
         goto out;
     }
-    if ((a->sdk_key ? gw_vault_open_for_update(cfg->master_key_file, cfg->credential_store, &vault,
-                                               msg, sizeof msg)
-                    : gw_vault_open(cfg->master_key_file, cfg->credential_store, &vault, msg,
-                                    sizeof msg)) != GW_OK) {
+    if (open_store(cfg, a->sdk_key ? GW_VAULT_OPEN_UPDATE : 0, &vault, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw callers: %s; nothing was added\n", msg);
         goto out;
     }
@@ -409,8 +422,7 @@ static int remove_caller(const struct args *a, const struct gw_config *cfg)
         goto out;
     }
     if (had_key) {
-        if (gw_vault_open_for_update(cfg->master_key_file, cfg->credential_store, &vault, msg,
-                                     sizeof msg) != GW_OK) {
+        if (open_store(cfg, GW_VAULT_OPEN_UPDATE, &vault, msg, sizeof msg) != GW_OK) {
             fprintf(stderr,
                     "tcgw callers: removed caller '%s', but its SDK key stays in the store (no "
                     "longer usable): %s\n",

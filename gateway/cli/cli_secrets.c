@@ -15,14 +15,18 @@
 #include "vault/vault.h"
 
 static const char usage_text[] =
-    "usage: tcgw secrets put NAME [--config FILE | --key FILE --store FILE]\n"
+    "usage: tcgw secrets put NAME [--config FILE | --key FILE --store FILE] [--passphrase-fd N]\n"
     "       tcgw secrets put-value NAME [--config FILE | --key FILE --store FILE]\n"
-    "       tcgw secrets list [--config FILE | --key FILE --store FILE] [--json]\n"
+    "                              [--passphrase-fd N]\n"
+    "       tcgw secrets list [--config FILE | --key FILE --store FILE] [--passphrase-fd N] "
+    "[--json]\n"
     "put reads the SecretId, then the SecretKey, one per line from standard input.\n"
     "put-value reads a secret value that calls may name as {{tcgw:secret/NAME}}: all of\n"
     "standard input up to end of file (Ctrl-D), several lines allowed (a PEM key), at most 64 "
     "KiB;\n"
-    "one final newline is dropped. On a terminal it is not shown as it is typed.\n";
+    "one final newline is dropped. On a terminal it is not shown as it is typed.\n"
+    "A store protected by a passphrase asks for it on the terminal, or reads it from file\n"
+    "descriptor N (--passphrase-fd N).\n";
 
 struct args {
     const char *verb; /* "put", "put-value" or "list" */
@@ -30,6 +34,7 @@ struct args {
     const char *config_path;
     const char *key_path;
     const char *store_path;
+    int passphrase_fd; /* -1: the terminal, if the store needs a passphrase */
     bool json;
 };
 
@@ -41,6 +46,7 @@ static int parse_args(int argc, char **argv, struct args *a)
     bool only_positional = false;
 
     memset(a, 0, sizeof *a);
+    a->passphrase_fd = -1;
     if (argc < 2) {
         return gw_cli_usage_error("secrets", "say put or list", "", usage_text);
     }
@@ -67,6 +73,15 @@ static int parse_args(int argc, char **argv, struct args *a)
             }
             if (strcmp(arg, "--json") == 0) {
                 a->json = true;
+                continue;
+            }
+            const char *fd_value = NULL;
+            int fm = gw_cli_take_value(argc, argv, &i, "--passphrase-fd", &fd_value);
+            if (fm != 0) {
+                if (fm < 0 || gw_cli_parse_fd("secrets", fd_value, &a->passphrase_fd) != 0) {
+                    return gw_cli_usage_error("secrets", "give a number to ", "--passphrase-fd",
+                                              usage_text);
+                }
                 continue;
             }
             for (size_t k = 0; k < sizeof file_opts / sizeof *file_opts && matched == 0; k++) {
@@ -329,7 +344,7 @@ out:
  * operator to type never holds the lock, and one that holds it reads the store as the previous
  * writer left it.
  */
-static int put(const struct args *a, const char *key_path, const char *store_path)
+static int put(const struct args *a, const struct gw_vault_master *master, const char *store_path)
 {
     char msg[512];
     size_t id_len = 0, key_len = 0;
@@ -357,7 +372,8 @@ static int put(const struct args *a, const char *key_path, const char *store_pat
         goto out;
     }
 
-    if (gw_vault_open_for_update(key_path, store_path, &vault, msg, sizeof msg) != GW_OK) {
+    if (gw_vault_open_master(master, store_path, GW_VAULT_OPEN_UPDATE, &vault, msg, sizeof msg) !=
+        GW_OK) {
         fprintf(stderr, "tcgw secrets: %s; nothing was stored\n", msg);
         goto out;
     }
@@ -382,7 +398,8 @@ out:
 }
 
 /* As put, for a secret value: read first, then the store under its writer lock. */
-static int put_value(const struct args *a, const char *key_path, const char *store_path)
+static int put_value(const struct args *a, const struct gw_vault_master *master,
+                     const char *store_path)
 {
     char msg[512];
     size_t len = 0;
@@ -399,7 +416,8 @@ static int put_value(const struct args *a, const char *key_path, const char *sto
              : read_all("secret value", value, GW_VAULT_MAX_VALUE, &len)) != 0) {
         goto out;
     }
-    if (gw_vault_open_for_update(key_path, store_path, &vault, msg, sizeof msg) != GW_OK) {
+    if (gw_vault_open_master(master, store_path, GW_VAULT_OPEN_UPDATE, &vault, msg, sizeof msg) !=
+        GW_OK) {
         fprintf(stderr, "tcgw secrets: %s; nothing was stored\n", msg);
         goto out;
     }
@@ -496,6 +514,7 @@ int gw_cli_secrets(int argc, char **argv)
     struct args a;
     struct gw_config *cfg = NULL;
     struct gw_vault *vault = NULL;
+    struct gw_cli_master cm = {0};
     char msg[512];
     int rc = parse_args(argc, argv, &a);
 
@@ -521,24 +540,29 @@ int gw_cli_secrets(int argc, char **argv)
     const char *key_path = a.key_path != NULL ? a.key_path : cfg->master_key_file;
     const char *store_path = a.store_path != NULL ? a.store_path : cfg->credential_store;
 
+    /* A passphrase is read once, here, and serves both opens of a put. */
+    if (gw_cli_master_get("secrets", key_path, store_path, a.passphrase_fd, &cm) != 0) {
+        goto out;
+    }
     /* For put too: a wrong key or a damaged store is reported before any secret is typed. */
-    if (gw_vault_open(key_path, store_path, &vault, msg, sizeof msg) != GW_OK) {
+    if (gw_vault_open_master(&cm.master, store_path, 0, &vault, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw secrets: %s\n", msg);
         goto out;
     }
     if (strcmp(a.verb, "put") == 0) {
         gw_vault_free(vault);
         vault = NULL;
-        rc = put(&a, key_path, store_path);
+        rc = put(&a, &cm.master, store_path);
     } else if (strcmp(a.verb, "put-value") == 0) {
         gw_vault_free(vault);
         vault = NULL;
-        rc = put_value(&a, key_path, store_path);
+        rc = put_value(&a, &cm.master, store_path);
     } else {
         rc = list(vault, &a, store_path);
     }
 out:
     gw_vault_free(vault);
+    gw_cli_master_free(&cm);
     gw_config_free(cfg);
     return rc;
 }

@@ -27,16 +27,21 @@
 struct serve_args {
     const char *config_path;
     const char *listen;
-    long port; /* -1: from the config */
+    long port;         /* -1: from the config */
+    int passphrase_fd; /* the store's passphrase, when it has one; -1: the terminal */
 };
 
-static const char usage_text[] = "usage: tcgw serve [--config FILE] [--listen ADDR] [--port N]\n";
+static const char usage_text[] =
+    "usage: tcgw serve [--config FILE] [--listen ADDR] [--port N] [--passphrase-fd N]\n"
+    "--passphrase-fd N: read the credential store's passphrase from file descriptor N (for a\n"
+    "store made with 'tcgw store init --passphrase'); without it, it is asked on the terminal.\n";
 
 static int parse_args(int argc, char **argv, struct serve_args *a)
 {
     a->config_path = NULL;
     a->listen = NULL;
     a->port = -1;
+    a->passphrase_fd = -1;
     for (int i = 1; i < argc; i++) {
         const char *value = NULL;
         int m;
@@ -59,6 +64,11 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
             a->port = m > 0 ? strtol(value, &end, 10) : -1;
             if (m < 0 || end == value || *end != '\0' || a->port < 0 || a->port > 65535) {
                 return gw_cli_usage_error("serve", "--port takes a number from 0 to 65535", "",
+                                          usage_text);
+            }
+        } else if ((m = gw_cli_take_value(argc, argv, &i, "--passphrase-fd", &value)) != 0) {
+            if (m < 0 || gw_cli_parse_fd("serve", value, &a->passphrase_fd) != 0) {
+                return gw_cli_usage_error("serve", "give a number to ", "--passphrase-fd",
                                           usage_text);
             }
         } else if (argv[i][0] == '-') {
@@ -283,6 +293,7 @@ int gw_cli_serve(int argc, char **argv)
     struct gw_admin *admin = NULL;
     char *tls_pem[3] = {NULL, NULL, NULL}; /* certificate, key, client CAs */
     bool curl_ready = false;
+    struct gw_cli_master master = {0};
 
     if ((rc = parse_args(argc, argv, &args)) != 0) {
         rc = rc < 0 ? 0 : rc;
@@ -326,14 +337,23 @@ int gw_cli_serve(int argc, char **argv)
         fprintf(stderr, "tcgw: API descriptions: %s\n", msg);
         goto out;
     }
+    /* A passphrase store's passphrase: read once, kept in key memory by the access. */
+    if (gw_cli_master_get("serve", cfg->master_key_file, cfg->credential_store, args.passphrase_fd,
+                          &master) != 0) {
+        goto out;
+    }
     struct gw_access_sources sources = {
         .callers_file = cfg->callers_file,
         .policy_dir = cfg->policy_dir,
         .master_key_file = cfg->master_key_file,
         .credential_store = cfg->credential_store,
+        .passphrase = master.master.passphrase,
+        .passphrase_len = master.master.passphrase_len,
         .spec = spec,
     };
-    if (gw_access_open(&sources, &access, msg, sizeof msg) != GW_OK) {
+    enum gw_err opened = gw_access_open(&sources, &access, msg, sizeof msg);
+    gw_cli_master_free(&master); /* the access has its own copy */
+    if (opened != GW_OK) {
         fprintf(stderr, "tcgw: callers and policies: %s\n", msg);
         goto out;
     }
@@ -510,6 +530,7 @@ int gw_cli_serve(int argc, char **argv)
     gw_workers_stop_upstreams(workers, 1000);
     rc = 0;
 out:
+    gw_cli_master_free(&master);
     for (size_t i = 0; i < 3; i++) {
         sodium_free(tls_pem[i]);
     }

@@ -157,7 +157,8 @@ enum gw_err vault_store_check(const char *path, char *msg, size_t msglen)
     return err;
 }
 
-enum gw_err vault_store_load(struct gw_vault *vault, const char *path, char *msg, size_t msglen)
+enum gw_err vault_store_read(const char *path, unsigned char **out, size_t *out_len, char *msg,
+                             size_t msglen)
 {
     enum gw_err err;
     unsigned char *file = NULL;
@@ -165,11 +166,7 @@ enum gw_err vault_store_load(struct gw_vault *vault, const char *path, char *msg
     struct stat st;
     int fd = -1;
 
-    err = gw_file_open(path, STORE_WHAT, GW_FILE_PRIVATE, &fd, &st, msg, msglen);
-    if (err == GW_ERR_NOT_FOUND) {
-        return GW_OK; /* so that the first `secrets put` can create it */
-    }
-    if (err != GW_OK) {
+    if ((err = gw_file_open(path, STORE_WHAT, GW_FILE_PRIVATE, &fd, &st, msg, msglen)) != GW_OK) {
         return err;
     }
     if (st.st_size > (off_t)VAULT_STORE_MAX) {
@@ -191,15 +188,22 @@ enum gw_err vault_store_load(struct gw_vault *vault, const char *path, char *msg
         err = GW_ERR_IO;
         goto out;
     }
-    err = vault_store_decode(vault, file, got, path, msg, msglen);
+    if (got > VAULT_STORE_MAX) {
+        gw_say(msg, msglen, "credential store %s is too large", path);
+        err = GW_ERR_TOO_LARGE;
+        goto out;
+    }
+    *out = file;
+    *out_len = got;
+    file = NULL;
+    err = GW_OK;
 out:
     free(file);
     close(fd);
     return err;
 }
 
-enum gw_err gw_vault_save(const struct gw_vault *vault, const char *store_path, char *msg,
-                          size_t msglen)
+enum gw_err gw_vault_save(struct gw_vault *vault, const char *store_path, char *msg, size_t msglen)
 {
     enum gw_err err;
     unsigned char *file = NULL;
@@ -215,14 +219,34 @@ enum gw_err gw_vault_save(const struct gw_vault *vault, const char *store_path, 
                store_path);
         return GW_ERR_INVALID;
     }
-    if ((err = vault_store_encode(vault, &file, &len)) != GW_OK) {
+    if (vault->master == NULL || vault->token_key == NULL) {
+        gw_say(msg, msglen, "this vault has no master key to save with");
+        return GW_ERR_INVALID;
+    }
+    /* Above the store read and above anything saved here before: generations only grow. */
+    uint64_t next = (vault->hdr.generation > vault->seen ? vault->hdr.generation : vault->seen) + 1;
+    if ((err = vault_store_encode(vault, next, &file, &len)) != GW_OK) {
         gw_say(msg, msglen, "%s",
                err == GW_ERR_NOMEM ? "out of memory" : "cannot encrypt the credential store");
         return err;
     }
     err = gw_file_replace(store_path, STORE_WHAT, file, len, 0600, msg, msglen);
     free(file);
-    return err;
+    if (err != GW_OK) {
+        return err;
+    }
+    vault->hdr.generation = next;
+    vault->hdr.format = 3;
+    /* After the store: a crash between the two leaves the store newer, never falsely older. */
+    char why[256];
+    if (vault_generation_write(store_path, next, why, sizeof why) != GW_OK) {
+        gw_say(msg, msglen,
+               "the store was saved (generation %llu), but its generation file was not: %s",
+               (unsigned long long)next, why);
+        return GW_ERR_IO;
+    }
+    vault->seen = next;
+    return GW_OK;
 }
 
 enum gw_err vault_store_lock(const char *path, int *fd, char *msg, size_t msglen)

@@ -57,9 +57,23 @@ uint64_t vault_mem_protections(void)
     return atomic_load_explicit(&protections, memory_order_relaxed);
 }
 
+static atomic_bool mlock_warned;
+
 void *vault_mem_alloc(size_t n)
 {
-    return sodium_malloc(n);
+    void *p = sodium_malloc(n);
+    /*
+     * sodium_malloc locks the region in RAM but ignores a failure (RLIMIT_MEMLOCK too low): then
+     * keys could be swapped to disk. Lock again to learn the result, and say so once.
+     */
+    if (p != NULL && sodium_mlock(p, n) != 0 &&
+        !atomic_exchange_explicit(&mlock_warned, true, memory_order_relaxed)) {
+        fprintf(stderr,
+                "level=warn event=mlock result=failed detail=\"cannot lock key memory in RAM "
+                "(raise RLIMIT_MEMLOCK: ulimit -l, LimitMEMLOCK=, docker --ulimit memlock): keys "
+                "may be written to swap\"\n");
+    }
+    return p;
 }
 
 void vault_mem_free(void *p)

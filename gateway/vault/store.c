@@ -1,11 +1,12 @@
 /*
  * store: the credential store format, bytes in and bytes out; files.c reads and writes the file.
  *
- * Store file (all integers big-endian):
- *   "TCGWSTORE2"            10 bytes, magic and format version; the AEAD additional data
- *   nonce                   24 bytes, fresh random per save
- *   ciphertext              XChaCha20-Poly1305 (IETF) of the plaintext, then its 16-byte tag
- * Plaintext:
+ * Store file: format 3's header (magic, key source, generation, Argon2id salt and cost, key
+ * check: storekey.c describes it) is the AEAD's additional data; then a fresh 24-byte nonce, then
+ * XChaCha20-Poly1305 (IETF) of the plaintext and its 16-byte tag. Format 3's plaintext is the token
+ * hash's key (32 bytes), then the entries as below. Format 2 ("TCGWSTORE2", still read) had only
+ * the magic as header and additional data, and the entries alone as plaintext.
+ * Entries (all integers big-endian):
  *   count                   u32
  *   count times:            u8 kind (enum gw_vault_kind), then for kinds 0 and 1 (credential,
  *                           caller key): u16 name_len, name, u16 id_len, SecretId, u16 key_len,
@@ -13,7 +14,7 @@
  *                           u32 value_len, value
  *                           (entries in strictly ascending (kind, name) order)
  * Version 1 ("TCGWSTORE1", written before caller keys existed) is the same without the kind byte:
- * every entry a credential. It is still read, so existing stores open; a save writes version 2.
+ * every entry a credential. It is still read, so existing stores open; a save writes version 3.
  * The version is the additional data, so a file cannot be passed off as the other version.
  * The plaintext is only ever built and parsed in key memory, never through stdio.
  */
@@ -182,6 +183,27 @@ damaged:
     return GW_ERR_INVALID;
 }
 
+/* Why a store did not decrypt, as precisely as the header lets us say. */
+static void say_undecryptable(const struct gw_vault *vault, const unsigned char *file,
+                              const char *path, char *msg, size_t msglen)
+{
+    bool pass = vault->hdr.source == GW_VAULT_KEY_PASSPHRASE;
+    if (vault->hdr.format < 3) {
+        gw_say(msg, msglen, "cannot decrypt %s: wrong master key or the file was modified", path);
+    } else if (!vault_header_key_matches(vault, file)) {
+        gw_say(msg, msglen,
+               pass ? "cannot open %s: wrong passphrase (or its header was modified)"
+                    : "cannot open %s: wrong master key file for this store (or its header was "
+                      "modified): give the key file it was saved with",
+               path);
+    } else {
+        gw_say(msg, msglen,
+               "credential store %s is damaged or was modified (the %s is right, the contents "
+               "fail authentication): restore it from a backup",
+               path, pass ? "passphrase" : "master key");
+    }
+}
+
 enum gw_err vault_store_decode(struct gw_vault *vault, const unsigned char *file, size_t len,
                                const char *path, char *msg, size_t msglen)
 {
@@ -192,22 +214,16 @@ enum gw_err vault_store_decode(struct gw_vault *vault, const unsigned char *file
         gw_say(msg, msglen, "credential store %s is too large", path);
         return GW_ERR_TOO_LARGE;
     }
-    if (len < VAULT_STORE_MIN) {
-        gw_say(msg, msglen,
-               "credential store %s is truncated (%zu bytes, at least %d needed): restore it "
-               "from a backup, or delete it to start an empty store",
-               path, len, (int)VAULT_STORE_MIN);
+    /* vault->hdr was parsed from file (storekey.c), and the master key made from it. */
+    unsigned format = vault->hdr.format;
+    size_t hdr_len = format == 3 ? VAULT_HEADER_LEN : VAULT_HEADER_LEN_V2;
+    size_t ad_len = format == 3 ? VAULT_HEADER3_AD_LEN : VAULT_STORE_MAGIC_LEN;
+    size_t prefix = format == 3 ? VAULT_PLAIN_PREFIX_LEN : 0;
+    if (len < hdr_len + prefix + VAULT_PLAIN_MIN + VAULT_TAG_LEN) {
+        gw_say(msg, msglen, "credential store %s is truncated: restore it from a backup", path);
         return GW_ERR_INVALID;
     }
-    bool v2 = memcmp(file, VAULT_STORE_MAGIC, VAULT_STORE_MAGIC_LEN) == 0;
-    if (!v2 && memcmp(file, VAULT_STORE_MAGIC_V1, VAULT_STORE_MAGIC_LEN) != 0) {
-        gw_say(msg, msglen,
-               "%s is not a tcgw credential store (format " VAULT_STORE_MAGIC
-               " or " VAULT_STORE_MAGIC_V1 "), or its header was modified",
-               path);
-        return GW_ERR_INVALID;
-    }
-    size_t ct_len = len - VAULT_HEADER_LEN;
+    size_t ct_len = len - hdr_len;
     size_t pt_cap = ct_len - VAULT_TAG_LEN;
     unsigned long long pt_len = 0;
     if ((pt = vault_mem_alloc(pt_cap)) == NULL) {
@@ -215,16 +231,29 @@ enum gw_err vault_store_decode(struct gw_vault *vault, const unsigned char *file
         return GW_ERR_NOMEM;
     }
     vault_mem_readonly(vault->master);
-    int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
-        pt, &pt_len, NULL, file + VAULT_HEADER_LEN, ct_len, file, VAULT_STORE_MAGIC_LEN,
-        file + VAULT_STORE_MAGIC_LEN, vault->master);
+    int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &pt_len, NULL, file + hdr_len, ct_len,
+                                                        file, ad_len, file + ad_len, vault->master);
     vault_mem_noaccess(vault->master);
     if (rc != 0 || pt_len != pt_cap) {
-        gw_say(msg, msglen, "cannot decrypt %s: wrong master key or the file was modified", path);
+        say_undecryptable(vault, file, path, msg, msglen);
         err = GW_ERR_CRYPTO;
         goto out;
     }
-    err = parse_plain(vault, v2, pt, pt_cap, path, msg, msglen);
+    /* The token hash's key: kept in the store since format 3, derived from the key before. */
+    if (format == 3) {
+        if ((vault->token_key = vault_mem_alloc(GW_VAULT_TOKEN_HASH_LEN)) != NULL) {
+            memcpy(vault->token_key, pt, GW_VAULT_TOKEN_HASH_LEN);
+            vault_mem_readonly(vault->token_key);
+        }
+    } else {
+        vault->token_key = vault_token_key_new(vault->master);
+    }
+    if (vault->token_key == NULL) {
+        gw_say(msg, msglen, "out of memory");
+        err = GW_ERR_NOMEM;
+        goto out;
+    }
+    err = parse_plain(vault, format >= 2, pt + prefix, pt_cap - prefix, path, msg, msglen);
 out:
     vault_mem_free(pt); /* wipes the plaintext */
     return err;
@@ -331,27 +360,34 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
     return GW_OK;
 }
 
-enum gw_err vault_store_encode(const struct gw_vault *vault, unsigned char **out, size_t *out_len)
+enum gw_err vault_store_encode(const struct gw_vault *vault, uint64_t generation,
+                               unsigned char **out, size_t *out_len)
 {
     enum gw_err err;
+    unsigned char *entries = NULL;
     unsigned char *pt = NULL;
     unsigned char *file = NULL;
-    size_t pt_len = 0;
+    size_t entries_len = 0;
     unsigned long long ct_len = 0;
 
-    if ((err = build_plain(vault, &pt, &pt_len)) != GW_OK) {
+    if ((err = build_plain(vault, &entries, &entries_len)) != GW_OK) {
         goto out;
     }
-    if ((file = malloc(VAULT_HEADER_LEN + pt_len + VAULT_TAG_LEN)) == NULL) {
+    /* Format 3's plaintext: the token hash's key, then the entries. */
+    size_t pt_len = VAULT_PLAIN_PREFIX_LEN + entries_len;
+    if ((pt = vault_mem_alloc(pt_len)) == NULL ||
+        (file = malloc(VAULT_HEADER_LEN + pt_len + VAULT_TAG_LEN)) == NULL) {
         err = GW_ERR_NOMEM;
         goto out;
     }
-    memcpy(file, VAULT_STORE_MAGIC, VAULT_STORE_MAGIC_LEN);
-    randombytes_buf(file + VAULT_STORE_MAGIC_LEN, VAULT_NONCE_LEN);
+    memcpy(pt, vault->token_key, VAULT_PLAIN_PREFIX_LEN);
+    memcpy(pt + VAULT_PLAIN_PREFIX_LEN, entries, entries_len);
+    vault_header_write(vault, generation, file);
+    randombytes_buf(file + VAULT_HEADER3_AD_LEN, VAULT_NONCE_LEN);
     vault_mem_readonly(vault->master);
-    int rc = crypto_aead_xchacha20poly1305_ietf_encrypt(
-        file + VAULT_HEADER_LEN, &ct_len, pt, pt_len, file, VAULT_STORE_MAGIC_LEN, NULL,
-        file + VAULT_STORE_MAGIC_LEN, vault->master);
+    int rc = crypto_aead_xchacha20poly1305_ietf_encrypt(file + VAULT_HEADER_LEN, &ct_len, pt,
+                                                        pt_len, file, VAULT_HEADER3_AD_LEN, NULL,
+                                                        file + VAULT_HEADER3_AD_LEN, vault->master);
     vault_mem_noaccess(vault->master);
     if (rc != 0 || ct_len != pt_len + VAULT_TAG_LEN) {
         err = GW_ERR_INTERNAL;
@@ -362,7 +398,8 @@ enum gw_err vault_store_encode(const struct gw_vault *vault, unsigned char **out
     file = NULL;
     err = GW_OK;
 out:
-    vault_mem_free(pt); /* wipes the plaintext */
+    vault_mem_free(entries); /* wipes the plaintext */
+    vault_mem_free(pt);
     free(file);
     return err;
 }

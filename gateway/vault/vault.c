@@ -43,35 +43,36 @@ static struct gw_vault *vault_new(void)
     return vault;
 }
 
-static enum gw_err open_vault(const char *key_path, const char *store_path, bool for_update,
-                              struct gw_vault **out, char *msg, size_t msglen)
+/* The header of a store that does not exist yet: a key file's, generation 0. */
+static void empty_header(struct vault_header *hdr)
+{
+    memset(hdr, 0, sizeof *hdr);
+    hdr->format = 3;
+    hdr->source = GW_VAULT_KEY_FILE;
+}
+
+enum gw_err gw_vault_open_master(const struct gw_vault_master *m, const char *store_path,
+                                 unsigned flags, struct gw_vault **out, char *msg, size_t msglen)
 {
     enum gw_err err;
     struct gw_vault *vault = NULL;
+    unsigned char *file = NULL;
+    size_t len = 0, hdr_len = 0;
+    uint64_t seen = 0;
 
     if (sodium_init() < 0) {
         gw_say(msg, msglen, "cannot initialise libsodium");
         return GW_ERR_INTERNAL;
     }
-    if (key_path == NULL || *key_path == '\0' || store_path == NULL || *store_path == '\0' ||
-        out == NULL) {
-        gw_say(msg, msglen, "a master key file and a credential store file are both needed");
+    if (m == NULL || store_path == NULL || *store_path == '\0' || out == NULL) {
+        gw_say(msg, msglen, "a master key and a credential store file are both needed");
         return GW_ERR_INVALID;
     }
     if ((vault = vault_new()) == NULL) {
         gw_say(msg, msglen, "out of memory");
         return GW_ERR_NOMEM;
     }
-    if ((err = vault_master_load(key_path, &vault->master, msg, msglen)) != GW_OK) {
-        goto out;
-    }
-    /* Now, while the master key is at hand: hashing a token must never need it. */
-    if ((vault->token_key = vault_token_key_new(vault->master)) == NULL) {
-        gw_say(msg, msglen, "out of memory");
-        err = GW_ERR_NOMEM;
-        goto out;
-    }
-    if (for_update) {
+    if ((flags & GW_VAULT_OPEN_UPDATE) != 0) {
         /*
          * A store we would refuse to read is refused before its lock file is made: a lock file
          * created by the wrong user would stand in the way of the right one.
@@ -86,13 +87,63 @@ static enum gw_err open_vault(const char *key_path, const char *store_path, bool
             goto out;
         }
     }
-    if ((err = vault_store_load(vault, store_path, msg, msglen)) != GW_OK) {
+    if ((err = vault_generation_read(store_path, &seen, msg, msglen)) != GW_OK) {
         goto out;
     }
+    vault->seen = seen;
+    err = vault_store_read(store_path, &file, &len, msg, msglen);
+    if (err == GW_ERR_NOT_FOUND) {
+        /* So that the first `secrets put` can create it (with a key file). */
+        empty_header(&vault->hdr);
+        if ((flags & VAULT_OPEN_NO_KEY) != 0) {
+            err = GW_OK;
+            goto done;
+        }
+        if (m->key_file == NULL || *m->key_file == '\0') {
+            gw_say(msg, msglen,
+                   "credential store %s does not exist: create it with 'tcgw store init "
+                   "--passphrase' (or give a master key file)",
+                   store_path);
+            err = GW_ERR_NOT_FOUND;
+            goto out;
+        }
+        if ((err = vault_master_load(m->key_file, &vault->master, msg, msglen)) != GW_OK) {
+            goto out;
+        }
+        /* Now, while the master key is at hand: hashing a token must never need it. */
+        if ((vault->token_key = vault_token_key_new(vault->master)) == NULL) {
+            gw_say(msg, msglen, "out of memory");
+            err = GW_ERR_NOMEM;
+            goto out;
+        }
+        err = GW_OK;
+        goto done;
+    }
+    if (err != GW_OK) {
+        goto out;
+    }
+    if ((err = vault_header_parse(file, len, store_path, &vault->hdr, &hdr_len, msg, msglen)) !=
+            GW_OK ||
+        (err = vault_master_make(vault, m, &vault->hdr, store_path, msg, msglen)) != GW_OK ||
+        (err = vault_store_decode(vault, file, len, store_path, msg, msglen)) != GW_OK) {
+        goto out;
+    }
+    if (vault->hdr.generation < seen && (flags & GW_VAULT_OPEN_ACCEPT_ROLLBACK) == 0) {
+        gw_say(msg, msglen,
+               "credential store %s is generation %llu, older than generation %llu saved here "
+               "before (%s.generation): an older copy was put back. If you restored a backup on "
+               "purpose, run 'tcgw store accept-rollback'; otherwise restore the newest store",
+               store_path, (unsigned long long)vault->hdr.generation, (unsigned long long)seen,
+               store_path);
+        err = GW_ERR_CRYPTO;
+        goto out;
+    }
+    err = GW_OK;
+done:
     *out = vault;
     vault = NULL;
-    err = GW_OK;
 out:
+    free(file);
     gw_vault_free(vault);
     return err;
 }
@@ -100,13 +151,23 @@ out:
 enum gw_err gw_vault_open(const char *key_path, const char *store_path, struct gw_vault **out,
                           char *msg, size_t msglen)
 {
-    return open_vault(key_path, store_path, false, out, msg, msglen);
+    if (key_path == NULL || *key_path == '\0') {
+        gw_say(msg, msglen, "a master key file and a credential store file are both needed");
+        return GW_ERR_INVALID;
+    }
+    struct gw_vault_master m = {.key_file = key_path};
+    return gw_vault_open_master(&m, store_path, 0, out, msg, msglen);
 }
 
 enum gw_err gw_vault_open_for_update(const char *key_path, const char *store_path,
                                      struct gw_vault **out, char *msg, size_t msglen)
 {
-    return open_vault(key_path, store_path, true, out, msg, msglen);
+    if (key_path == NULL || *key_path == '\0') {
+        gw_say(msg, msglen, "a master key file and a credential store file are both needed");
+        return GW_ERR_INVALID;
+    }
+    struct gw_vault_master m = {.key_file = key_path};
+    return gw_vault_open_master(&m, store_path, GW_VAULT_OPEN_UPDATE, out, msg, msglen);
 }
 
 void gw_vault_free(struct gw_vault *vault)

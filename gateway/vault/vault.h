@@ -30,6 +30,91 @@
 struct gw_vault;
 
 /*
+ * What makes a store's master key, as its header says: a key file (32 random bytes), or a
+ * passphrase stretched with Argon2id (crypto_pwhash, ALG_ARGON2ID13) with the salt and cost in
+ * the header.
+ */
+enum gw_vault_key_source {
+    GW_VAULT_KEY_FILE = 0,
+    GW_VAULT_KEY_PASSPHRASE = 1,
+};
+
+/*
+ * Where the master key comes from when a store is opened: whichever of the two the store's header
+ * asks for must be given (the other may be too, and is then ignored). passphrase is borrowed, in
+ * memory the caller wipes (sodium_malloc); it is never copied but for the derivation.
+ */
+struct gw_vault_master {
+    const char *key_file;            /* a master key file, or NULL */
+    const unsigned char *passphrase; /* or NULL */
+    size_t passphrase_len;
+};
+
+#define GW_VAULT_MAX_PASSPHRASE 1024 /* bytes */
+
+/* The Argon2id cost of a passphrase store: crypto_pwhash's opslimit and memlimit. */
+struct gw_vault_kdf {
+    uint64_t opslimit;
+    uint64_t memlimit;
+};
+
+/*
+ * Sets *kdf to a named cost: "interactive", "moderate" (the default: about a second and 256 MiB),
+ * "sensitive", or "insecure-test-only" (crypto_pwhash's minimums: for tests, never for a real
+ * store). GW_ERR_INVALID for another name.
+ */
+enum gw_err gw_vault_kdf_named(const char *name, struct gw_vault_kdf *kdf) GW_MUST_CHECK;
+
+/*
+ * Reads the header of the store at store_path: what makes its master key, and its generation
+ * (0 for stores older than format 3). GW_ERR_NOT_FOUND when there is no store yet; the other
+ * errors as gw_vault_open, msg naming the file.
+ */
+enum gw_err gw_vault_store_info(const char *store_path, enum gw_vault_key_source *source,
+                                uint64_t *generation, char *msg, size_t msglen) GW_MUST_CHECK;
+
+/* Flags of gw_vault_open_master. */
+#define GW_VAULT_OPEN_UPDATE 1u /* take the writer lock, as gw_vault_open_for_update */
+/*
+ * Open a store older than the generation recorded beside it (a backup restored on purpose); the
+ * next save writes a generation above both, so that older copies stay refused. With UPDATE only.
+ */
+#define GW_VAULT_OPEN_ACCEPT_ROLLBACK 2u
+
+/*
+ * gw_vault_open and gw_vault_open_for_update for either kind of master key. Also checks the
+ * store's generation against "<store_path>.generation" (the highest generation this machine has
+ * saved): an older store is refused (GW_ERR_CRYPTO) unless GW_VAULT_OPEN_ACCEPT_ROLLBACK. A
+ * passphrase store must exist (a key-file store that does not is empty). Wrong key or passphrase:
+ * GW_ERR_CRYPTO, msg says which; a store a newer tcgw wrote: GW_ERR_INVALID, msg says upgrade.
+ */
+enum gw_err gw_vault_open_master(const struct gw_vault_master *master, const char *store_path,
+                                 unsigned flags, struct gw_vault **out, char *msg,
+                                 size_t msglen) GW_MUST_CHECK;
+
+/*
+ * Creates a store protected by a passphrase at store_path, with no entries, generation 1, a fresh
+ * salt and cost kdf. Refuses (GW_ERR_EXISTS) when a store exists already: rekey that instead.
+ */
+enum gw_err gw_vault_init_passphrase(const char *store_path, const unsigned char *passphrase,
+                                     size_t passphrase_len, const struct gw_vault_kdf *kdf,
+                                     char *msg, size_t msglen) GW_MUST_CHECK;
+
+/*
+ * Changes the master key of a vault from gw_vault_open_master(GW_VAULT_OPEN_UPDATE): to the key
+ * file to->key_file (which exists: gw_vault_keygen), or, when to->key_file is NULL, to
+ * to->passphrase with a fresh salt and cost kdf. Nothing is written: gw_vault_save then replaces
+ * the store atomically, every entry encrypted under the new key. Caller token hashes do not
+ * change (their key is kept inside the store). On failure the vault keeps its old key.
+ */
+enum gw_err gw_vault_rekey(struct gw_vault *vault, const struct gw_vault_master *to,
+                           const struct gw_vault_kdf *kdf, char *msg, size_t msglen) GW_MUST_CHECK;
+
+/* What makes the vault's master key now, and the generation its store was read at. */
+enum gw_vault_key_source gw_vault_source(const struct gw_vault *vault);
+uint64_t gw_vault_generation(const struct gw_vault *vault);
+
+/*
  * Writes a new random master key to path with mode 0600. Refuses (GW_ERR_EXISTS) to overwrite an
  * existing file. On failure, msg (size msglen) says why, naming the file.
  */
@@ -70,12 +155,15 @@ enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *s
                          char *msg, size_t msglen) GW_MUST_CHECK;
 
 /*
- * Encrypts the vault with a fresh nonce and replaces store_path atomically (gw_file_replace: a
+ * Encrypts the vault with a fresh nonce under the next generation (one above the store read, and
+ * above any generation recorded beside it) and replaces store_path atomically (gw_file_replace: a
  * temporary file with a random name, fsync, rename, directory fsync; removed on failure). An
  * existing store keeps its owner and mode; a new one gets mode 0600. A vault from
  * gw_vault_open_for_update saves only to the store it locked (GW_ERR_INVALID otherwise).
+ * Then records the new generation in "<store_path>.generation" (replaced atomically too): if that
+ * fails (GW_ERR_IO), the store has been saved all the same and msg says so.
  */
-enum gw_err gw_vault_save(const struct gw_vault *vault, const char *store_path, char *msg,
+enum gw_err gw_vault_save(struct gw_vault *vault, const char *store_path, char *msg,
                           size_t msglen) GW_MUST_CHECK;
 
 /* True when name follows the rule for credential names above. */

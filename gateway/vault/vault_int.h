@@ -23,13 +23,23 @@
 
 #include "vault/vault.h"
 
-/* Store file sizes; store.c describes the layout. */
-#define VAULT_STORE_MAGIC "TCGWSTORE2"    /* the format written */
-#define VAULT_STORE_MAGIC_V1 "TCGWSTORE1" /* still read: credentials only, no kinds */
+/* Store file sizes; store.c and storekey.c describe the layout. */
+#define VAULT_STORE_MAGIC "TCGWSTORE3"       /* the format written: header of storekey.c */
+#define VAULT_STORE_MAGIC_V2 "TCGWSTORE2"    /* still read: nonce only, no generation */
+#define VAULT_STORE_MAGIC_V1 "TCGWSTORE1"    /* still read: credentials only, no kinds */
+#define VAULT_STORE_MAGIC_PREFIX "TCGWSTORE" /* any other version: a newer tcgw's store */
 #define VAULT_STORE_MAGIC_LEN 10
 #define VAULT_NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define VAULT_TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define VAULT_HEADER_LEN (VAULT_STORE_MAGIC_LEN + VAULT_NONCE_LEN)
+#define VAULT_SALT_LEN crypto_pwhash_SALTBYTES
+#define VAULT_CHECK_LEN 16
+/* Format 3: magic, source, generation, salt, opslimit, memlimit, key check; then the nonce. */
+#define VAULT_HEADER3_AD_LEN                                                                       \
+    (VAULT_STORE_MAGIC_LEN + 1 + 8 + VAULT_SALT_LEN + 8 + 8 + VAULT_CHECK_LEN)
+#define VAULT_HEADER_LEN (VAULT_HEADER3_AD_LEN + VAULT_NONCE_LEN)
+#define VAULT_HEADER_LEN_V2 (VAULT_STORE_MAGIC_LEN + VAULT_NONCE_LEN) /* and format 1 */
+/* Format 3's plaintext starts with the token hash's key, then the entries as in format 2. */
+#define VAULT_PLAIN_PREFIX_LEN GW_VAULT_TOKEN_HASH_LEN
 #define VAULT_ENTRY_MAX                                                                            \
     (1 + 2 + GW_VAULT_MAX_NAME + 2 + GW_VAULT_MAX_SECRET_ID + 2 + GW_VAULT_MAX_SECRET_KEY)
 #define VAULT_VALUE_ENTRY_MAX (1 + 2 + GW_VAULT_MAX_NAME + 4 + GW_VAULT_MAX_VALUE)
@@ -37,8 +47,27 @@
 #define VAULT_PLAIN_MAX                                                                            \
     (VAULT_PLAIN_MIN + (GW_VAULT_MAX_ENTRIES + GW_VAULT_MAX_CALLER_KEYS) * VAULT_ENTRY_MAX +       \
      GW_VAULT_MAX_VALUES * VAULT_VALUE_ENTRY_MAX)
-#define VAULT_STORE_MIN (VAULT_HEADER_LEN + VAULT_PLAIN_MIN + VAULT_TAG_LEN)
-#define VAULT_STORE_MAX (VAULT_HEADER_LEN + VAULT_PLAIN_MAX + VAULT_TAG_LEN)
+#define VAULT_STORE_MIN (VAULT_HEADER_LEN_V2 + VAULT_PLAIN_MIN + VAULT_TAG_LEN)
+#define VAULT_STORE_MAX                                                                            \
+    (VAULT_HEADER_LEN + VAULT_PLAIN_PREFIX_LEN + VAULT_PLAIN_MAX + VAULT_TAG_LEN)
+
+/* Bounds on the Argon2id cost a header may ask for: beyond them it was modified (or is not ours).
+ */
+#define VAULT_OPSLIMIT_MAX 64ull
+#define VAULT_MEMLIMIT_MAX (4ull << 30)
+
+/*
+ * The store's header as read or to be written (storekey.c). Formats 1 and 2 read as generation 0,
+ * key file.
+ */
+struct vault_header {
+    unsigned format; /* 1, 2 or 3 */
+    enum gw_vault_key_source source;
+    uint64_t generation; /* of the store read; a save writes generation + 1 */
+    unsigned char salt[VAULT_SALT_LEN];
+    uint64_t opslimit; /* Argon2id cost: passphrase stores only, else 0 */
+    uint64_t memlimit;
+};
 
 /* The kinds of entry that hold a SecretId and SecretKey (struct cred): one table each. Secret
  * values (GW_VAULT_SECRET_VALUE) have a table of their own (struct value). */
@@ -144,6 +173,8 @@ struct gw_vault {
     struct vault_values values;             /* GW_VAULT_SECRET_VALUE */
     int64_t (*now)(void);     /* the wall clock, seconds since the epoch; tests replace it */
     _Atomic uint64_t retired; /* signing keys wiped because their day had passed */
+    struct vault_header hdr;  /* how the master key is made, and the generation */
+    uint64_t seen;            /* the generation file's value at open (0 when none) */
     int lock_fd;              /* the store's writer lock (gw_vault_open_for_update), or -1 */
     char *locked_store;       /* the store path that lock_fd guards, or NULL */
 };
@@ -265,11 +296,52 @@ enum gw_err vault_store_decode(struct gw_vault *vault, const unsigned char *file
                                const char *path, char *msg, size_t msglen) GW_MUST_CHECK;
 
 /*
- * Serialises and encrypts vault with a fresh nonce. *out is new (free()); it holds nothing in
- * clear. GW_ERR_NOMEM or GW_ERR_INTERNAL.
+ * Serialises and encrypts vault with a fresh nonce, in format 3 with that generation. *out is new
+ * (free()); it holds nothing in clear. GW_ERR_NOMEM or GW_ERR_INTERNAL.
  */
-enum gw_err vault_store_encode(const struct gw_vault *vault, unsigned char **out,
-                               size_t *out_len) GW_MUST_CHECK;
+enum gw_err vault_store_encode(const struct gw_vault *vault, uint64_t generation,
+                               unsigned char **out, size_t *out_len) GW_MUST_CHECK;
+
+/* ---- storekey.c ---- */
+
+/* gw_vault_open_master, inside the module: a missing store opens without any master key. */
+#define VAULT_OPEN_NO_KEY 0x100u
+
+/*
+ * Parses the header of a store file (file, len): its format, and for format 3 the fields of struct
+ * vault_header; *hdr_len is where the ciphertext's nonce ends. GW_ERR_INVALID with msg naming path:
+ * not a store, a newer tcgw's, truncated, or limits out of bounds.
+ */
+enum gw_err vault_header_parse(const unsigned char *file, size_t len, const char *path,
+                               struct vault_header *hdr, size_t *hdr_len, char *msg,
+                               size_t msglen) GW_MUST_CHECK;
+
+/* Writes the format-3 header fields (VAULT_HEADER3_AD_LEN bytes) for vault's master key. */
+void vault_header_write(const struct gw_vault *vault, uint64_t generation,
+                        unsigned char out[VAULT_HEADER3_AD_LEN]);
+
+/*
+ * True when the key check in a format-3 header matches vault's master key: a failure then means
+ * the wrong key or passphrase, not a damaged store.
+ */
+bool vault_header_key_matches(const struct gw_vault *vault, const unsigned char *file);
+
+/*
+ * Makes vault's master key for hdr (a passphrase store: Argon2id over the passphrase with hdr's
+ * salt and limits; a key-file store: the key file). New key memory in vault->master, left
+ * no-access.
+ */
+enum gw_err vault_master_make(struct gw_vault *vault, const struct gw_vault_master *m,
+                              const struct vault_header *hdr, const char *store_path, char *msg,
+                              size_t msglen) GW_MUST_CHECK;
+
+/* The generation recorded in "<store_path>.generation", or 0 when there is no such file. */
+enum gw_err vault_generation_read(const char *store_path, uint64_t *gen, char *msg,
+                                  size_t msglen) GW_MUST_CHECK;
+
+/* Replaces "<store_path>.generation" atomically with gen. */
+enum gw_err vault_generation_write(const char *store_path, uint64_t gen, char *msg,
+                                   size_t msglen) GW_MUST_CHECK;
 
 /* ---- files.c ---- */
 
@@ -283,8 +355,11 @@ enum gw_err vault_master_load(const char *path, unsigned char **out, char *msg,
  */
 enum gw_err vault_store_check(const char *path, char *msg, size_t msglen) GW_MUST_CHECK;
 
-/* Reads the store at path into vault, which is empty. A missing file leaves it empty. */
-enum gw_err vault_store_load(struct gw_vault *vault, const char *path, char *msg,
+/*
+ * Reads the whole store file at path: *file is new (free()) and *len its length. GW_ERR_NOT_FOUND
+ * when there is none.
+ */
+enum gw_err vault_store_read(const char *path, unsigned char **file, size_t *len, char *msg,
                              size_t msglen) GW_MUST_CHECK;
 
 /* Takes the writer lock of the store at path ("<path>.lock"); *fd is the held lock. */

@@ -137,10 +137,12 @@ class CliSecretsTest(unittest.TestCase):
             blob = f.read()
         for s in (SECRET_ID, SECRET_KEY, "default"):
             self.assertNotIn(s.encode(), blob)
-        self.assertTrue(blob.startswith(b"TCGWSTORE2"))
-        # No temporary file left behind; the writers' lock file stays, empty and private.
+        self.assertTrue(blob.startswith(b"TCGWSTORE3"))
+        # No temporary file left behind; the writers' lock file stays, empty and private, and
+        # the generation file records the store's generation (rollback detection).
         self.assertEqual(sorted(os.listdir(self.dir)),
-                         ["credentials.store", "credentials.store.lock", "master.key"])
+                         ["credentials.store", "credentials.store.generation",
+                          "credentials.store.lock", "master.key"])
         st = os.stat(self.store + ".lock")
         self.assertEqual((stat.S_IMODE(st.st_mode), st.st_size), (0o600, 0))
 
@@ -272,7 +274,7 @@ class CliSecretsTest(unittest.TestCase):
         self.keygen(other)
         proc = self.run_tcgw("secrets", "list", "--key", other, "--store", self.store)
         self.assert_rc(proc, 1)
-        self.assertIn("cannot decrypt %s: wrong master key or the file was modified" % self.store,
+        self.assertIn("cannot open %s: wrong master key file for this store" % self.store,
                       proc.err)
         # put with the wrong key must not replace the store either.
         with open(self.store, "rb") as f:

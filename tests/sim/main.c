@@ -23,6 +23,7 @@
 #include "ratelimit.h"
 #include "records.h"
 #include "server.h"
+#include "sts.h"
 
 #define EXIT_USAGE 2
 #define MAX_CREDENTIALS 1000
@@ -229,6 +230,7 @@ int main(int argc, char **argv)
     struct sim_records *records = NULL;
     struct sim_ratelimit *limits = NULL;
     struct sim_server *server = NULL;
+    struct sim_sts *sts = NULL;
     json_t *creds = NULL;
     char *cert = NULL;
     char *key = NULL;
@@ -265,7 +267,12 @@ int main(int argc, char **argv)
         (void)fprintf(stderr, "tcgw-sim: out of memory\n");
         goto out;
     }
+    if (sim_sts_new(&sts) != SIM_OK) {
+        (void)fprintf(stderr, "tcgw-sim: out of memory\n");
+        goto out;
+    }
     memset(&cfg, 0, sizeof(cfg));
+    cfg.sts = sts;
     cfg.listen_addr = o.listen;
     cfg.port = (uint16_t)o.port;
     cfg.cert_pem = cert;
@@ -292,6 +299,7 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     sim_server_stop(server);
+    sim_sts_free(sts);
     sim_ratelimit_free(limits);
     sim_records_close(records);
     sim_gaap_free(gaap);

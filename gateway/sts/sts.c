@@ -24,6 +24,8 @@
 struct gw_sts {
     struct gw_access *access;
     struct gw_sts_options opts;
+    struct curl_slist *connect_to; /* opts' lists as libcurl takes them */
+    struct curl_slist *resolve;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -140,10 +142,9 @@ static enum gw_err assume(struct gw_sts *sts, struct gw_vault *vault, size_t i,
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
         (sts->opts.ca_file != NULL &&
          curl_easy_setopt(e, CURLOPT_CAINFO, sts->opts.ca_file) != CURLE_OK) ||
-        (sts->opts.connect_to != NULL &&
-         curl_easy_setopt(e, CURLOPT_CONNECT_TO, sts->opts.connect_to) != CURLE_OK) ||
-        (sts->opts.resolve != NULL &&
-         curl_easy_setopt(e, CURLOPT_RESOLVE, sts->opts.resolve) != CURLE_OK)) {
+        (sts->connect_to != NULL &&
+         curl_easy_setopt(e, CURLOPT_CONNECT_TO, sts->connect_to) != CURLE_OK) ||
+        (sts->resolve != NULL && curl_easy_setopt(e, CURLOPT_RESOLVE, sts->resolve) != CURLE_OK)) {
         gw_say(why, whylen, "cannot set up libcurl");
         err = GW_ERR_INTERNAL;
         goto out;
@@ -279,6 +280,25 @@ static void *run(void *arg)
     return NULL;
 }
 
+static bool copy_list(char *const *in, struct curl_slist **out)
+{
+    for (size_t i = 0; in != NULL && in[i] != NULL; i++) {
+        struct curl_slist *next = curl_slist_append(*out, in[i]);
+        if (next == NULL) {
+            return false;
+        }
+        *out = next;
+    }
+    return true;
+}
+
+static void sts_free(struct gw_sts *sts)
+{
+    curl_slist_free_all(sts->connect_to);
+    curl_slist_free_all(sts->resolve);
+    free(sts);
+}
+
 enum gw_err gw_sts_start(struct gw_access *access, const struct gw_sts_options *opts,
                          struct gw_sts **out, char *msg, size_t msglen)
 {
@@ -291,10 +311,16 @@ enum gw_err gw_sts_start(struct gw_access *access, const struct gw_sts_options *
     }
     sts->access = access;
     sts->opts = *opts;
+    if (!copy_list(opts->connect_to, &sts->connect_to) ||
+        !copy_list(opts->resolve, &sts->resolve)) {
+        sts_free(sts);
+        gw_say(msg, msglen, "out of memory");
+        return GW_ERR_NOMEM;
+    }
     if (pthread_mutex_init(&sts->lock, NULL) != 0 || pthread_condattr_init(&attr) != 0 ||
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
         pthread_cond_init(&sts->cond, &attr) != 0) {
-        free(sts);
+        sts_free(sts);
         gw_say(msg, msglen, "cannot set up the STS refresher");
         return GW_ERR_INTERNAL;
     }
@@ -302,7 +328,7 @@ enum gw_err gw_sts_start(struct gw_access *access, const struct gw_sts_options *
     if (pthread_create(&sts->thread, NULL, run, sts) != 0) {
         pthread_cond_destroy(&sts->cond);
         pthread_mutex_destroy(&sts->lock);
-        free(sts);
+        sts_free(sts);
         gw_say(msg, msglen, "cannot start the STS refresher thread");
         return GW_ERR_INTERNAL;
     }
@@ -344,5 +370,5 @@ void gw_sts_stop(struct gw_sts *sts)
     pthread_join(sts->thread, NULL);
     pthread_cond_destroy(&sts->cond);
     pthread_mutex_destroy(&sts->lock);
-    free(sts);
+    sts_free(sts);
 }

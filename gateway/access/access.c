@@ -198,6 +198,10 @@ enum gw_err gw_access_reload(struct gw_access *access, char *msg, size_t msglen)
         pthread_mutex_unlock(&access->reload_lock);
         return err;
     }
+    /* Roles defined as before keep their temporary keys: no call waits for STS after a reload. */
+    struct gw_access_snapshot *prev = gw_access_current(access);
+    gw_vault_roles_adopt(fresh->vault, prev->vault);
+    gw_access_release(prev);
     pthread_mutex_lock(&access->lock);
     struct gw_access_snapshot *old = access->current;
     fresh->generation = next;

@@ -1,4 +1,4 @@
-/* tcgw secrets put|put-value|list: manages the encrypted credential store. */
+/* tcgw secrets put|put-role|put-value|list: manages the encrypted credential store. */
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -15,12 +16,21 @@
 #include "vault/vault.h"
 
 static const char usage_text[] =
-    "usage: tcgw secrets put NAME [--config FILE | --key FILE --store FILE] [--passphrase-fd N]\n"
+    "usage: tcgw secrets put NAME [--temporary] [--config FILE | --key FILE --store FILE]\n"
+    "                             [--passphrase-fd N]\n"
+    "       tcgw secrets put-role NAME --source CRED --role-arn ARN --session-name NAME\n"
+    "                             [--duration SECONDS] [--region REGION] [--config FILE | ...]\n"
     "       tcgw secrets put-value NAME [--config FILE | --key FILE --store FILE]\n"
     "                              [--passphrase-fd N]\n"
     "       tcgw secrets list [--config FILE | --key FILE --store FILE] [--passphrase-fd N] "
     "[--json]\n"
-    "put reads the SecretId, then the SecretKey, one per line from standard input.\n"
+    "put reads the SecretId, then the SecretKey, one per line from standard input; with\n"
+    "--temporary also the session token and the expiry (RFC 3339, e.g. 2026-12-02T15:00:00Z,\n"
+    "or seconds since the epoch), two more lines.\n"
+    "put-role stores a role: the gateway assumes it through STS AssumeRole with credential CRED\n"
+    "(allowed sts:AssumeRole only) and refreshes its temporary keys in the background;\n"
+    "--duration is DurationSeconds (default 3600, 10 to 43200), --region the STS call's region\n"
+    "(default ap-guangzhou).\n"
     "put-value reads a secret value that calls may name as {{tcgw:secret/NAME}}: all of\n"
     "standard input up to end of file (Ctrl-D), several lines allowed (a PEM key), at most 64 "
     "KiB;\n"
@@ -29,8 +39,10 @@ static const char usage_text[] =
     "descriptor N (--passphrase-fd N).\n";
 
 struct args {
-    const char *verb; /* "put", "put-value" or "list" */
+    const char *verb; /* "put", "put-role", "put-value" or "list" */
     const char *name;
+    bool temporary;                                                   /* put --temporary */
+    const char *source, *role_arn, *session_name, *region, *duration; /* put-role */
     const char *config_path;
     const char *key_path;
     const char *store_path;
@@ -54,9 +66,9 @@ static int parse_args(int argc, char **argv, struct args *a)
         return -1;
     }
     if (strcmp(argv[1], "put") != 0 && strcmp(argv[1], "put-value") != 0 &&
-        strcmp(argv[1], "list") != 0) {
-        return gw_cli_usage_error("secrets", "unknown subcommand: say put, put-value or list", "",
-                                  usage_text);
+        strcmp(argv[1], "put-role") != 0 && strcmp(argv[1], "list") != 0) {
+        return gw_cli_usage_error(
+            "secrets", "unknown subcommand: say put, put-role, put-value or list", "", usage_text);
     }
     a->verb = argv[1];
     for (int i = 2; i < argc; i++) {
@@ -83,6 +95,30 @@ static int parse_args(int argc, char **argv, struct args *a)
                                               usage_text);
                 }
                 continue;
+            }
+            if (strcmp(arg, "--temporary") == 0 && strcmp(a->verb, "put") == 0) {
+                a->temporary = true;
+                continue;
+            }
+            if (strcmp(a->verb, "put-role") == 0) {
+                static const char *const role_opts[] = {"--source", "--role-arn", "--session-name",
+                                                        "--region", "--duration"};
+                const char **role_slots[] = {&a->source, &a->role_arn, &a->session_name, &a->region,
+                                             &a->duration};
+                for (size_t k = 0; k < sizeof role_opts / sizeof *role_opts && matched == 0; k++) {
+                    const char *value = NULL;
+                    matched = gw_cli_take_value(argc, argv, &i, role_opts[k], &value);
+                    if (matched < 0 || (matched > 0 && *role_slots[k] != NULL)) {
+                        return gw_cli_usage_error("secrets", "give one value to ", role_opts[k],
+                                                  usage_text);
+                    }
+                    if (matched > 0) {
+                        *role_slots[k] = value;
+                    }
+                }
+                if (matched > 0) {
+                    continue;
+                }
             }
             for (size_t k = 0; k < sizeof file_opts / sizeof *file_opts && matched == 0; k++) {
                 const char *value = NULL;
@@ -121,6 +157,19 @@ static int parse_args(int argc, char **argv, struct args *a)
                     "A-Z a-z 0-9 . _ -\n%s",
                     GW_VAULT_MAX_NAME, usage_text);
             return 2;
+        }
+        if (a->json) {
+            return gw_cli_usage_error("secrets", "--json is for list only", "", usage_text);
+        }
+    } else if (strcmp(a->verb, "put-role") == 0) {
+        if (positional != 1 || !gw_vault_name_valid(a->name)) {
+            return gw_cli_usage_error("secrets", "put-role needs one role NAME (A-Z a-z 0-9 . _ -)",
+                                      "", usage_text);
+        }
+        if (a->source == NULL || a->role_arn == NULL || a->session_name == NULL) {
+            return gw_cli_usage_error("secrets",
+                                      "put-role needs --source, --role-arn and --session-name", "",
+                                      usage_text);
         }
         if (a->json) {
             return gw_cli_usage_error("secrets", "--json is for list only", "", usage_text);
@@ -344,6 +393,114 @@ out:
  * operator to type never holds the lock, and one that holds it reads the store as the previous
  * writer left it.
  */
+#define EXPIRY_MAX 40
+
+/* Seconds since the epoch from "1733150000" or RFC 3339 ("2026-12-02T15:00:00Z", "...+08:00",
+ * fractions of a second ignored). 0 when parsed. */
+static int parse_expiry(const char *text, int64_t *out)
+{
+    size_t n = strlen(text);
+    if (n > 0 && strspn(text, "0123456789") == n) {
+        if (n > 12) {
+            return -1;
+        }
+        *out = (int64_t)strtoll(text, NULL, 10);
+        return *out > 0 ? 0 : -1;
+    }
+    int y, mo, d, h, mi, sec, used = 0;
+    if (sscanf(text, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
+        used != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+        return -1;
+    }
+    const char *p = text + used;
+    if (*p == '.') {
+        p++;
+        if (strspn(p, "0123456789") == 0) {
+            return -1;
+        }
+        p += strspn(p, "0123456789");
+    }
+    int64_t offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om, k = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5 || oh > 23 || om > 59) {
+            return -1;
+        }
+        offset = (int64_t)(oh * 3600 + om * 60) * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p != '\0') {
+        return -1;
+    }
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || tm.tm_mday != d) {
+        return -1;
+    }
+    *out = (int64_t)t - offset;
+    return *out > 0 ? 0 : -1;
+}
+
+/* tcgw secrets put-role: no secret in it, so nothing is read from standard input. */
+static int put_role(const struct args *a, const struct gw_vault_master *master,
+                    const char *store_path)
+{
+    char msg[512];
+    struct gw_vault *vault = NULL;
+    int rc = 1;
+    unsigned long duration = 3600;
+    if (a->duration != NULL) {
+        char *end = NULL;
+        errno = 0;
+        duration = strtoul(a->duration, &end, 10);
+        if (errno != 0 || end == a->duration || *end != '\0' || duration > GW_VAULT_MAX_DURATION) {
+            fprintf(stderr, "tcgw secrets: --duration must be seconds from %d to %d\n",
+                    GW_VAULT_MIN_DURATION, GW_VAULT_MAX_DURATION);
+            return 2;
+        }
+    }
+    struct gw_vault_role_def def = {
+        .source = a->source,
+        .role_arn = a->role_arn,
+        .session_name = a->session_name,
+        .region = a->region != NULL ? a->region : "ap-guangzhou",
+        .duration = (unsigned)duration,
+    };
+    if (gw_vault_open_master(master, store_path, GW_VAULT_OPEN_UPDATE, &vault, msg, sizeof msg) !=
+        GW_OK) {
+        fprintf(stderr, "tcgw secrets: %s; nothing was stored\n", msg);
+        goto out;
+    }
+    bool existed = gw_vault_has(vault, a->name);
+    if (gw_vault_put_role(vault, a->name, &def, msg, sizeof msg) != GW_OK ||
+        gw_vault_save(vault, store_path, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw secrets: %s; nothing was stored\n", msg);
+        goto out;
+    }
+    printf("%s role '%s' (source %s, %s, session %s, %u s, region %s) in %s\n",
+           existed ? "replaced" : "stored", a->name, def.source, def.role_arn, def.session_name,
+           def.duration, def.region, store_path);
+    if (!gw_vault_has(vault, def.source)) {
+        fprintf(stderr,
+                "tcgw secrets: warning: no credential '%s' yet: store it with `tcgw secrets put "
+                "%s` before the gateway assumes the role\n",
+                def.source, def.source);
+    }
+    rc = 0;
+out:
+    gw_vault_free(vault);
+    return rc;
+}
+
 static int put(const struct args *a, const struct gw_vault_master *master, const char *store_path)
 {
     char msg[512];
@@ -352,13 +509,18 @@ static int put(const struct args *a, const struct gw_vault_master *master, const
     bool tty = isatty(STDIN_FILENO) == 1;
     struct gw_vault *vault = NULL;
 
-    /* One protected region for both values: the only place they live in this process. */
-    char *id = sodium_malloc(GW_VAULT_MAX_SECRET_ID + 1 + GW_VAULT_MAX_SECRET_KEY + 1);
+    size_t token_len = 0, expiry_len = 0;
+    int64_t expires = 0;
+    /* One protected region for all values: the only place they live in this process. */
+    char *id = sodium_malloc(GW_VAULT_MAX_SECRET_ID + 1 + GW_VAULT_MAX_SECRET_KEY + 1 +
+                             GW_VAULT_MAX_TOKEN + 1 + EXPIRY_MAX + 1);
     if (id == NULL) {
         fputs("tcgw secrets: out of memory\n", stderr);
         return 1;
     }
     char *key = id + GW_VAULT_MAX_SECRET_ID + 1;
+    char *token = key + GW_VAULT_MAX_SECRET_KEY + 1;
+    char *expiry = token + GW_VAULT_MAX_TOKEN + 1;
 
     if (tty) {
         fprintf(stderr, "SecretId for '%s': ", a->name);
@@ -371,6 +533,26 @@ static int put(const struct args *a, const struct gw_vault_master *master, const
              : read_line("SecretKey", key, GW_VAULT_MAX_SECRET_KEY, &key_len)) != 0) {
         goto out;
     }
+    if (a->temporary) {
+        if ((tty ? read_hidden("Token (not shown): ", "Token", read_line, token, GW_VAULT_MAX_TOKEN,
+                               &token_len)
+                 : read_line("Token", token, GW_VAULT_MAX_TOKEN, &token_len)) != 0) {
+            goto out;
+        }
+        if (tty) {
+            fprintf(stderr, "Expiry (RFC 3339 or epoch seconds): ");
+        }
+        if (read_line("expiry", expiry, EXPIRY_MAX, &expiry_len) != 0) {
+            goto out;
+        }
+        expiry[expiry_len] = '\0';
+        if (parse_expiry(expiry, &expires) != 0) {
+            fprintf(stderr,
+                    "tcgw secrets: the expiry must be RFC 3339 (2026-12-02T15:00:00Z, or with "
+                    "+08:00) or seconds since the epoch; nothing was stored\n");
+            goto out;
+        }
+    }
 
     if (gw_vault_open_master(master, store_path, GW_VAULT_OPEN_UPDATE, &vault, msg, sizeof msg) !=
         GW_OK) {
@@ -378,7 +560,10 @@ static int put(const struct args *a, const struct gw_vault_master *master, const
         goto out;
     }
     bool existed = gw_vault_has(vault, a->name);
-    if (gw_vault_put(vault, a->name, id, id_len, key, key_len, msg, sizeof msg) != GW_OK) {
+    if ((a->temporary
+             ? gw_vault_put_temporary(vault, a->name, id, id_len, key, key_len, token, token_len,
+                                      expires, msg, sizeof msg)
+             : gw_vault_put(vault, a->name, id, id_len, key, key_len, msg, sizeof msg)) != GW_OK) {
         fprintf(stderr, "tcgw secrets: %s; nothing was stored\n", msg);
         goto out;
     }
@@ -388,8 +573,12 @@ static int put(const struct args *a, const struct gw_vault_master *master, const
     }
     /* The tail is of the SecretId just stored: four characters, not secret. */
     size_t t = id_len < 4 ? id_len : 4;
-    printf("%s credential '%s' (SecretId ...%.*s) in %s\n", existed ? "replaced" : "stored",
-           a->name, (int)t, id + id_len - t, store_path);
+    printf("%s %scredential '%s' (SecretId ...%.*s) in %s\n", existed ? "replaced" : "stored",
+           a->temporary ? "temporary " : "", a->name, (int)t, id + id_len - t, store_path);
+    if (a->temporary && expires <= (int64_t)time(NULL)) {
+        fprintf(stderr, "tcgw secrets: warning: '%s' has expired already: it signs nothing\n",
+                a->name);
+    }
     rc = 0;
 out:
     gw_vault_free(vault); /* releases the lock */
@@ -444,7 +633,6 @@ out:
 static int list_json(const struct gw_vault *vault)
 {
     char name[GW_VAULT_MAX_NAME + 1];
-    char tail[5];
     char *text = NULL;
     int rc = 1;
     json_t *arr = json_array();
@@ -452,9 +640,23 @@ static int list_json(const struct gw_vault *vault)
         goto out;
     }
     for (size_t i = 0; i < gw_vault_count(vault); i++) {
-        if (gw_vault_describe(vault, i, name, tail) != GW_OK ||
-            json_array_append_new(
-                arr, json_pack("{s:s,s:s}", "name", name, "secret_id_tail", tail)) != 0) {
+        struct gw_vault_info info;
+        json_t *o;
+        if (gw_vault_info(vault, i, &info) != GW_OK) {
+            goto out;
+        }
+        if (info.type == GW_VAULT_ROLE) {
+            o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "name", info.name, "type", "role",
+                          "source", info.source, "role_arn", info.role_arn, "session_name",
+                          info.session_name, "region", info.region, "duration_seconds",
+                          (json_int_t)info.duration);
+        } else if (info.type == GW_VAULT_TEMPORARY) {
+            o = json_pack("{s:s,s:s,s:s,s:I}", "name", info.name, "type", "temporary",
+                          "secret_id_tail", info.id_tail, "expires", (json_int_t)info.expires);
+        } else {
+            o = json_pack("{s:s,s:s}", "name", info.name, "secret_id_tail", info.id_tail);
+        }
+        if (json_array_append_new(arr, o) != 0) {
             goto out;
         }
     }
@@ -483,7 +685,6 @@ out:
 static int list(const struct gw_vault *vault, const struct args *a, const char *store_path)
 {
     char name[GW_VAULT_MAX_NAME + 1];
-    char tail[5];
     size_t n = gw_vault_count(vault);
 
     if (a->json) {
@@ -494,10 +695,25 @@ static int list(const struct gw_vault *vault, const struct args *a, const char *
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        if (gw_vault_describe(vault, i, name, tail) != GW_OK) {
+        struct gw_vault_info info;
+        if (gw_vault_info(vault, i, &info) != GW_OK) {
             return 1;
         }
-        printf("%-16s  SecretId ...%s\n", name, tail);
+        if (info.type == GW_VAULT_ROLE) {
+            printf("%-16s  role %s via %s (session %s, %u s, %s)\n", info.name, info.role_arn,
+                   info.source, info.session_name, info.duration, info.region);
+        } else if (info.type == GW_VAULT_TEMPORARY) {
+            char when[32] = "?";
+            time_t t = (time_t)info.expires;
+            struct tm tm;
+            if (gmtime_r(&t, &tm) != NULL) {
+                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            }
+            printf("%-16s  SecretId ...%s, temporary, expire%s %s\n", info.name, info.id_tail,
+                   info.expires <= (int64_t)time(NULL) ? "d" : "s", when);
+        } else {
+            printf("%-16s  SecretId ...%s\n", info.name, info.id_tail);
+        }
     }
     for (size_t i = 0; i < gw_vault_value_count(vault); i++) {
         size_t len = 0;
@@ -553,6 +769,10 @@ int gw_cli_secrets(int argc, char **argv)
         gw_vault_free(vault);
         vault = NULL;
         rc = put(&a, &cm.master, store_path);
+    } else if (strcmp(a.verb, "put-role") == 0) {
+        gw_vault_free(vault);
+        vault = NULL;
+        rc = put_role(&a, &cm.master, store_path);
     } else if (strcmp(a.verb, "put-value") == 0) {
         gw_vault_free(vault);
         vault = NULL;

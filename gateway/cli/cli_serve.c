@@ -22,6 +22,7 @@
 #include "limits/limits.h"
 #include "limits/redis.h"
 #include "metrics/metrics.h"
+#include "sts/sts.h"
 #include "worker/worker.h"
 
 struct serve_args {
@@ -284,6 +285,7 @@ int gw_cli_serve(int argc, char **argv)
     struct gw_config *cfg = NULL;
     struct gw_apispec *spec = NULL;
     struct gw_access *access = NULL;
+    struct gw_sts *sts = NULL;
     struct gw_workers *workers = NULL;
     struct gw_budget *budget = NULL;
     struct gw_limits *limits = NULL;
@@ -502,6 +504,19 @@ int gw_cli_serve(int argc, char **argv)
     }
     fflush(stderr);
 
+    /* Roles' temporary keys: assumed and refreshed by a thread of their own (sts/sts.h). */
+    struct gw_sts_options sts_opts = {
+        .ca_file = cfg->upstream.ca_file,
+        .connect_to = cfg->upstream.connect_to,
+        .resolve = cfg->upstream.resolve,
+        .connect_timeout_ms = cfg->upstream.connect_timeout_ms,
+        .timeout_ms = cfg->upstream.timeout_ms,
+    };
+    if (gw_sts_start(access, &sts_opts, &sts, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw: %s\n", msg);
+        goto out;
+    }
+
     int sig = 0;
     while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
         if (audit != NULL) {
@@ -510,6 +525,7 @@ int gw_cli_serve(int argc, char **argv)
         /* Calls in flight finish under the snapshot they started with. */
         if (gw_access_reload(access, msg, sizeof msg) == GW_OK) {
             log_access(access, "reload");
+            gw_sts_wake(sts); /* new roles are assumed now, not at the next tick */
         } else {
             fprintf(stderr,
                     "level=error event=reload signal=HUP result=refused detail=\"%s\" "
@@ -535,6 +551,7 @@ out:
         sodium_free(tls_pem[i]);
     }
     gw_admin_stop(admin); /* it reads the workers and the audit log */
+    gw_sts_stop(sts);
     gw_workers_stop(workers);
     gw_metrics_free(metrics);
     gw_limits_free(limits);

@@ -1,5 +1,6 @@
 #include "core/call.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ struct gw_call *gw_call_new(size_t max_body_bytes, size_t max_response_bytes)
     gw_call_stamp(&call->times.received);
     gw_buf_init(&call->body, max_body_bytes);
     gw_buf_init(&call->authorization, GW_CALL_AUTHORIZATION_MAX);
+    gw_buf_init(&call->token, GW_CALL_TOKEN_MAX);
     gw_buf_init(&call->response, max_response_bytes);
     return call;
 }
@@ -27,6 +29,11 @@ void gw_call_free(struct gw_call *call)
     }
     gw_buf_free(&call->body); /* wipes it when the inject stage put secrets in it */
     gw_buf_free(&call->authorization);
+    /* A session token is a bearer secret: wiped (a heap copy per call, as libcurl's header is). */
+    if (call->token.data != NULL) {
+        sodium_memzero(call->token.data, call->token.len);
+    }
+    gw_buf_free(&call->token);
     if (call->inject_free != NULL) {
         call->inject_free(call->inject);
     }

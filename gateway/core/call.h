@@ -27,6 +27,7 @@
 #define GW_CALL_PEER_MAX 46            /* INET6_ADDRSTRLEN */
 #define GW_CALL_NAME_MAX 64            /* caller, credential and statement names */
 #define GW_CALL_AUTHORIZATION_MAX 4096 /* the Authorization header the gateway sends */
+#define GW_CALL_TOKEN_MAX 4096         /* the X-TC-Token header (GW_VAULT_MAX_TOKEN) */
 #define GW_CALL_CONTENT_TYPE "application/json"
 
 /* How the upstream exchange ended. */
@@ -181,6 +182,7 @@ struct gw_call {
     /* Written by the signing stage. */
     int64_t timestamp;
     struct gw_buf authorization;
+    struct gw_buf token; /* X-TC-Token of temporary keys (empty for static ones); wiped at free */
 
     /* Written by the forwarding stage. */
     enum gw_upstream_outcome outcome;

@@ -36,6 +36,8 @@ const char *gw_err_str(enum gw_err err)
         return "memory budget spent";
     case GW_ERR_BUSY:
         return "too much work under way";
+    case GW_ERR_EXPIRED:
+        return "temporary credentials expired";
     default:
         return "unknown error";
     }

@@ -21,6 +21,7 @@ enum gw_err {
     GW_ERR_STOPPED,   /* the component is shutting down and takes no more work */
     GW_ERR_BUDGET,    /* the process-wide memory budget is spent */
     GW_ERR_BUSY,      /* as much work is under way as allowed: try again later */
+    GW_ERR_EXPIRED,   /* temporary credentials expired, or none yet: nothing was signed */
 };
 
 /*

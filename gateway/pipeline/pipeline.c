@@ -261,8 +261,17 @@ static enum step stage_sign(struct gw_pipeline *p, struct gw_call *call)
         .payload_len = call->body.len,
         .action = NULL, /* sign content-type;host only, exactly as the official SDKs do */
     };
-    enum gw_err err = gw_vault_sign(gw_access_vault(call->snapshot), call->credential, &req,
-                                    &call->authorization);
+    enum gw_err err = gw_vault_sign_token(gw_access_vault(call->snapshot), call->credential, &req,
+                                          &call->authorization, &call->token);
+    if (err == GW_ERR_EXPIRED) {
+        gw_call_refuse(call, "InternalError.CredentialExpired",
+                       "The temporary keys of credential %s have expired (or its role has none "
+                       "yet: STS did not answer). The call was not sent to Tencent Cloud; store "
+                       "new keys (tcgw secrets put %s --temporary) and reload, or check the "
+                       "gateway's log and GET /readyz for STS.",
+                       call->credential, call->credential);
+        return STEP_DECIDED;
+    }
     if (err != GW_OK) {
         gw_call_refuse(call, "InternalError",
                        "tcgw could not sign the call (%s); nothing was sent to Tencent Cloud.",

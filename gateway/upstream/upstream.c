@@ -342,6 +342,10 @@ static enum gw_err build_headers(const struct gw_call *call, struct curl_slist *
         (err = add_header(&h, "Authorization", call->authorization.data)) != GW_OK) {
         goto out;
     }
+    /* Temporary keys: their token, unsigned, as Tencent's SDKs send it. */
+    if (call->token.len > 0 && (err = add_header(&h, "X-TC-Token", call->token.data)) != GW_OK) {
+        goto out;
+    }
     if (call->region[0] != '\0' && (err = add_header(&h, "X-TC-Region", call->region)) != GW_OK) {
         goto out;
     }

@@ -204,12 +204,56 @@ out:
     return err;
 }
 
+struct cred *vault_cred_new_temporary(const char *name, const char *id, size_t id_len,
+                                      const char *key, size_t key_len, const char *token,
+                                      size_t token_len, int64_t expires)
+{
+    struct cred *c = vault_cred_new(name, id, id_len, key, key_len);
+    if (c == NULL) {
+        return NULL;
+    }
+    /*
+     * The token goes out with every call, so it stays read-only rather than no-access (as a
+     * published signing key does): key memory all the same, out of core dumps and wiped.
+     */
+    if ((c->token = vault_mem_alloc(token_len + 1)) == NULL) {
+        vault_cred_free(c);
+        return NULL;
+    }
+    memcpy(c->token, token, token_len);
+    c->token[token_len] = '\0';
+    c->token_len = token_len;
+    vault_mem_readonly(c->token);
+    c->type = GW_VAULT_TEMPORARY;
+    c->expires = expires;
+    return c;
+}
+
+struct cred *vault_cred_copy(struct cred *c)
+{
+    struct secret *s;
+    struct cred *copy = NULL;
+    pthread_mutex_lock(&c->lock);
+    if (vault_secret_open(c, false, &s) == GW_OK) {
+        copy = vault_cred_new_temporary(c->name, s->id, s->id_len, (const char *)s->key, s->key_len,
+                                        c->token, c->token_len, c->expires);
+        vault_secret_close(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (copy != NULL) {
+        copy->issued = c->issued;
+    }
+    return copy;
+}
+
 void vault_cred_free(struct cred *c)
 {
     if (c == NULL) {
         return;
     }
     drop_keys(c);
+    vault_mem_free(c->token);
+    vault_role_free(c->role);
     vault_mem_free(c->sec);
     pthread_mutex_destroy(&c->lock);
     free(c);

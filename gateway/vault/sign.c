@@ -126,8 +126,9 @@ static enum gw_err sign_with(const struct derived *d, void *arg)
     return gw_tc3_authorization(d->id, sg->req, sig, sg->auth);
 }
 
-enum gw_err gw_vault_sign(struct gw_vault *vault, const char *name,
-                          const struct gw_tc3_request *req, struct gw_buf *out)
+enum gw_err gw_vault_sign_token(struct gw_vault *vault, const char *name,
+                                const struct gw_tc3_request *req, struct gw_buf *out,
+                                struct gw_buf *token)
 {
     enum gw_err err;
     struct cred *c;
@@ -143,6 +144,21 @@ enum gw_err gw_vault_sign(struct gw_vault *vault, const char *name,
     if ((c = vault_find(vault, GW_VAULT_CREDENTIAL, name)) == NULL) {
         return GW_ERR_NOT_FOUND;
     }
+    if (c->type == GW_VAULT_ROLE) {
+        /* The keys installed last (role.c: why they stay valid while this call uses them). */
+        if ((c = vault_role_current(c->role)) == NULL) {
+            return GW_ERR_EXPIRED;
+        }
+    }
+    if (c->type == GW_VAULT_TEMPORARY) {
+        if (token == NULL) {
+            return GW_ERR_INVALID;
+        }
+        /* Refused before use: Tencent would refuse it anyway, after the call had travelled. */
+        if (vault->now() >= c->expires - GW_VAULT_EXPIRY_MARGIN) {
+            return GW_ERR_EXPIRED;
+        }
+    }
     /* Also checks the service and the timestamp (1970..9999), so day is not negative. */
     if ((err = gw_tc3_string_to_sign(req, &sts)) != GW_OK ||
         (err = gw_tc3_date(req->timestamp, date)) != GW_OK) {
@@ -153,12 +169,26 @@ enum gw_err gw_vault_sign(struct gw_vault *vault, const char *name,
     if (err != GW_OK) {
         goto out;
     }
-    /* Appended only once complete, so out is unchanged on failure. */
-    err = gw_buf_append(out, auth.data, auth.len);
+    /* Room for both first, so that neither out nor token changes on failure. */
+    if ((err = gw_buf_reserve(out, auth.len)) != GW_OK ||
+        (c->token != NULL && (err = gw_buf_reserve(token, c->token_len)) != GW_OK) ||
+        (err = gw_buf_append(out, auth.data, auth.len)) != GW_OK) {
+        goto out;
+    }
+    if (c->token != NULL) {
+        /* Read-only key memory, valid as long as c (role.c): no lock, no protection change. */
+        err = gw_buf_append(token, c->token, c->token_len);
+    }
 out:
     gw_buf_free(&sts);
     gw_buf_free(&auth);
     return err;
+}
+
+enum gw_err gw_vault_sign(struct gw_vault *vault, const char *name,
+                          const struct gw_tc3_request *req, struct gw_buf *out)
+{
+    return gw_vault_sign_token(vault, name, req, out, NULL);
 }
 
 /* ---- Checking a caller's signature ---- */

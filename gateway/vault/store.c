@@ -12,7 +12,13 @@
  *                           caller key): u16 name_len, name, u16 id_len, SecretId, u16 key_len,
  *                           SecretKey; for kind 2 (secret value): u16 name_len, name,
  *                           u32 value_len, value
- *                           (entries in strictly ascending (kind, name) order)
+ *                           for kind 3 (temporary credential): kind 0's fields, then
+ *                           u16 token_len, token, u64 expires (seconds since the epoch); for
+ *                           kind 4 (role): u16 name_len, name, u16 source_len, source,
+ *                           u16 arn_len, RoleArn, u16 session_len, RoleSessionName,
+ *                           u16 region_len, region, u32 DurationSeconds
+ *                           (entries in strictly ascending (kind, name) order; kinds 0, 3 and 4
+ *                           share one name space, the credentials')
  * Version 1 ("TCGWSTORE1", written before caller keys existed) is the same without the kind byte:
  * every entry a credential. It is still read, so existing stores open; a save writes version 3.
  * The version is the additional data, so a file cannot be passed off as the other version.
@@ -91,6 +97,92 @@ static enum gw_err parse_value(struct gw_vault *vault, struct cursor *cur, char 
     return err;
 }
 
+#define STORE_KIND_TEMPORARY 3
+#define STORE_KIND_ROLE 4
+
+static bool take_u64(struct cursor *c, int64_t *v)
+{
+    const unsigned char *b;
+    uint64_t u = 0;
+    if (!take(c, 8, &b)) {
+        return false;
+    }
+    for (size_t i = 0; i < 8; i++) {
+        u = (u << 8) | b[i];
+    }
+    if (u > INT64_MAX) {
+        return false;
+    }
+    *v = (int64_t)u;
+    return true;
+}
+
+/* A field of at most max bytes into a NUL-terminated string dst[max + 1], without NUL inside. */
+static bool take_text(struct cursor *c, size_t max, char *dst)
+{
+    const unsigned char *p;
+    size_t n;
+    if (!take_field(c, max, &p, &n) || memchr(p, '\0', n) != NULL) {
+        return false;
+    }
+    memcpy(dst, p, n);
+    dst[n] = '\0';
+    return true;
+}
+
+/*
+ * The rest of a temporary credential's (kind 3) or a role's (kind 4) entry, after its kind byte.
+ * *damaged when the bytes themselves are wrong; otherwise why says which rule an entry broke.
+ */
+static enum gw_err parse_cred_kind(struct gw_vault *vault, unsigned kind, struct cursor *cur,
+                                   char *prev, char *why, size_t whylen, bool *damaged)
+{
+    enum gw_err err;
+    char name[GW_VAULT_MAX_NAME + 1];
+    *damaged = true;
+    if (!take_text(cur, GW_VAULT_MAX_NAME, name) || (prev[0] != '\0' && strcmp(prev, name) >= 0) ||
+        vault_find(vault, GW_VAULT_CREDENTIAL, name) != NULL) {
+        return GW_ERR_INVALID; /* out of order, or a name kind 0 or 3 holds already */
+    }
+    if (kind == STORE_KIND_TEMPORARY) {
+        const unsigned char *id_p, *key_p, *tok_p;
+        size_t id_n, key_n, tok_n;
+        int64_t expires;
+        if (!take_field(cur, GW_VAULT_MAX_SECRET_ID, &id_p, &id_n) ||
+            !take_field(cur, GW_VAULT_MAX_SECRET_KEY, &key_p, &key_n) ||
+            !take_field(cur, GW_VAULT_MAX_TOKEN, &tok_p, &tok_n) || !take_u64(cur, &expires)) {
+            return GW_ERR_INVALID;
+        }
+        *damaged = false;
+        err = gw_vault_put_temporary(vault, name, (const char *)id_p, id_n, (const char *)key_p,
+                                     key_n, (const char *)tok_p, tok_n, expires, why, whylen);
+    } else {
+        char source[GW_VAULT_MAX_NAME + 1], arn[GW_VAULT_MAX_ROLE_ARN + 1];
+        char session[GW_VAULT_MAX_SESSION_NAME + 1], region[GW_VAULT_MAX_REGION + 1];
+        const unsigned char *b;
+        if (!take_text(cur, GW_VAULT_MAX_NAME, source) ||
+            !take_text(cur, GW_VAULT_MAX_ROLE_ARN, arn) ||
+            !take_text(cur, GW_VAULT_MAX_SESSION_NAME, session) ||
+            !take_text(cur, GW_VAULT_MAX_REGION, region) || !take(cur, 4, &b)) {
+            return GW_ERR_INVALID;
+        }
+        struct gw_vault_role_def def = {
+            .source = source,
+            .role_arn = arn,
+            .session_name = session,
+            .region = region,
+            .duration =
+                ((unsigned)b[0] << 24) | ((unsigned)b[1] << 16) | ((unsigned)b[2] << 8) | b[3],
+        };
+        *damaged = false;
+        err = gw_vault_put_role(vault, name, &def, why, whylen);
+    }
+    if (err == GW_OK) {
+        memcpy(prev, name, strlen(name) + 1);
+    }
+    return err;
+}
+
 /*
  * Parses the plaintext (key memory) into vault, which is empty. with_kinds: version 2; version 1
  * has credentials only.
@@ -123,18 +215,20 @@ static enum gw_err parse_plain(struct gw_vault *vault, bool with_kinds, const un
             }
             kind = b[0];
         }
-        if ((kind != GW_VAULT_CREDENTIAL && kind != GW_VAULT_CALLER_KEY &&
-             kind != GW_VAULT_SECRET_VALUE) ||
-            kind < prev_kind) {
+        if (kind > STORE_KIND_ROLE || kind < prev_kind) {
             goto damaged;
         }
         if (kind != prev_kind) {
             prev[0] = '\0'; /* names start again in the next kind */
         }
-        if (kind == GW_VAULT_SECRET_VALUE) {
+        if (kind == GW_VAULT_SECRET_VALUE || kind == STORE_KIND_TEMPORARY ||
+            kind == STORE_KIND_ROLE) {
             bool bad;
             prev_kind = kind;
-            if ((err = parse_value(vault, &cur, prev, why, sizeof why, &bad)) != GW_OK) {
+            err = kind == GW_VAULT_SECRET_VALUE
+                      ? parse_value(vault, &cur, prev, why, sizeof why, &bad)
+                      : parse_cred_kind(vault, kind, &cur, prev, why, sizeof why, &bad);
+            if (err != GW_OK) {
                 if (bad) {
                     goto damaged;
                 }
@@ -293,6 +387,48 @@ static enum gw_err put_entry(unsigned char *pt, size_t *n, size_t kind, struct c
     return GW_OK;
 }
 
+static void put_text(unsigned char *pt, size_t *n, const char *v)
+{
+    size_t len = strlen(v);
+    put_u16(pt, n, len);
+    memcpy(pt + *n, v, len);
+    *n += len;
+}
+
+/* Appends temporary credential c (kind 3) to pt at *n (room checked by the caller). */
+static enum gw_err put_temporary(unsigned char *pt, size_t *n, struct cred *c)
+{
+    enum gw_err err;
+    if ((err = put_entry(pt, n, STORE_KIND_TEMPORARY, c)) != GW_OK) {
+        return err;
+    }
+    put_u16(pt, n, c->token_len);
+    memcpy(pt + *n, c->token, c->token_len);
+    *n += c->token_len;
+    uint64_t e = (uint64_t)c->expires;
+    for (int shift = 56; shift >= 0; shift -= 8) {
+        pt[(*n)++] = (unsigned char)(e >> shift);
+    }
+    return GW_OK;
+}
+
+/* Appends role c (kind 4) to pt at *n (room checked by the caller). Its keys are not stored. */
+static void put_role(unsigned char *pt, size_t *n, const struct cred *c)
+{
+    struct gw_vault_role_def def;
+    vault_role_def(c->role, &def);
+    pt[(*n)++] = (unsigned char)STORE_KIND_ROLE;
+    put_text(pt, n, c->name);
+    put_text(pt, n, def.source);
+    put_text(pt, n, def.role_arn);
+    put_text(pt, n, def.session_name);
+    put_text(pt, n, def.region);
+    pt[(*n)++] = (unsigned char)(def.duration >> 24);
+    pt[(*n)++] = (unsigned char)(def.duration >> 16);
+    pt[(*n)++] = (unsigned char)(def.duration >> 8);
+    pt[(*n)++] = (unsigned char)def.duration;
+}
+
 /* Appends secret value v (kind 2) to pt at *n (room checked by the caller). */
 static void put_value(unsigned char *pt, size_t *n, struct value *v)
 {
@@ -322,8 +458,10 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
     for (size_t k = 0; k < VAULT_KINDS; k++) {
         const struct vault_table *t = &vault->tables[k];
         for (size_t i = 0; i < t->count; i++) {
-            len +=
-                7 + strlen(t->entries[i]->name) + GW_VAULT_MAX_SECRET_ID + GW_VAULT_MAX_SECRET_KEY;
+            /* Every type fits in a temporary entry's bound (roles' fields are smaller). */
+            len += 7 + strlen(t->entries[i]->name) + GW_VAULT_MAX_SECRET_ID +
+                   GW_VAULT_MAX_SECRET_KEY + 2 + t->entries[i]->token_len + 8 +
+                   (t->entries[i]->type == GW_VAULT_ROLE ? 2 * GW_VAULT_MAX_ROLE_ARN : 0);
         }
         total += t->count;
     }
@@ -346,6 +484,9 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
     for (size_t k = 0; k < VAULT_KINDS; k++) {
         const struct vault_table *t = &vault->tables[k];
         for (size_t i = 0; i < t->count; i++) {
+            if (t->entries[i]->type != GW_VAULT_STATIC) {
+                continue; /* kinds 3 and 4, below */
+            }
             if ((err = put_entry(pt, &n, k, t->entries[i])) != GW_OK) {
                 vault_mem_free(pt);
                 return err;
@@ -354,6 +495,19 @@ static enum gw_err build_plain(const struct gw_vault *vault, unsigned char **out
     }
     for (size_t i = 0; i < vault->values.count; i++) {
         put_value(pt, &n, vault->values.entries[i]);
+    }
+    const struct vault_table *creds = &vault->tables[GW_VAULT_CREDENTIAL];
+    for (size_t i = 0; i < creds->count; i++) {
+        if (creds->entries[i]->type == GW_VAULT_TEMPORARY &&
+            (err = put_temporary(pt, &n, creds->entries[i])) != GW_OK) {
+            vault_mem_free(pt);
+            return err;
+        }
+    }
+    for (size_t i = 0; i < creds->count; i++) {
+        if (creds->entries[i]->type == GW_VAULT_ROLE) {
+            put_role(pt, &n, creds->entries[i]);
+        }
     }
     *out = pt;
     *out_len = n;

@@ -306,6 +306,13 @@ enum gw_err vault_put(struct gw_vault *vault, enum gw_vault_kind kind, const cha
 
     struct vault_table *t = &vault->tables[kind];
     size_t pos = find_pos(t, name, &found);
+    if (found && t->entries[pos]->type != GW_VAULT_STATIC) {
+        /* A temporary credential or a role becomes a static one: a new entry. */
+        if ((c = vault_cred_new(name, id, id_len, key, key_len)) == NULL) {
+            goto nomem;
+        }
+        return vault_put_cred(vault, c, msg, msglen);
+    }
     if (found) {
         if ((err = vault_cred_set(t->entries[pos], id, id_len, key, key_len)) != GW_OK) {
             gw_say(msg, msglen, "cannot unprotect key memory");
@@ -332,6 +339,96 @@ enum gw_err vault_put(struct gw_vault *vault, enum gw_vault_kind kind, const cha
 nomem:
     gw_say(msg, msglen, "out of memory");
     return GW_ERR_NOMEM;
+}
+
+enum gw_err vault_put_cred(struct gw_vault *vault, struct cred *c, char *msg, size_t msglen)
+{
+    bool found;
+    struct vault_table *t = &vault->tables[GW_VAULT_CREDENTIAL];
+    size_t pos = find_pos(t, c->name, &found);
+    if (found) {
+        /* Not while other threads use the vault (vault.h): nobody holds the old entry. */
+        vault_cred_free(t->entries[pos]);
+        t->entries[pos] = c;
+        return GW_OK;
+    }
+    if (t->count >= GW_VAULT_MAX_ENTRIES) {
+        vault_cred_free(c);
+        gw_say(msg, msglen, "a credential store holds at most %d credentials",
+               GW_VAULT_MAX_ENTRIES);
+        return GW_ERR_TOO_LARGE;
+    }
+    struct cred **grown = realloc(t->entries, (t->count + 1) * sizeof *grown);
+    if (grown == NULL) {
+        vault_cred_free(c);
+        gw_say(msg, msglen, "out of memory");
+        return GW_ERR_NOMEM;
+    }
+    t->entries = grown;
+    memmove(&t->entries[pos + 1], &t->entries[pos], (t->count - pos) * sizeof *grown);
+    t->entries[pos] = c;
+    t->count++;
+    return GW_OK;
+}
+
+enum gw_err vault_check_token(const char *token, size_t len, char *msg, size_t msglen)
+{
+    return check_value("session token", token, len, GW_VAULT_MAX_TOKEN, msg, msglen);
+}
+
+enum gw_err gw_vault_put_temporary(struct gw_vault *vault, const char *name, const char *secret_id,
+                                   size_t secret_id_len, const char *secret_key,
+                                   size_t secret_key_len, const char *token, size_t token_len,
+                                   int64_t expires, char *msg, size_t msglen)
+{
+    enum gw_err err;
+    struct cred *c;
+    if (vault == NULL || !gw_vault_name_valid(name) || name[0] == '\0') {
+        gw_say(msg, msglen, "credential name must be 1 to %d characters from A-Z a-z 0-9 . _ -",
+               GW_VAULT_MAX_NAME);
+        return GW_ERR_INVALID;
+    }
+    if ((err = check_value("SecretId", secret_id, secret_id_len, GW_VAULT_MAX_SECRET_ID, msg,
+                           msglen)) != GW_OK ||
+        (err = check_value("SecretKey", secret_key, secret_key_len, GW_VAULT_MAX_SECRET_KEY, msg,
+                           msglen)) != GW_OK ||
+        (err = vault_check_token(token, token_len, msg, msglen)) != GW_OK) {
+        return err;
+    }
+    if (expires <= 0) {
+        gw_say(msg, msglen, "the expiry must be a time after 1970");
+        return GW_ERR_INVALID;
+    }
+    if ((c = vault_cred_new_temporary(name, secret_id, secret_id_len, secret_key, secret_key_len,
+                                      token, token_len, expires)) == NULL) {
+        gw_say(msg, msglen, "out of memory");
+        return GW_ERR_NOMEM;
+    }
+    return vault_put_cred(vault, c, msg, msglen);
+}
+
+enum gw_err gw_vault_put_role(struct gw_vault *vault, const char *name,
+                              const struct gw_vault_role_def *def, char *msg, size_t msglen)
+{
+    enum gw_err err;
+    struct cred *c;
+    if (vault == NULL || !gw_vault_name_valid(name) || name[0] == '\0') {
+        gw_say(msg, msglen, "credential name must be 1 to %d characters from A-Z a-z 0-9 . _ -",
+               GW_VAULT_MAX_NAME);
+        return GW_ERR_INVALID;
+    }
+    if ((err = vault_role_check(def, msg, msglen)) != GW_OK) {
+        return err;
+    }
+    if (strcmp(def->source, name) == 0) {
+        gw_say(msg, msglen, "a role cannot be its own source");
+        return GW_ERR_INVALID;
+    }
+    if ((c = vault_role_new(name, def)) == NULL) {
+        gw_say(msg, msglen, "out of memory");
+        return GW_ERR_NOMEM;
+    }
+    return vault_put_cred(vault, c, msg, msglen);
 }
 
 enum gw_err gw_vault_put(struct gw_vault *vault, const char *name, const char *secret_id,

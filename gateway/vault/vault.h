@@ -299,4 +299,133 @@ enum gw_err gw_vault_token_hash(const struct gw_vault *vault, const unsigned cha
                                 size_t token_len,
                                 unsigned char out[GW_VAULT_TOKEN_HASH_LEN]) GW_MUST_CHECK;
 
+/*
+ * Temporary credentials and roles.
+ *
+ * A credential is one of three types. A static one is a SecretId and SecretKey (gw_vault_put). A
+ * temporary one adds a session token and an expiry (gw_vault_put_temporary): its token is sent
+ * with every call it signs, as the X-TC-Token header (not signed, as Tencent's SDKs send it), and
+ * it signs nothing once it expires (within GW_VAULT_EXPIRY_MARGIN seconds of its expiry). A role
+ * (gw_vault_put_role) holds no key: it names a source credential that may call sts:AssumeRole, a
+ * RoleArn, a RoleSessionName, a region and a DurationSeconds. The gateway's STS refresher
+ * (gateway/sts/) asks STS for the role's temporary keys and installs them with
+ * gw_vault_role_install; signing with the role uses the keys installed last. In the store a
+ * temporary credential is entry kind 3 and a role kind 4 (store.c); all three types share the
+ * credential names.
+ */
+#define GW_VAULT_MAX_TOKEN 4096       /* characters of a session token (printable ASCII) */
+#define GW_VAULT_MAX_ROLE_ARN 256     /* qcs::cam::uin/100000000001:roleName/name */
+#define GW_VAULT_MAX_SESSION_NAME 128 /* RoleSessionName: [\w+=,.@-], 2..128 (STS's rule) */
+#define GW_VAULT_MAX_REGION 32        /* ap-guangzhou */
+#define GW_VAULT_EXPIRY_MARGIN 2      /* keys this close to their expiry sign nothing */
+#define GW_VAULT_MIN_DURATION 10      /* DurationSeconds bounds accepted in a role definition */
+#define GW_VAULT_MAX_DURATION 43200
+
+enum gw_vault_cred_type {
+    GW_VAULT_STATIC = 0,
+    GW_VAULT_TEMPORARY = 1,
+    GW_VAULT_ROLE = 2,
+};
+
+/*
+ * Adds or replaces credential name as a temporary credential: gw_vault_put's rules for the
+ * SecretId and SecretKey, a token of 1..GW_VAULT_MAX_TOKEN printable ASCII characters without
+ * spaces, and expires (seconds since the epoch, > 0). An expiry already past is accepted (the
+ * credential then signs nothing). Not while other threads use the vault.
+ */
+enum gw_err gw_vault_put_temporary(struct gw_vault *vault, const char *name, const char *secret_id,
+                                   size_t secret_id_len, const char *secret_key,
+                                   size_t secret_key_len, const char *token, size_t token_len,
+                                   int64_t expires, char *msg, size_t msglen) GW_MUST_CHECK;
+
+/* A role's definition (strings borrowed by the call, copied by the vault). */
+struct gw_vault_role_def {
+    const char *source;       /* the credential that calls AssumeRole; not a role */
+    const char *role_arn;     /* printable ASCII, no spaces */
+    const char *session_name; /* RoleSessionName */
+    const char *region;       /* X-TC-Region of the AssumeRole call */
+    unsigned duration;        /* DurationSeconds, GW_VAULT_MIN_DURATION..GW_VAULT_MAX_DURATION */
+};
+
+/* Adds or replaces credential name as a role. GW_ERR_INVALID with msg for a bad field. */
+enum gw_err gw_vault_put_role(struct gw_vault *vault, const char *name,
+                              const struct gw_vault_role_def *def, char *msg,
+                              size_t msglen) GW_MUST_CHECK;
+
+/* What `secrets list` shows of credential i (0 <= i < gw_vault_count). Nothing secret. */
+struct gw_vault_info {
+    char name[GW_VAULT_MAX_NAME + 1];
+    enum gw_vault_cred_type type;
+    char id_tail[5]; /* static, temporary; for a role, its current keys' (or "") */
+    int64_t expires; /* temporary: its expiry; role: its current keys' (0: none yet) */
+    char source[GW_VAULT_MAX_NAME + 1];               /* role only */
+    char role_arn[GW_VAULT_MAX_ROLE_ARN + 1];         /* role only */
+    char session_name[GW_VAULT_MAX_SESSION_NAME + 1]; /* role only */
+    char region[GW_VAULT_MAX_REGION + 1];             /* role only */
+    unsigned duration;                                /* role only */
+};
+
+enum gw_err gw_vault_info(const struct gw_vault *vault, size_t i,
+                          struct gw_vault_info *out) GW_MUST_CHECK;
+
+/*
+ * As gw_vault_sign, and appends the session token of the keys that signed to token (nothing for
+ * a static credential): the caller sends it as X-TC-Token. A role signs with the temporary keys
+ * installed last, read with one acquire load (no lock). GW_ERR_EXPIRED when the temporary keys
+ * are expired (or within GW_VAULT_EXPIRY_MARGIN of it) or a role has none yet: nothing is signed.
+ * token may be NULL only for a static credential (GW_ERR_INVALID otherwise: a call signed with
+ * temporary keys is useless without its token). auth and token are unchanged on failure.
+ */
+enum gw_err gw_vault_sign_token(struct gw_vault *vault, const char *name,
+                                const struct gw_tc3_request *req, struct gw_buf *auth,
+                                struct gw_buf *token) GW_MUST_CHECK;
+
+/* ---- Roles: what the STS refresher uses (vault/role.c) ---- */
+
+/* Number of roles, and the name and definition of role i (0 <= i < count, name order). */
+size_t gw_vault_role_count(const struct gw_vault *vault);
+enum gw_err gw_vault_role_get(const struct gw_vault *vault, size_t i,
+                              struct gw_vault_info *out) GW_MUST_CHECK;
+
+/*
+ * When role i should next be refreshed (seconds since the epoch): now when it has no keys, at 2/3
+ * of its current keys' lifetime otherwise, and after a failure GW_VAULT_RETRY_SECONDS later (but
+ * never past the keys' expiry margin). Thread-safe.
+ */
+#define GW_VAULT_RETRY_SECONDS 5
+int64_t gw_vault_role_due(const struct gw_vault *vault, size_t i);
+
+/* The refresh point of keys issued at issued that expire at expires: 2/3 of the lifetime. */
+int64_t gw_vault_refresh_point(int64_t issued, int64_t expires);
+
+/*
+ * Installs new temporary keys for role i (issued now, expiring at expires): new signatures use
+ * them at once (one release store); the keys they replace are retired, and freed by
+ * gw_vault_roles_reap once no signer can still hold them (role.c). Thread-safe alongside signers;
+ * one refresher at a time. msg says what is wrong with a field.
+ */
+enum gw_err gw_vault_role_install(struct gw_vault *vault, size_t i, const char *secret_id,
+                                  size_t secret_id_len, const char *secret_key,
+                                  size_t secret_key_len, const char *token, size_t token_len,
+                                  int64_t expires, char *msg, size_t msglen) GW_MUST_CHECK;
+
+/* Records that refreshing role i failed (why: no secrets in it), for readiness and scheduling. */
+void gw_vault_role_failed(struct gw_vault *vault, size_t i, const char *why);
+
+/* Frees retired keys that no signer can hold any more. The refresher calls it on each turn. */
+void gw_vault_roles_reap(struct gw_vault *vault);
+
+/*
+ * Readiness: true when every role has keys that are not expired and its last refresh succeeded.
+ * Otherwise false, and why names the first role that is not (and its last error). Thread-safe.
+ */
+bool gw_vault_roles_ok(const struct gw_vault *vault, char *why, size_t whylen);
+
+/*
+ * After a reload: gives each role of to that is defined exactly as in from (same source, ARN,
+ * session, region, duration) a copy of from's current keys, so that calls under the new
+ * snapshot do not wait for STS. Thread-safe alongside signers of either vault and the refresher.
+ */
+void gw_vault_roles_adopt(struct gw_vault *to, const struct gw_vault *from);
+
 #endif

@@ -43,10 +43,13 @@
 #define VAULT_ENTRY_MAX                                                                            \
     (1 + 2 + GW_VAULT_MAX_NAME + 2 + GW_VAULT_MAX_SECRET_ID + 2 + GW_VAULT_MAX_SECRET_KEY)
 #define VAULT_VALUE_ENTRY_MAX (1 + 2 + GW_VAULT_MAX_NAME + 4 + GW_VAULT_MAX_VALUE)
+/* Kind 3 (temporary credential): a credential's fields, then a token and a u64 expiry. Kind 4
+ * (role) is smaller than that. */
+#define VAULT_TEMP_ENTRY_MAX (VAULT_ENTRY_MAX + 2 + GW_VAULT_MAX_TOKEN + 8)
 #define VAULT_PLAIN_MIN 4
 #define VAULT_PLAIN_MAX                                                                            \
-    (VAULT_PLAIN_MIN + (GW_VAULT_MAX_ENTRIES + GW_VAULT_MAX_CALLER_KEYS) * VAULT_ENTRY_MAX +       \
-     GW_VAULT_MAX_VALUES * VAULT_VALUE_ENTRY_MAX)
+    (VAULT_PLAIN_MIN + GW_VAULT_MAX_ENTRIES * VAULT_TEMP_ENTRY_MAX +                               \
+     GW_VAULT_MAX_CALLER_KEYS * VAULT_ENTRY_MAX + GW_VAULT_MAX_VALUES * VAULT_VALUE_ENTRY_MAX)
 #define VAULT_STORE_MIN (VAULT_HEADER_LEN_V2 + VAULT_PLAIN_MIN + VAULT_TAG_LEN)
 #define VAULT_STORE_MAX                                                                            \
     (VAULT_HEADER_LEN + VAULT_PLAIN_PREFIX_LEN + VAULT_PLAIN_MAX + VAULT_TAG_LEN)
@@ -113,11 +116,21 @@ struct secret {
     struct derived scratch;
 };
 
+struct role;
+
 /*
  * An entry of the vault: a credential, or a caller key (the same shape; only the table it is in
- * differs, and with it who may use it: gw_vault_sign or gw_vault_verify).
+ * differs, and with it who may use it: gw_vault_sign or gw_vault_verify). A credential is static,
+ * temporary (token and expires set) or a role (role set, sec NULL; the keys it signs with are
+ * role->current, a temporary struct cred of its own).
  */
 struct cred {
+    enum gw_vault_cred_type type;
+    int64_t expires; /* temporary: seconds since the epoch; else 0 */
+    int64_t issued;  /* temporary keys of a role: when installed (the refresh schedule) */
+    char *token;     /* temporary: key memory, read-only, token_len + 1 bytes; else NULL */
+    size_t token_len;
+    struct role *role; /* GW_VAULT_ROLE: role.c */
     char name[GW_VAULT_MAX_NAME + 1];
     char id_tail[5]; /* shown by `secrets list`; not secret */
     /*
@@ -284,6 +297,46 @@ void vault_keys_retire(struct gw_vault *vault, struct cred *c);
  * no slot is free or key memory is short: the caller signs without the cache.
  */
 const struct derived *vault_key_publish(struct cred *c, const struct derived *key);
+
+/*
+ * A new temporary credential (copies of id, key and token, which the caller has checked). NULL
+ * when out of memory.
+ */
+struct cred *vault_cred_new_temporary(const char *name, const char *id, size_t id_len,
+                                      const char *key, size_t key_len, const char *token,
+                                      size_t token_len, int64_t expires);
+
+/*
+ * A new temporary credential with the same SecretId, SecretKey, token and times as c (made
+ * readable under c's lock for the copy), for gw_vault_roles_adopt. NULL when out of memory.
+ */
+struct cred *vault_cred_copy(struct cred *c);
+
+/* ---- role.c ---- */
+
+/* A new role entry (type GW_VAULT_ROLE, no keys yet) with a copy of def, checked. */
+struct cred *vault_role_new(const char *name, const struct gw_vault_role_def *def);
+
+/* Checks a role definition: msg says which field is wrong. */
+enum gw_err vault_role_check(const struct gw_vault_role_def *def, char *msg,
+                             size_t msglen) GW_MUST_CHECK;
+
+/* Frees a role's state: its current and retired keys. Only when no thread uses it. */
+void vault_role_free(struct role *r);
+
+/* The role's definition, borrowed (for store.c and gw_vault_info). */
+void vault_role_def(const struct role *r, struct gw_vault_role_def *def);
+
+/* The keys a role signs with now (acquire load), or NULL: keep the use short (role.c). */
+struct cred *vault_role_current(const struct role *r);
+
+/* Checks a token: 1..GW_VAULT_MAX_TOKEN printable ASCII characters without spaces. */
+enum gw_err vault_check_token(const char *token, size_t len, char *msg,
+                              size_t msglen) GW_MUST_CHECK;
+
+/* Adds or replaces a credential-table entry with c (stolen; freed on failure). */
+enum gw_err vault_put_cred(struct gw_vault *vault, struct cred *c, char *msg,
+                           size_t msglen) GW_MUST_CHECK;
 
 /* ---- store.c ---- */
 

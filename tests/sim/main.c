@@ -26,6 +26,7 @@
 #include "ratelimit.h"
 #include "records.h"
 #include "server.h"
+#include "sts.h"
 
 #define EXIT_USAGE 2
 #define MAX_SKEW_LIMIT 31536000
@@ -210,6 +211,7 @@ int main(int argc, char **argv)
     struct sim_credentials *creds = NULL;
     json_t *fixture = NULL;
     const char *unknown;
+    struct sim_sts *sts = NULL;
     char *cert = NULL;
     char *key = NULL;
     char errbuf[512];
@@ -260,7 +262,12 @@ int main(int argc, char **argv)
         (void)fprintf(stderr, "tcgw-sim: out of memory\n");
         goto out;
     }
+    if (sim_sts_new(&sts) != SIM_OK) {
+        (void)fprintf(stderr, "tcgw-sim: out of memory\n");
+        goto out;
+    }
     memset(&cfg, 0, sizeof(cfg));
+    cfg.sts = sts;
     cfg.listen_addr = o.listen;
     cfg.port = (uint16_t)o.port;
     cfg.cert_pem = cert;
@@ -287,6 +294,7 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     sim_server_stop(server);
+    sim_sts_free(sts);
     sim_ratelimit_free(limits);
     sim_records_close(records);
     sim_gaap_free(gaap);

@@ -164,6 +164,8 @@ static enum sim_err process(const struct sim_server *s, const char *url, const c
     const char *version = NULL;
     const char *ts_text = NULL;
     const char *ignored = NULL;
+    const char *host = NULL;
+    bool sts = false;
     uint64_t ts;
     int index;
     json_t *params = NULL;
@@ -187,9 +189,11 @@ static enum sim_err process(const struct sim_server *s, const char *url, const c
         (err = single(l, "x-tc-version", &version, f)) != SIM_OK ||
         (err = single(l, "x-tc-timestamp", &ts_text, f)) != SIM_OK ||
         (err = single(l, "x-tc-region", &ignored, f)) != SIM_OK ||
-        (err = single(l, "host", &ignored, f)) != SIM_OK) {
+        (err = single(l, "host", &host, f)) != SIM_OK) {
         return err;
     }
+    /* One port, two services: the Host header chooses (sts.h). */
+    sts = s->cfg.sts != NULL && sim_sts_host(host);
     if (ct == NULL || !is_json_content_type(ct)) {
         return sim_fault_set(f, "InvalidParameter",
                              "Content-Type must be application/json (optionally with "
@@ -204,11 +208,17 @@ static enum sim_err process(const struct sim_server *s, const char *url, const c
     if (ts_text == NULL || ts_text[0] == '\0') {
         return sim_fault_set(f, "MissingParameter", "the X-TC-Timestamp header is required");
     }
-    if (strcmp(version, SIM_GAAP_VERSION) != 0) {
+    if (sts) {
+        if (strcmp(version, SIM_STS_VERSION) != 0) {
+            return sim_fault_set(f, "NoSuchVersion",
+                                 "sts has no API version \"%.32s\": use " SIM_STS_VERSION, version);
+        }
+        index = 0;
+    } else if (strcmp(version, SIM_GAAP_VERSION) != 0) {
         return sim_fault_set(f, "NoSuchVersion",
                              "gaap has no API version \"%.32s\": use " SIM_GAAP_VERSION, version);
     }
-    index = sim_gaap_action_index(action);
+    index = sts ? 0 : sim_gaap_action_index(action);
     if (index < 0) {
         return sim_fault_set(f, "InvalidAction",
                              "gaap " SIM_GAAP_VERSION
@@ -228,13 +238,20 @@ static enum sim_err process(const struct sim_server *s, const char *url, const c
     in.timestamp = (int64_t)ts;
     in.now = sim_now();
     in.max_skew = s->cfg.max_skew;
-    if ((err = sim_sign_check(&in, f, dbg, secret_id)) != SIM_OK ||
+    in.service = sts ? SIM_STS_SERVICE : NULL;
+    in.sts = s->cfg.sts;
+    memset(&who, 0, sizeof who); /* STS's temporary keys act for the default account */
+    if ((err = sim_sign_check(&in, f, dbg, secret_id)) != SIM_OK) {
+        return err;
+    }
+    /* A long-lived key answers to its entry's permissions; STS is not a GAAP action. */
+    if (!sts && json_object_get(in.credentials, secret_id) != NULL &&
         (err = sim_credentials_authorize(s->cfg.credentials, secret_id, action, &who, f)) !=
             SIM_OK) {
         return err;
     }
 
-    if (!sim_ratelimit_take(s->cfg.limits, (size_t)index, sim_mono_ns())) {
+    if (!sts && !sim_ratelimit_take(s->cfg.limits, (size_t)index, sim_mono_ns())) {
         return sim_fault_set(f, "RequestLimitExceeded",
                              "%s is limited per second: slow down and retry later", action);
     }
@@ -254,6 +271,8 @@ static enum sim_err process(const struct sim_server *s, const char *url, const c
     }
     if (!json_is_object(params)) {
         err = sim_fault_set(f, "InvalidParameter", "the body must be a JSON object");
+    } else if (sts) {
+        err = sim_sts_call(s->cfg.sts, action, params, sim_now(), resp, f);
     } else {
         err = sim_gaap_call(s->cfg.gaap, &who, index, params, sim_now(), resp, f);
     }
@@ -427,6 +446,9 @@ static enum MHD_Result answer(struct sim_server *s, struct MHD_Connection *conn,
     bool close_now = false;
 
     if (strcmp(method, "GET") == 0 && strcmp(url, HEALTH_PATH) == 0) {
+        return reply(conn, "ok", 2, "text/plain");
+    }
+    if (s->cfg.sts != NULL && sim_sts_control(s->cfg.sts, method, url)) {
         return reply(conn, "ok", 2, "text/plain");
     }
     if (!sim_uuid(rid)) {

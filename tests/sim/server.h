@@ -17,6 +17,8 @@
  *   per-action rate                         RequestLimitExceeded
  *   body not a JSON object (empty = {})     InvalidParameter
  *   the action's own checks (see gaap.h)
+ * A Host header starting "sts." goes to the simulator's STS instead (sts.h): version 2018-08-13,
+ * action AssumeRole, service "sts" in the signature, no rate limit.
  * Each request is recorded (records.h) before its answer is queued. GET /_sim/health answers
  * "ok" without authentication and is not recorded.
  *
@@ -38,6 +40,7 @@
 #include "gaap.h"
 #include "ratelimit.h"
 #include "records.h"
+#include "sts.h"
 
 struct sim_server_config {
     const char *listen_addr; /* numeric IPv4 or IPv6 address */
@@ -50,6 +53,7 @@ struct sim_server_config {
     struct sim_records *records;
     struct sim_ratelimit *limits;
     unsigned close_after_read; /* 0: off; see the fault mode above */
+    struct sim_sts *sts;       /* Host sts.*: AssumeRole (sts.h); NULL: gaap only */
 };
 
 struct sim_server;

@@ -10,7 +10,7 @@
 #include <openssl/sha.h>
 
 #define ALGORITHM "TC3-HMAC-SHA256"
-#define SERVICE "gaap"
+#define SERVICE "gaap" /* unless the input names another */
 #define SCOPE_TERMINATOR "tc3_request"
 #define SIG_HEX_LEN 64
 #define MAX_CREDENTIAL SIM_SIGN_SECRET_ID_MAX
@@ -364,6 +364,9 @@ enum sim_err sim_sign_check(const struct sim_sign_input *in, struct sim_fault *f
     struct tm tm;
     time_t t;
     int64_t skew;
+    const char *service = in->service != NULL ? in->service : SERVICE;
+    const char *secret_key = NULL;
+    char temp_key[SIM_STS_KEY_MAX];
 
     auth = sim_header_find(in->headers, in->nheaders, "authorization", &seen);
     if (auth == NULL || seen != 1) {
@@ -386,9 +389,22 @@ enum sim_err sim_sign_check(const struct sim_sign_input *in, struct sim_fault *f
         return err;
     }
     key = json_object_get(in->credentials, s.secret_id);
-    if (key == NULL || !json_is_string(key)) {
-        return sim_fault_set(f, "AuthFailure.SecretIdNotFound",
-                             "the SecretId in the Credential is not known to this service");
+    if (key != NULL && json_is_string(key)) {
+        secret_key = json_string_value(key);
+    } else {
+        /* A temporary SecretId from the simulator's STS: only with its token, until expiry. */
+        const struct sim_header *tok =
+            sim_header_find(in->headers, in->nheaders, "x-tc-token", &seen);
+        bool issued = false;
+        if ((err = sim_sts_lookup(in->sts, s.secret_id, tok != NULL ? tok->value : NULL, in->now,
+                                  temp_key, sizeof(temp_key), &issued, f)) != SIM_OK) {
+            return err;
+        }
+        if (!issued) {
+            return sim_fault_set(f, "AuthFailure.SecretIdNotFound",
+                                 "the SecretId in the Credential is not known to this service");
+        }
+        secret_key = temp_key;
     }
     t = (time_t)in->timestamp;
     if (gmtime_r(&t, &tm) == NULL || strftime(date, sizeof(date), "%Y-%m-%d", &tm) == 0) {
@@ -399,11 +415,10 @@ enum sim_err sim_sign_check(const struct sim_sign_input *in, struct sim_fault *f
                              "the Credential date %s is not the UTC date of X-TC-Timestamp (%s)",
                              s.date, date);
     }
-    if (strcmp(s.service, SERVICE) != 0) {
-        return sim_fault_set(
-            f, FAIL_SIG,
-            "the Credential service \"%.64s\" is wrong: this endpoint is \"" SERVICE "\"",
-            s.service);
+    if (strcmp(s.service, service) != 0) {
+        return sim_fault_set(f, FAIL_SIG,
+                             "the Credential service \"%.64s\" is wrong: this endpoint is \"%s\"",
+                             s.service, service);
     }
 
     if ((err = text_str(&canon, "POST\n/\n\n")) != SIM_OK ||
@@ -424,11 +439,12 @@ enum sim_err sim_sign_check(const struct sim_sign_input *in, struct sim_fault *f
     (void)snprintf(ts, sizeof(ts), "%lld", (long long)in->timestamp);
     if ((err = text_str(&sts, ALGORITHM "\n")) != SIM_OK || (err = text_str(&sts, ts)) != SIM_OK ||
         (err = text_str(&sts, "\n")) != SIM_OK || (err = text_str(&sts, s.date)) != SIM_OK ||
-        (err = text_str(&sts, "/" SERVICE "/" SCOPE_TERMINATOR "\n")) != SIM_OK ||
+        (err = text_str(&sts, "/")) != SIM_OK || (err = text_str(&sts, service)) != SIM_OK ||
+        (err = text_str(&sts, "/" SCOPE_TERMINATOR "\n")) != SIM_OK ||
         (err = text_str(&sts, hex)) != SIM_OK) {
         goto out;
     }
-    err = compute_signature(json_string_value(key), &s, sts.p, expected);
+    err = compute_signature(secret_key, &s, sts.p, expected);
     if (err == SIM_EINVALID) {
         err = sim_fault_set(f, "InternalError", "the simulator could not compute the signature");
         goto out;
@@ -455,6 +471,7 @@ out:
         err = sim_fault_set(f, FAIL_SIG, "the signed headers are too large");
     }
     OPENSSL_cleanse(expected, sizeof(expected));
+    OPENSSL_cleanse(temp_key, sizeof(temp_key));
     free(canon.p);
     free(sts.p);
     return err;

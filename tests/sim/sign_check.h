@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "common.h"
+#include "sts.h"
 
 struct sim_sign_input {
     const json_t *credentials; /* {"SecretId": "SecretKey", ...}, borrowed */
@@ -26,7 +27,9 @@ struct sim_sign_input {
     size_t body_len;
     int64_t timestamp; /* X-TC-Timestamp, already parsed by the caller */
     int64_t now;
-    int64_t max_skew; /* seconds; |now - timestamp| beyond this is AuthFailure.SignatureExpire */
+    int64_t max_skew;    /* seconds; |now - timestamp| beyond this is AuthFailure.SignatureExpire */
+    const char *service; /* the credential scope's service; NULL: "gaap" */
+    struct sim_sts *sts; /* temporary keys it issued are accepted too; may be NULL */
 };
 
 /* What the simulator computed, for the request record when a signature does not match. */

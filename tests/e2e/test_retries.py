@@ -55,6 +55,7 @@ class RetriesTest(gw.GatewaysCase):
         self.assertEqual(status, 200, answer)
         self.assertEqual(answer["Response"]["RequestId"], "ok-1", answer)
         self.assertEqual(len(up.requests), 3)
+        self.assertIn("attempts=3 retry_why=5xx", g.read_log())
 
     def test_read_retried_after_throttling(self):
         up = self.scripted(plan(THROTTLED))
@@ -80,6 +81,7 @@ class RetriesTest(gw.GatewaysCase):
         self.assertEqual(gw.error_code(answer), "InternalError.UpstreamFailure", answer)
         self.assertIn("may have reached", answer["Response"]["Error"]["Message"])
         self.assertEqual(len(up.requests), 1)  # at most once
+        self.assertIn("no_retry=unsafe", g.read_log())
         status, _, data = g.request("POST", "/", {
             "Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
             "X-TC-Action": "CreateCertificate", "X-TC-Version": "2018-05-29"},
@@ -135,6 +137,7 @@ class RetriesTest(gw.GatewaysCase):
         retries = len(up.requests) - calls
         # Without a budget: 2 per call (80). With it: at most 2 + 10% of the calls.
         self.assertGreater(retries, 0)
+        self.assertIn("no_retry=budget", g.read_log())
         self.assertLessEqual(retries, 2 + calls // 10 + 1)
 
     def test_deadline_header_honoured(self):

@@ -173,6 +173,20 @@ class RetriesTest(gw.GatewaysCase):
         self.assertLess(time.time() - t0, 0.9)
         self.assertLess(len(up.requests), 10)
 
+    def test_deadline_bounds_a_rate_limit_wait(self):
+        up = self.scripted(plan())
+        limits = {"actions": {"gaap.DescribeProxies": {"rate": 0.5, "burst": 1}},
+                  "max_wait_ms": 5000}
+        g = self.gateway(upstream_port=up.port, extra_config={"limits": limits, "threads": 1})
+        _, first = g.call("DescribeProxies", {})
+        self.assertNotIn("Error", first["Response"], first)
+        t0 = time.time()
+        _, second = g.call("DescribeProxies", {}, extra_headers={"X-Tcgw-Timeout-Ms": "300"})
+        took = time.time() - t0
+        self.assertEqual(gw.error_code(second), "RequestLimitExceeded", second)
+        self.assertLess(took, 1.0)  # not the ~2 s the token would take
+        self.assertEqual(len(up.requests), 1)
+
     def test_bad_deadline_header_refused(self):
         up = self.scripted(plan())
         g = self.gateway(upstream_port=up.port)

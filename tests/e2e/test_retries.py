@@ -3,11 +3,13 @@ after a reset and after a 5xx succeeds; a write without ClientToken is never sen
 on the upstream); a write with a ClientToken is retried, signed again; a retry budget stops
 retries under an outage; and a caller's deadline (X-Tcgw-Timeout-Ms) is honoured."""
 import json
+import os
 import threading
 import time
 import unittest
 
 import gw
+import harness
 
 OK = (200, "OK", {"Content-Type": "application/json"},
       b'{"Response":{"TotalCount":0,"ProxySet":[],"RequestId":"ok-1"}}')
@@ -194,6 +196,69 @@ class RetriesTest(gw.GatewaysCase):
             status, answer = g.call("DescribeProxies", {}, extra_headers={"X-Tcgw-Timeout-Ms": value})
             self.assertEqual(gw.error_code(answer), "InvalidParameterValue", (value, answer))
         self.assertEqual(len(up.requests), 0)
+
+
+
+class SimulatorFaultsTest(gw.GatewaysCase):
+    """The same against the GAAP simulator with a fault plan (tests/sim/faults.h): what was
+    applied is read from the simulator's own record."""
+
+    def faulty_sim(self, plan):
+        os.environ["TCGW_SIM_FAULTS"] = plan
+        try:
+            sim = harness.Simulator().start(os.path.join(self.dir, "sim-%d" % next(self.names)),
+                                            {gw.DEV_SECRET_ID: gw.DEV_SECRET_KEY}, rate_limit=0)
+        finally:
+            del os.environ["TCGW_SIM_FAULTS"]
+        self.addCleanup(sim.stop)
+        return sim
+
+    def gateway_for(self, sim, **extra):
+        return self.gateway(upstream_port=sim.port, ca=sim.ca_file, extra_config=extra)
+
+    def modify_records(self, sim):
+        return [r for r in sim.records() if r.get("action") == "ModifyProxyConfiguration"]
+
+    def test_write_applied_then_reset_is_not_sent_again_without_token(self):
+        sim = self.faulty_sim("ModifyProxyConfiguration:reset:1")
+        g = self.gateway_for(sim, retries=RETRIES["retries"])
+        _, answer = g.call("ModifyProxyConfiguration", dict(MODIFY, Bandwidth=20))
+        self.assertEqual(gw.error_code(answer), "InternalError.UpstreamFailure", answer)
+        records = self.modify_records(sim)
+        self.assertEqual(len(records), 1)  # applied once, sent once: at most once
+        self.assertEqual(records[0].get("fault"), "reset")
+        self.assertIsNone(records[0]["error_code"])  # the simulator did apply it
+
+    def test_write_with_generated_token_retried_and_applied_once(self):
+        sim = self.faulty_sim("ModifyProxyConfiguration:reset:1")
+        g = self.gateway_for(sim, retries=RETRIES["retries"], idempotency={})
+        _, answer = g.call("ModifyProxyConfiguration", dict(MODIFY, Bandwidth=20))
+        self.assertNotIn("Error", answer["Response"], answer)
+        records = self.modify_records(sim)
+        self.assertEqual(len(records), 2)
+        tokens = {json.loads(sim.record_body_bytes(r))["ClientToken"] for r in records}
+        self.assertEqual(len(tokens), 1, tokens)  # the same token: Tencent applies it once
+        self.assertEqual(records[0].get("fault"), "reset")
+        _, proxies = g.call("DescribeProxies", {"ProxyIds": ["link-4ftf12sb"]})
+        self.assertEqual(proxies["Response"]["ProxySet"][0]["Bandwidth"], 20, proxies)
+
+    def test_read_after_5xx_and_throttling(self):
+        sim = self.faulty_sim("DescribeProxies:5xx:1,DescribeProxies:throttle:1")
+        g = self.gateway_for(sim, retries=RETRIES["retries"])
+        _, answer = g.call("DescribeProxies", {})
+        self.assertNotIn("Error", answer["Response"], answer)
+        faults = [r.get("fault") for r in sim.records()]
+        self.assertEqual(faults, ["5xx", "throttle", None])
+
+    def test_malformed_answer_not_retried(self):
+        sim = self.faulty_sim("*:malformed:1")
+        g = self.gateway_for(sim, retries=RETRIES["retries"])
+        status, _, data = g.request("POST", "/", {
+            "Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
+            "X-TC-Action": "DescribeProxies", "X-TC-Version": "2018-05-29"}, b"{}")
+        self.assertEqual(status, 200)
+        self.assertRaises(ValueError, json.loads, data)  # passed on unchanged
+        self.assertEqual(len(sim.records()), 1)
 
 
 if __name__ == "__main__":

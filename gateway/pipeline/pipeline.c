@@ -728,8 +728,14 @@ static void idem_complete(struct gw_pipeline *p, struct gw_call *call)
         return;
     }
     const struct gw_call_reply *r = &call->reply;
-    /* Kept unless the call certainly never reached Tencent: then the token may be used again. */
-    bool keep = call->retry.maybe_sent && r->body != NULL;
+    /*
+     * Replayed only when Tencent gave a definite answer. Otherwise (not sent, a transport failure,
+     * 5xx, throttling, InternalError, a refusal of the gateway's) the token is freed: a repeat is
+     * sent again, which the token makes safe upstream.
+     */
+    bool keep = call->error_code == NULL && call->outcome == GW_UPSTREAM_ANSWERED &&
+                r->body != NULL &&
+                gw_retry_classify(call->outcome, call->http_status, r->body, r->len) == GW_RETRY_NO;
     gw_idem_complete(p->parts.idem, call->idem.entry, r->status, r->body, r->body ? r->len : 0,
                      keep, mono_ns());
     call->idem.entry = NULL;

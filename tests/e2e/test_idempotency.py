@@ -175,6 +175,27 @@ class IdempotencyTest(gw.GatewaysCase):
         self.assertEqual(gw.error_code(b), "InternalError.UpstreamUnreachable", b)
         self.assertNotEqual(a["Response"]["RequestId"], b["Response"]["RequestId"])
 
+    def test_failed_first_call_is_not_replayed(self):
+        answers = [(503, "Service Unavailable", {}, b"busy")]
+        counting = Counting()
+
+        def script(request):
+            return answers.pop(0) if answers else counting(request)
+        up = self.scripted(script)
+        g = self.gateway(upstream_port=up.port, extra_config=IDEM)  # no retries
+        body = dict(MODIFY, ClientToken="tok-5xx")
+        status, _, data = g.request("POST", "/", {
+            "Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
+            "X-TC-Action": "ModifyProxyConfiguration", "X-TC-Version": "2018-05-29"},
+            json.dumps(body).encode())
+        self.assertEqual((status, data), (503, b"busy"))
+        # The repeat is sent again (Tencent's ClientToken makes that safe), then replayed.
+        _, again = g.call("ModifyProxyConfiguration", body)
+        self.assertEqual(again["Response"]["RequestId"], "upstream-1", again)
+        _, third = g.call("ModifyProxyConfiguration", body)
+        self.assertEqual(third, again)
+        self.assertEqual(len(up.requests), 2)
+
     def test_table_is_bounded(self):
         up = self.scripted(Counting())
         g = self.gateway(upstream_port=up.port,

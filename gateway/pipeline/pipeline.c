@@ -592,6 +592,15 @@ static enum step stage_outcome(struct gw_pipeline *p, struct gw_call *call)
                           call->retry.timeout_ms > 0 ? call->retry.timeout_ms
                                                      : p->parts.upstream_timeout_ms,
                           p->parts.max_response_bytes);
+        const char *token = json_string_value(json_object_get(call->params, "ClientToken"));
+        size_t n = strlen(call->error_message);
+        if (call->idem.generated && call->retry.maybe_sent && token != NULL) {
+            /* The caller cannot repeat a token it never saw: name it. */
+            snprintf(call->error_message + n, sizeof call->error_message - n,
+                     " The gateway (tcgw) added ClientToken \"%s\" to the call: repeat it with "
+                     "that token.",
+                     token);
+        }
         return STEP_DECIDED;
     }
     return STEP_NEXT;

@@ -196,6 +196,17 @@ class IdempotencyTest(gw.GatewaysCase):
         self.assertEqual(third, again)
         self.assertEqual(len(up.requests), 2)
 
+    def test_generated_token_named_when_the_outcome_is_unknown(self):
+        up = self.scripted(lambda request: "close")
+        g = self.gateway(upstream_port=up.port, extra_config=IDEM)
+        _, answer = g.call("ModifyProxyConfiguration", MODIFY)
+        message = answer["Response"]["Error"]["Message"]
+        sent = body_of(up.requests[0])["ClientToken"]
+        self.assertIn('ClientToken "%s"' % sent, message)
+        # Repeating with it reaches Tencent again (the first call did not end with an answer).
+        g.call("ModifyProxyConfiguration", dict(MODIFY, ClientToken=sent))
+        self.assertEqual(body_of(up.requests[1])["ClientToken"], sent)
+
     def test_table_is_bounded(self):
         up = self.scripted(Counting())
         g = self.gateway(upstream_port=up.port,

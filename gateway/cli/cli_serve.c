@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "idem/idem.h"
 #include "identity/callers.h"
 #include "limits/limiter.h"
 #include "limits/limits.h"
@@ -293,6 +294,7 @@ int gw_cli_serve(int argc, char **argv)
     struct gw_audit *audit = NULL;
     struct gw_metrics *metrics = NULL;
     struct gw_admin *admin = NULL;
+    struct gw_idem *idem = NULL;
     char *tls_pem[3] = {NULL, NULL, NULL}; /* certificate, key, client CAs */
     bool curl_ready = false;
     struct gw_cli_master master = {0};
@@ -388,6 +390,12 @@ int gw_cli_serve(int argc, char **argv)
         .replicas = redis ? cfg->limits.redis.replicas : 1,
         .redis_state = &redis_state,
     };
+    if (cfg->idempotency.enabled &&
+        (idem = gw_idem_new(cfg->idempotency.max_entries, cfg->idempotency.replay_window_s)) ==
+            NULL) {
+        fprintf(stderr, "tcgw: out of memory for the ClientToken table (\"idempotency\")\n");
+        goto out;
+    }
     if (cfg->audit.enabled && open_audit(cfg, &audit, msg, sizeof msg) != GW_OK) {
         fprintf(stderr, "tcgw: audit: %s\n", msg);
         goto out;
@@ -445,6 +453,19 @@ int gw_cli_serve(int argc, char **argv)
                 .upstream_timeout_ms = cfg->upstream.timeout_ms,
                 .budget = budget,
                 .log_calls = true,
+                .idem = idem,
+                .retries =
+                    {
+                        .enabled = cfg->retries.enabled,
+                        .max_attempts = cfg->retries.max_attempts,
+                        .base_ms = cfg->retries.base_ms,
+                        .cap_ms = cfg->retries.cap_ms,
+                        .budget_ratio = cfg->retries.budget_ratio,
+                        .budget_min = cfg->retries.budget_min,
+                        .budget_window_s = cfg->retries.budget_window_s,
+                    },
+                .deadline_ms = cfg->deadlines.default_ms,
+                .max_deadline_ms = cfg->deadlines.max_ms,
             },
         .audit = audit,
         .metrics = metrics,
@@ -555,6 +576,7 @@ out:
     gw_workers_stop(workers);
     gw_metrics_free(metrics);
     gw_limits_free(limits);
+    gw_idem_free(idem);    /* after the workers: their ports are gone */
     gw_audit_close(audit); /* after the workers: every call's record is queued by then */
     gw_access_free(access);
     gw_apispec_free(spec);

@@ -67,6 +67,7 @@ enum gw_decision {
 struct gw_call;
 struct gw_access_snapshot;
 struct gw_caller;
+struct gw_idem_entry;
 struct gw_inject;
 
 /*
@@ -178,6 +179,25 @@ struct gw_call {
         bool waited; /* it waited for a token or for the backend */
         bool shared; /* judged by the shared backend (Redis), not locally */
     } limit;
+
+    /* Written by the deadline, idempotency and retry stages. */
+    struct {
+        int64_t deadline_ns;  /* CLOCK_MONOTONIC: the caller has its answer by then; 0: none */
+        long deadline_ms;     /* the call's deadline, from received, as configured or asked */
+        long timeout_ms;      /* the upstream timeout of the latest attempt (<= the deadline) */
+        unsigned attempts;    /* upstream attempts made */
+        bool maybe_sent;      /* an attempt may have reached Tencent Cloud */
+        int64_t due_ns;       /* waiting for a retry: when to send it again */
+        struct gw_call *next; /* in the worker's list of calls waiting for a retry */
+        const char *last_why; /* static: why the latest retry was made, or NULL */
+        const char *no_retry; /* static: why no (further) retry was made, or NULL */
+    } retry;
+    struct {
+        struct gw_idem_entry *entry; /* the first call with its ClientToken: completed in the
+                                        final stage */
+        bool generated;              /* the gateway added the ClientToken */
+        bool replayed;               /* the answer is the first call's (waited for, or replayed) */
+    } idem;
 
     /* Written by the signing stage. */
     int64_t timestamp;

@@ -70,6 +70,14 @@ struct gw_config *gw_config_defaults(void)
         gw_config_free(cfg);
         return NULL;
     }
+    cfg->idempotency.replay_window_s = 300;
+    cfg->idempotency.max_entries = (size_t)1 << 16;
+    cfg->retries.max_attempts = 3;
+    cfg->retries.base_ms = 50;
+    cfg->retries.cap_ms = 1000;
+    cfg->retries.budget_ratio = 0.1;
+    cfg->retries.budget_min = 10;
+    cfg->retries.budget_window_s = 10;
     cfg->audit.file = strdup("audit.log");
     cfg->audit.signing_key_file = strdup("audit.key");
     cfg->audit.public_key_file = strdup("audit.pub");
@@ -369,6 +377,42 @@ static const struct key admin_keys[] = {
 static const struct section admin_section = {"admin", admin_keys,
                                              sizeof admin_keys / sizeof admin_keys[0]};
 
+static const struct key idempotency_keys[] = {
+    BOOL("enabled", idempotency.enabled, "false turns ClientToken idempotency off"),
+    LONG("replay_window_s", idempotency.replay_window_s, 0, 86400,
+         "seconds a finished call's answer is replayed to a repeat of its ClientToken"),
+    SIZE("max_entries", idempotency.max_entries, 16, (json_int_t)1 << 24,
+         "ClientTokens held at once"),
+};
+
+static const struct section idempotency_section = {
+    "idempotency", idempotency_keys, sizeof idempotency_keys / sizeof idempotency_keys[0]};
+
+static const struct key retries_keys[] = {
+    BOOL("enabled", retries.enabled, "false turns retries off"),
+    UNSIGNED("max_attempts", retries.max_attempts, 1, 10, "attempts per call, the first included"),
+    LONG("base_ms", retries.base_ms, 1, 60000, "the longest wait before the first retry, in ms"),
+    LONG("cap_ms", retries.cap_ms, 1, 600000, "the longest wait before any retry, in ms"),
+    RATE("budget_ratio", retries.budget_ratio, 0, 1, "retries per call over the window"),
+    UNSIGNED("budget_min", retries.budget_min, 0, 100000,
+             "retries allowed per window whatever the calls"),
+    UNSIGNED("budget_window_s", retries.budget_window_s, 1, 60,
+             "the sliding window of the retry budget, in seconds"),
+};
+
+static const struct section retries_section = {"retries", retries_keys,
+                                               sizeof retries_keys / sizeof retries_keys[0]};
+
+static const struct key deadlines_keys[] = {
+    LONG("default_ms", deadlines.default_ms, 0, 3600000,
+         "a call's deadline from its arrival, in ms; 0: upstream.timeout_ms"),
+    LONG("max_ms", deadlines.max_ms, 0, 3600000,
+         "the longest deadline X-Tcgw-Timeout-Ms may ask, in ms; 0: default_ms"),
+};
+
+static const struct section deadlines_section = {"deadlines", deadlines_keys,
+                                                 sizeof deadlines_keys / sizeof deadlines_keys[0]};
+
 static const struct key top_keys[] = {
     STRING("listen_address", listen_address, "numeric address to listen on"),
     U16("listen_port", listen_port, 0, 65535, "TCP port to listen on; 0 picks a free one"),
@@ -404,6 +448,11 @@ static const struct key top_keys[] = {
     STRING("log_format", log_format, "\"text\" (key=value lines) or \"json\""),
     SECTION_FLAG("admin", admin_section, admin.enabled,
                  "the admin listener: /healthz, /readyz and /metrics"),
+    SECTION_FLAG("idempotency", idempotency_section, idempotency.enabled,
+                 "ClientToken idempotency: repeats get the first call's answer"),
+    SECTION_FLAG("retries", retries_section, retries.enabled,
+                 "safe retries of reads and of calls with a ClientToken"),
+    SECTION("deadlines", deadlines_section, "per-call deadlines"),
 };
 
 static const struct section top_section = {NULL, top_keys, sizeof top_keys / sizeof top_keys[0]};

@@ -111,6 +111,27 @@ struct gw_config {
             unsigned queue_records; /* 10000 */
         } syslog;
     } audit;
+    /* ClientToken idempotency: only when "idempotency" is present (and "enabled" is not false). */
+    struct {
+        bool enabled;         /* the "idempotency" section is present */
+        long replay_window_s; /* 300: a finished call's answer is replayed this long */
+        size_t max_entries;   /* 65536: tokens held at once; more are refused */
+    } idempotency;
+    /* Safe retries: only when "retries" is present (and "enabled" is not false). */
+    struct {
+        bool enabled;             /* the "retries" section is present */
+        unsigned max_attempts;    /* 3: the first attempt included */
+        long base_ms;             /* 50 */
+        long cap_ms;              /* 1000 */
+        double budget_ratio;      /* 0.1: retries per call over the window, per worker */
+        unsigned budget_min;      /* 10: retries per window allowed whatever the calls */
+        unsigned budget_window_s; /* 10 */
+    } retries;
+    /* Per-call deadlines. */
+    struct {
+        long default_ms; /* 0: upstream.timeout_ms */
+        long max_ms;     /* 0: default_ms; the most X-Tcgw-Timeout-Ms may ask */
+    } deadlines;
 };
 
 /*

@@ -294,6 +294,9 @@ enum gw_limiter_step gw_limiter_admit(struct gw_limiter *lim, struct gw_call *ca
     call->limit.resume_arg = arg;
     call->limit.next = NULL;
     call->limit.deadline_ns = now_ns() + lim->max_wait_ns;
+    if (call->retry.deadline_ns > 0 && call->retry.deadline_ns < call->limit.deadline_ns) {
+        call->limit.deadline_ns = call->retry.deadline_ns; /* the call's own deadline first */
+    }
     enum gw_limiter_step step = judge(lim, call);
     if (step == GW_LIMITER_WAIT) {
         /* Nothing resumes the call before the loop's next turn: suspending now is in time. */

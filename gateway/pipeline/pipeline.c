@@ -1,14 +1,18 @@
 #include "pipeline/pipeline.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "access/access.h"
 #include "apispec/apispec.h"
 #include "core/budget.h"
 #include "core/call.h"
+#include "core/loop.h"
 #include "http/request.h"
+#include "idem/idem.h"
 #include "identity/callers.h"
 #include "identity/identify.h"
 #include "inject/inject.h"
@@ -17,6 +21,7 @@
 #include "pipeline/outcome.h"
 #include "pipeline/record.h"
 #include "policy/policy.h"
+#include "retry/retry.h"
 #include "upstream/upstream.h"
 #include "vault/tc3.h"
 #include "vault/vault.h"
@@ -32,7 +37,23 @@ struct gw_pipeline {
      */
     struct gw_access_snapshot *snapshot;
     uint64_t generation;
+    struct gw_idem_port *idem_port;       /* this worker's end of parts.idem, or NULL */
+    struct gw_retry_budget *retry_budget; /* this worker's retry budget, or NULL */
+    struct gw_loop_timer *retry_timer;    /* due retries; NULL when retries are off */
+    struct gw_call *retrying;             /* calls waiting to be sent again, by retry.next */
 };
+
+#define NS_PER_MS 1000000LL
+#define NS_PER_S 1000000000LL
+/* A retry is not started with less than this left before the call's deadline. */
+#define RETRY_MIN_LEFT_NS (100 * NS_PER_MS)
+
+static int64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * NS_PER_S + t.tv_nsec;
+}
 
 /* What a stage did with the call. */
 enum step {
@@ -95,6 +116,39 @@ static enum step stage_request_head(struct gw_pipeline *p, struct gw_call *call)
         .max_body_bytes = p->parts.max_body_bytes,
     };
     return gw_request_check_head(&in, p->parts.endpoint_suffix, call) ? STEP_NEXT : STEP_DECIDED;
+}
+
+/* The call's deadline: the configured one, or a shorter one the caller asks for. */
+static enum step stage_deadline(struct gw_pipeline *p, struct gw_call *call)
+{
+    long ms = p->parts.deadline_ms > 0 ? p->parts.deadline_ms : p->parts.upstream_timeout_ms;
+    long max = p->parts.max_deadline_ms > 0 ? p->parts.max_deadline_ms : ms;
+    const char *h = gw_call_header(call, "X-Tcgw-Timeout-Ms");
+    if (h != NULL) {
+        long v = 0;
+        size_t i = 0;
+        for (; h[i] >= '0' && h[i] <= '9' && i < 9; i++) {
+            v = v * 10 + (h[i] - '0');
+        }
+        if (i == 0 || h[i] != '\0' || v < 1) {
+            gw_call_refuse(
+                call, "InvalidParameterValue",
+                "The header X-Tcgw-Timeout-Ms must be a whole number of milliseconds, "
+                "1 or more (at most %ld counts). The call was not sent to Tencent Cloud.",
+                max);
+            return STEP_DECIDED;
+        }
+        ms = v < max || max <= 0 ? v : max;
+    }
+    if (ms <= 0) {
+        return STEP_NEXT; /* no deadline */
+    }
+    const struct timespec *r = &call->times.received;
+    int64_t start =
+        r->tv_sec != 0 || r->tv_nsec != 0 ? (int64_t)r->tv_sec * NS_PER_S + r->tv_nsec : mono_ns();
+    call->retry.deadline_ms = ms;
+    call->retry.deadline_ns = start + (int64_t)ms * NS_PER_MS;
+    return STEP_NEXT;
 }
 
 static enum step stage_request_body(struct gw_pipeline *p, struct gw_call *call)
@@ -232,6 +286,133 @@ static enum step stage_limit(struct gw_pipeline *p, struct gw_call *call)
     }
 }
 
+/* Whether the action's description has a ClientToken parameter. */
+static bool takes_client_token(const struct gw_pipeline *p, const struct gw_call *call)
+{
+    const char *const path[] = {"ClientToken"};
+    struct gw_apispec_param param;
+    return gw_apispec_find_param(p->parts.spec, call->service, call->action, path, 1, &param);
+}
+
+/* A new random ClientToken in params, and the body re-serialised from them (the bytes signed). */
+static enum gw_err add_client_token(struct gw_call *call)
+{
+    enum gw_err err;
+    unsigned char raw[16];
+    char hex[2 * sizeof raw + 1];
+    char token[sizeof "tcgw-" + sizeof hex];
+    char *text = NULL;
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+    snprintf(token, sizeof token, "tcgw-%s", hex); /* 37 printable ASCII characters */
+    if (json_object_set_new(call->params, "ClientToken", json_string(token)) != 0 ||
+        (text = json_dumps(call->params, JSON_COMPACT)) == NULL) {
+        err = GW_ERR_NOMEM;
+        goto out;
+    }
+    size_t n = strlen(text);
+    if (n > call->body.max) {
+        err = GW_ERR_TOO_LARGE;
+        goto out;
+    }
+    gw_buf_reset(&call->body);
+    if ((err = gw_buf_append(&call->body, text, n)) != GW_OK) {
+        goto out;
+    }
+    err = GW_OK;
+out:
+    free(text);
+    return err;
+}
+
+/* The first call's answer, for a repeat of its ClientToken (stolen from answer). */
+static void take_answer(struct gw_call *call, struct gw_idem_answer *answer)
+{
+    call->reply.status = answer->status;
+    call->reply.body = answer->body;
+    call->reply.len = answer->len;
+    call->reply.charged = 0;
+    answer->body = NULL;
+    call->idem.replayed = true;
+}
+
+/*
+ * ClientToken idempotency, for actions that take one: a call without one gets a generated token;
+ * a repeat of a token waits for the first call's answer, or has it replayed; the same token with
+ * other parameters is refused, as Tencent does.
+ */
+static enum step stage_idempotency(struct gw_pipeline *p, struct gw_call *call)
+{
+    if (p->idem_port == NULL || !takes_client_token(p, call)) {
+        return STEP_NEXT;
+    }
+    json_t *t = json_object_get(call->params, "ClientToken");
+    if (t == NULL) {
+        enum gw_err err = add_client_token(call);
+        if (err == GW_ERR_TOO_LARGE) {
+            gw_call_refuse(call, "RequestSizeLimitExceeded",
+                           "With the ClientToken the gateway (tcgw) adds, the body would be longer "
+                           "than max_body_bytes (%zu). The call was not sent to Tencent Cloud.",
+                           call->body.max);
+            return STEP_DECIDED;
+        }
+        if (err != GW_OK) {
+            gw_call_refuse(call, "InternalError",
+                           "tcgw could not add a ClientToken (%s); nothing was sent.",
+                           gw_err_str(err));
+            return STEP_DECIDED;
+        }
+        call->idem.generated = true; /* unique: no repeat can join it */
+        return STEP_NEXT;
+    }
+    const char *token = json_string_value(t);
+    char *canonical = json_dumps(call->params, JSON_COMPACT | JSON_SORT_KEYS);
+    if (token == NULL || canonical == NULL) {
+        free(canonical);
+        gw_call_refuse(call, "InternalError",
+                       "tcgw could not read the ClientToken; nothing was "
+                       "sent.");
+        return STEP_DECIDED;
+    }
+    struct gw_idem_key key;
+    gw_idem_key_make(call->caller, call->service, call->action, token, canonical, strlen(canonical),
+                     &key);
+    free(canonical);
+    struct gw_idem_answer replay = {0};
+    int64_t deadline = call->retry.deadline_ns > 0 ? call->retry.deadline_ns : INT64_MAX;
+    switch (
+        gw_idem_begin(p->idem_port, &key, call, mono_ns(), deadline, &call->idem.entry, &replay)) {
+    case GW_IDEM_FIRST:
+        return STEP_NEXT;
+    case GW_IDEM_REPLAY:
+        take_answer(call, &replay);
+        return STEP_DECIDED;
+    case GW_IDEM_WAIT:
+        if (call->in.will_wait != NULL) {
+            call->in.will_wait(call, call->in.transport);
+        }
+        return STEP_WAIT; /* the port's until idem_ready() runs: touch nothing */
+    case GW_IDEM_CONFLICT:
+        gw_call_refuse(call, "FailedOperation.DuplicatedRequest",
+                       "The ClientToken \"%.64s\" was already used by caller \"%s\" for %s.%s with "
+                       "other parameters. Use a new ClientToken for a different request. The call "
+                       "was not sent to Tencent Cloud.",
+                       token, call->caller, call->service, call->action);
+        return STEP_DECIDED;
+    case GW_IDEM_FULL:
+        gw_call_refuse(call, "RequestLimitExceeded",
+                       "The gateway (tcgw) holds as many ClientTokens as it may "
+                       "(idempotency.max_entries). The call was not sent to Tencent Cloud; retry "
+                       "shortly.");
+        return STEP_DECIDED;
+    case GW_IDEM_NOMEM:
+    default:
+        gw_call_refuse(call, "InternalError",
+                       "tcgw ran out of memory for the ClientToken; nothing was sent.");
+        return STEP_DECIDED;
+    }
+}
+
 /* Fail closed: no call is sent that the audit log could not record. */
 static enum step stage_audit_ready(struct gw_pipeline *p, struct gw_call *call)
 {
@@ -251,6 +432,7 @@ static enum step stage_audit_ready(struct gw_pipeline *p, struct gw_call *call)
 static enum step stage_sign(struct gw_pipeline *p, struct gw_call *call)
 {
     (void)p;
+    gw_buf_reset(&call->authorization); /* a retry signs again, with a new timestamp */
     call->timestamp = (int64_t)time(NULL);
     struct gw_tc3_request req = {
         .service = call->service,
@@ -289,6 +471,26 @@ static enum step stage_forward(struct gw_pipeline *p, struct gw_call *call)
     if (call->in.will_wait != NULL) {
         call->in.will_wait(call, call->in.transport);
     }
+    int64_t now = mono_ns();
+    if (call->retry.deadline_ns > 0) {
+        int64_t left = call->retry.deadline_ns - now;
+        if (left < NS_PER_MS) {
+            gw_call_refuse(call, "InternalError.UpstreamTimeout",
+                           "The call's deadline (%ld ms) passed before the gateway (tcgw) could "
+                           "send it. %s",
+                           call->retry.deadline_ms,
+                           call->retry.maybe_sent
+                               ? "An earlier attempt may have reached Tencent Cloud: retry with "
+                                 "the same ClientToken."
+                               : "The call was not sent to Tencent Cloud; it is safe to retry.");
+            return STEP_DECIDED;
+        }
+        call->retry.timeout_ms = (long)((left + NS_PER_MS - 1) / NS_PER_MS);
+    }
+    if (call->retry.attempts == 0) {
+        gw_retry_budget_call(p->retry_budget, now / NS_PER_S);
+    }
+    call->retry.attempts++;
     gw_call_stamp(&call->times.upstream_start);
     enum gw_err err = gw_upstream_submit(p->parts.upstream, call, forwarded, p);
     if (err == GW_OK) {
@@ -310,10 +512,104 @@ static enum step stage_forward(struct gw_pipeline *p, struct gw_call *call)
     return STEP_DECIDED;
 }
 
+/* Whether sending the call again is harmless: it only reads, or carries a ClientToken. */
+static bool retry_safe(const struct gw_call *call)
+{
+    return gw_retry_read_only(call->action) ||
+           json_is_string(json_object_get(call->params, "ClientToken"));
+}
+
+static void retry_arm(struct gw_pipeline *p, int64_t now)
+{
+    int64_t first = -1;
+    for (struct gw_call *c = p->retrying; c != NULL; c = c->retry.next) {
+        if (first < 0 || c->retry.due_ns < first) {
+            first = c->retry.due_ns;
+        }
+    }
+    if (first < 0) {
+        gw_loop_timer_set(p->retry_timer, -1);
+        return;
+    }
+    int64_t wait = first - now;
+    gw_loop_timer_set(p->retry_timer, wait <= 0 ? 0 : (long)((wait + NS_PER_MS - 1) / NS_PER_MS));
+}
+
+/*
+ * Safe retries: a failed attempt of a call that may be sent again waits (full jitter) and goes
+ * back to signing, while attempts, the deadline and the worker's retry budget allow. Otherwise
+ * the latest result stands.
+ */
+static enum step stage_retry(struct gw_pipeline *p, struct gw_call *call)
+{
+    const struct gw_pipeline_retries *cfg = &p->parts.retries;
+    switch (call->outcome) {
+    case GW_UPSTREAM_NONE:
+    case GW_UPSTREAM_CONNECT:
+    case GW_UPSTREAM_TLS:
+    case GW_UPSTREAM_NOT_SENT:
+        break;
+    case GW_UPSTREAM_ANSWERED:
+    case GW_UPSTREAM_TIMEOUT:
+    case GW_UPSTREAM_TOO_LARGE:
+    case GW_UPSTREAM_FAILED:
+    case GW_UPSTREAM_ABORTED:
+    default:
+        call->retry.maybe_sent = true;
+        break;
+    }
+    if (p->retry_timer == NULL) {
+        return STEP_NEXT;
+    }
+    enum gw_retry_why why = gw_retry_classify(call->outcome, call->http_status, call->response.data,
+                                              call->response.len);
+    if (why == GW_RETRY_NO) {
+        return STEP_NEXT;
+    }
+    if (!retry_safe(call)) {
+        call->retry.no_retry = "unsafe";
+        return STEP_NEXT;
+    }
+    if (call->retry.attempts >= cfg->max_attempts) {
+        call->retry.no_retry = "attempts";
+        return STEP_NEXT;
+    }
+    int64_t now = mono_ns();
+    long delay =
+        gw_retry_backoff_ms(call->retry.attempts, cfg->base_ms, cfg->cap_ms, randombytes_random());
+    int64_t due = now + (int64_t)delay * NS_PER_MS;
+    if (call->retry.deadline_ns > 0 && due + RETRY_MIN_LEFT_NS > call->retry.deadline_ns) {
+        call->retry.no_retry = "deadline";
+        return STEP_NEXT;
+    }
+    if (!gw_retry_budget_take(p->retry_budget, now / NS_PER_S)) {
+        call->retry.no_retry = "budget";
+        return STEP_NEXT;
+    }
+    call->retry.last_why = gw_retry_why_name(why);
+    call->retry.due_ns = due;
+    call->retry.next = p->retrying;
+    p->retrying = call;
+    retry_arm(p, now);
+    return STEP_WAIT; /* retry_due() sends it again; gw_pipeline_stop answers with this result */
+}
+
 static enum step stage_outcome(struct gw_pipeline *p, struct gw_call *call)
 {
     if (call->outcome != GW_UPSTREAM_ANSWERED) {
-        gw_outcome_refuse(call, p->parts.upstream_timeout_ms, p->parts.max_response_bytes);
+        gw_outcome_refuse(call,
+                          call->retry.timeout_ms > 0 ? call->retry.timeout_ms
+                                                     : p->parts.upstream_timeout_ms,
+                          p->parts.max_response_bytes);
+        const char *token = json_string_value(json_object_get(call->params, "ClientToken"));
+        size_t n = strlen(call->error_message);
+        if (call->idem.generated && call->retry.maybe_sent && token != NULL) {
+            /* The caller cannot repeat a token it never saw: name it. */
+            snprintf(call->error_message + n, sizeof call->error_message - n,
+                     " The gateway (tcgw) added ClientToken \"%s\" to the call: repeat it with "
+                     "that token.",
+                     token);
+        }
         return STEP_DECIDED;
     }
     return STEP_NEXT;
@@ -349,16 +645,19 @@ static enum step stage_redact(struct gw_pipeline *p, struct gw_call *call)
 static const struct stage stages[] = {
     {"admit", stage_admit, false},
     {"request_head", stage_request_head, false},
+    {"deadline", stage_deadline, false},
     {"request_body", stage_request_body, true},
     {"identify", stage_identify, true},
     {"validate", stage_validate, true},
     {"placeholders", stage_placeholders, true},
     {"policy", stage_policy, true},
     {"limit", stage_limit, true},
+    {"idempotency", stage_idempotency, true},
     {"audit_ready", stage_audit_ready, true},
     {"inject", stage_inject, true},
     {"sign", stage_sign, true},
     {"forward", stage_forward, true},
+    {"retry", stage_retry, true},
     {"outcome", stage_outcome, true},
     {"redact", stage_redact, true},
 };
@@ -440,10 +739,31 @@ static void release(struct gw_call *call)
     call->caller_entry = NULL;
 }
 
+/* The first call with a ClientToken: its answer goes to the calls waiting and stays to replay. */
+static void idem_complete(struct gw_pipeline *p, struct gw_call *call)
+{
+    if (call->idem.entry == NULL) {
+        return;
+    }
+    const struct gw_call_reply *r = &call->reply;
+    /*
+     * Replayed only when Tencent gave a definite answer. Otherwise (not sent, a transport failure,
+     * 5xx, throttling, InternalError, a refusal of the gateway's) the token is freed: a repeat is
+     * sent again, which the token makes safe upstream.
+     */
+    bool keep = call->error_code == NULL && call->outcome == GW_UPSTREAM_ANSWERED &&
+                r->body != NULL &&
+                gw_retry_classify(call->outcome, call->http_status, r->body, r->len) == GW_RETRY_NO;
+    gw_idem_complete(p->parts.idem, call->idem.entry, r->status, r->body, r->body ? r->len : 0,
+                     keep, mono_ns());
+    call->idem.entry = NULL;
+}
+
 static void finish(struct gw_pipeline *p, struct gw_call *call)
 {
     call->stage = STAGE_COUNT;
     stage_reply(call);
+    idem_complete(p, call);
     stage_record(p, call);
     bool unrecorded = false;
     bool held = stage_journal(p, call, &unrecorded);
@@ -539,6 +859,78 @@ static void limited(struct gw_call *call, void *arg)
     }
 }
 
+/* A call that waited for the first call with its ClientToken (answer NULL: its deadline came). */
+static void idem_ready(struct gw_call *call, struct gw_idem_answer *answer, void *arg)
+{
+    struct gw_pipeline *p = arg;
+    if (answer != NULL) {
+        take_answer(call, answer);
+    } else {
+        gw_call_refuse(call, "InternalError.UpstreamTimeout",
+                       "This call repeats the ClientToken of a call still under way, which did "
+                       "not end within this call's deadline (%ld ms). That call may still be "
+                       "applied: repeat this one with the same ClientToken to get its answer.",
+                       call->retry.deadline_ms);
+    }
+    finish(p, call);
+}
+
+static unsigned stage_index(stage_fn fn)
+{
+    unsigned i = 0;
+    while (i < STAGE_COUNT && stages[i].run != fn) {
+        i++;
+    }
+    return i;
+}
+
+/* Retries that are due: the results of the attempt before go, and the call is signed again. */
+static void retry_due(void *arg)
+{
+    struct gw_pipeline *p = arg;
+    int64_t now = mono_ns();
+    struct gw_call *due = NULL;
+    for (struct gw_call **c = &p->retrying; *c != NULL;) {
+        struct gw_call *call = *c;
+        if (call->retry.due_ns <= now) {
+            *c = call->retry.next;
+            call->retry.next = due;
+            due = call;
+        } else {
+            c = &call->retry.next;
+        }
+    }
+    retry_arm(p, now);
+    while (due != NULL) {
+        struct gw_call *call = due;
+        due = call->retry.next;
+        call->retry.next = NULL;
+        gw_buf_reset(&call->response);
+        call->http_status = 0;
+        call->outcome = GW_UPSTREAM_NONE;
+        call->upstream_detail[0] = '\0';
+        call->stage = stage_index(stage_sign);
+        run_from(p, call);
+    }
+}
+
+void gw_pipeline_stop(struct gw_pipeline *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    if (p->retry_timer != NULL) {
+        gw_loop_timer_set(p->retry_timer, -1);
+    }
+    while (p->retrying != NULL) {
+        struct gw_call *call = p->retrying;
+        p->retrying = call->retry.next;
+        call->retry.next = NULL;
+        call->retry.no_retry = "stopping";
+        run_from(p, call); /* from the outcome stage: the latest result is the answer */
+    }
+}
+
 bool gw_pipeline_begin(struct gw_pipeline *p, struct gw_call *call)
 {
     call->stage = 0;
@@ -561,8 +953,23 @@ void gw_pipeline_run(struct gw_pipeline *p, struct gw_call *call)
 struct gw_pipeline *gw_pipeline_new(const struct gw_pipeline_parts *parts)
 {
     struct gw_pipeline *p = calloc(1, sizeof *p);
-    if (p != NULL) {
-        p->parts = *parts;
+    if (p == NULL) {
+        return NULL;
+    }
+    p->parts = *parts;
+    if (parts->loop != NULL && parts->idem != NULL &&
+        (p->idem_port = gw_idem_port_new(parts->idem, parts->loop, idem_ready, p)) == NULL) {
+        gw_pipeline_free(p);
+        return NULL;
+    }
+    if (parts->loop != NULL && parts->retries.enabled && parts->retries.max_attempts > 1) {
+        const struct gw_pipeline_retries *r = &parts->retries;
+        p->retry_budget = gw_retry_budget_new(r->budget_ratio, r->budget_min, r->budget_window_s);
+        p->retry_timer = gw_loop_timer_new(parts->loop, retry_due, p);
+        if (p->retry_budget == NULL || p->retry_timer == NULL) {
+            gw_pipeline_free(p);
+            return NULL;
+        }
     }
     return p;
 }
@@ -570,7 +977,11 @@ struct gw_pipeline *gw_pipeline_new(const struct gw_pipeline_parts *parts)
 void gw_pipeline_free(struct gw_pipeline *p)
 {
     if (p != NULL) {
+        gw_pipeline_stop(p);
         gw_access_release(p->snapshot);
+        gw_idem_port_free(p->idem_port);
+        gw_loop_timer_free(p->retry_timer);
+        gw_retry_budget_free(p->retry_budget);
     }
     free(p);
 }

@@ -26,6 +26,8 @@ struct gw_access;
 struct gw_apispec;
 struct gw_budget;
 struct gw_call;
+struct gw_idem;
+struct gw_loop;
 struct gw_limiter;
 struct gw_upstream;
 
@@ -48,6 +50,17 @@ struct gw_pipeline_journal {
     void *arg;
 };
 
+/* Safe retries (gateway/retry/): only read-only actions and calls carrying a ClientToken. */
+struct gw_pipeline_retries {
+    bool enabled;             /* false: one attempt per call */
+    unsigned max_attempts;    /* 3: attempts per call, the first included */
+    long base_ms;             /* 50: the first retry waits up to this (full jitter) */
+    long cap_ms;              /* 1000: no wait is longer */
+    double budget_ratio;      /* 0.1: retries per call over the window, per worker */
+    unsigned budget_min;      /* 10: retries allowed per window whatever the calls */
+    unsigned budget_window_s; /* 10 */
+};
+
 /* The parts a pipeline uses: all borrowed, and must outlive it. */
 struct gw_pipeline_parts {
     const struct gw_apispec *spec;
@@ -63,6 +76,11 @@ struct gw_pipeline_parts {
     gw_pipeline_record_fn record; /* another sink (audit, metrics, tests), or NULL */
     void *record_arg;
     const struct gw_pipeline_journal *journal; /* the audit log, or NULL */
+    struct gw_loop *loop; /* the worker's loop: retry and idempotency timers; NULL: neither */
+    struct gw_idem *idem; /* the ClientToken table shared by the workers; NULL: idempotency off */
+    struct gw_pipeline_retries retries;
+    long deadline_ms;     /* a call's deadline from its arrival; 0: upstream_timeout_ms */
+    long max_deadline_ms; /* the most X-Tcgw-Timeout-Ms may ask; 0: deadline_ms */
 };
 
 /* Returns a new pipeline (free with gw_pipeline_free), or NULL when out of memory. */
@@ -96,6 +114,12 @@ void gw_pipeline_run(struct gw_pipeline *p, struct gw_call *call);
  * replaced by InternalError.AuditUnavailable). Runs call->in.answered.
  */
 void gw_pipeline_recorded(struct gw_pipeline *p, struct gw_call *call, bool recorded);
+
+/*
+ * On the pipeline's thread, as the gateway stops: calls waiting to be sent again are answered now
+ * with their latest result. Idempotent.
+ */
+void gw_pipeline_stop(struct gw_pipeline *p);
 
 /* Whether calls can be forwarded now (readiness); why says what is wrong when not. */
 bool gw_pipeline_ready(struct gw_pipeline *p, char *why, size_t whylen);

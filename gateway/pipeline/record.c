@@ -55,6 +55,17 @@ void gw_record_log_line(const struct gw_call *call, FILE *out)
             gw_call_ms(&call->times.upstream_start, &call->times.upstream_end));
     put_quoted(out, "reason", call->policy_reason);
     put_quoted(out, "detail", call->upstream_detail);
+    /* Only when there is something to say: retries, and what idempotency did. */
+    if (call->retry.attempts > 1) {
+        fprintf(out, " attempts=%u retry_why=%s", call->retry.attempts,
+                call->retry.last_why != NULL ? call->retry.last_why : "-");
+    }
+    if (call->retry.no_retry != NULL) {
+        fprintf(out, " no_retry=%s", call->retry.no_retry);
+    }
+    if (call->idem.generated || call->idem.replayed) {
+        fprintf(out, " client_token=%s", call->idem.replayed ? "repeat" : "generated");
+    }
     fputc('\n', out);
     funlockfile(out);
 }

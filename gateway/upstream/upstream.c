@@ -428,7 +428,11 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
         /* Where signed calls go is the configuration's business, not the environment's. */
         curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, up->connect_timeout_ms) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, up->timeout_ms) != CURLE_OK ||
+        /* A call's deadline may leave less than the configured timeout (retries, deadlines). */
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                         call->retry.timeout_ms > 0 && call->retry.timeout_ms < up->timeout_ms
+                             ? call->retry.timeout_ms
+                             : up->timeout_ms) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, MAX_IDLE_S) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_MAXLIFETIME_CONN, MAX_LIFETIME_S) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, call->body.len == 0 ? 1L : 0L) != CURLE_OK ||

@@ -78,6 +78,7 @@ static void on_wake(void *arg)
     if ((cmd & CMD_STOP_UPSTREAM) != 0) {
         gw_upstream_stop(wk->upstream);
         gw_limiter_stop(wk->limiter);
+        gw_pipeline_stop(wk->pipeline); /* calls waiting for a retry are answered */
         atomic_store(&wk->upstream_stopped, true);
     }
 }
@@ -124,6 +125,7 @@ static enum gw_err worker_init(struct worker *wk, const struct gw_workers_option
     struct gw_pipeline_parts parts = o->parts;
     parts.upstream = wk->upstream;
     parts.limiter = wk->limiter;
+    parts.loop = wk->loop;
     if (o->audit != NULL) {
         if ((wk->audit = gw_audit_port_new(o->audit, wk->loop)) == NULL) {
             snprintf(msg, msglen, "out of memory");
@@ -160,7 +162,8 @@ static void worker_free(struct worker *wk)
 {
     /* Transfers end first (their calls are answered), then the connections that own the calls. */
     gw_upstream_stop(wk->upstream);
-    gw_limiter_stop(wk->limiter); /* calls waiting for a token are answered too */
+    gw_limiter_stop(wk->limiter);   /* calls waiting for a token are answered too */
+    gw_pipeline_stop(wk->pipeline); /* and calls waiting for a retry */
     /* Calls waiting for their audit record come back (recorded, or after the hold). */
     gw_audit_port_close(wk->audit, 10000, on_recorded, wk);
     for (int l = 0; l < LISTENERS; l++) {

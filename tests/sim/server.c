@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 #include <openssl/evp.h>
 
+#include "faults.h"
 #include "sign_check.h"
 
 #define HEALTH_PATH "/_sim/health"
@@ -444,6 +445,7 @@ static enum MHD_Result answer(struct sim_server *s, struct MHD_Connection *conn,
     json_t *rec = NULL;
     char *text = NULL;
     bool close_now = false;
+    enum sim_faults_kind planned = SIM_FAULTS_NONE; /* faults.h: this test's fault plan */
 
     if (strcmp(method, "GET") == 0 && strcmp(url, HEALTH_PATH) == 0) {
         return reply(conn, "ok", 2, "text/plain");
@@ -451,6 +453,8 @@ static enum MHD_Result answer(struct sim_server *s, struct MHD_Connection *conn,
     if (s->cfg.sts != NULL && sim_sts_control(s->cfg.sts, method, url)) {
         return reply(conn, "ok", 2, "text/plain");
     }
+    planned = sim_faults_take(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-TC-Action"));
+    close_now = planned == SIM_FAULTS_RESET;
     if (!sim_uuid(rid)) {
         return MHD_NO;
     }
@@ -462,7 +466,7 @@ static enum MHD_Result answer(struct sim_server *s, struct MHD_Connection *conn,
             return MHD_NO; /* out of memory when the connection came: a fault mode must be exact */
         }
         cs->requests++;
-        close_now = cs->requests == s->cfg.close_after_read;
+        close_now = close_now || cs->requests == s->cfg.close_after_read;
     }
     l.h = calloc(MAX_HEADERS, sizeof(*l.h));
     resp = json_object();
@@ -475,8 +479,12 @@ static enum MHD_Result answer(struct sim_server *s, struct MHD_Connection *conn,
     }
     if (l.overflow) {
         err = sim_fault_set(&f, "RequestSizeLimitExceeded", "more than %d headers", MAX_HEADERS);
-    } else {
+    } else if (planned == SIM_FAULTS_THROTTLE) {
+        err = sim_fault_set(&f, "RequestLimitExceeded", "throttled by the fault plan");
+    } else if (planned == SIM_FAULTS_NONE || planned == SIM_FAULTS_RESET) {
         err = process(s, url, method, r, &l, resp, &f, &dbg);
+    } else {
+        err = SIM_OK; /* 5xx, malformed: not processed */
     }
     if (err != SIM_OK && err != SIM_FAULT) {
         (void)sim_fault_set(&f, "InternalError", "the simulator ran out of memory");
@@ -490,7 +498,10 @@ static enum MHD_Result answer(struct sim_server *s, struct MHD_Connection *conn,
         goto out;
     }
     text = json_dumps(out, JSON_COMPACT);
-    rec = make_record(url, method, r, &l, &f, &dbg, rid, close_now ? "close-after-read" : NULL);
+    rec = make_record(url, method, r, &l, &f, &dbg, rid,
+                      planned != SIM_FAULTS_NONE ? sim_faults_name(planned)
+                      : close_now                ? "close-after-read"
+                                                 : NULL);
     if (text == NULL || rec == NULL) {
         goto out;
     }
@@ -500,6 +511,10 @@ static enum MHD_Result answer(struct sim_server *s, struct MHD_Connection *conn,
     }
     if (close_now) {
         goto out; /* MHD_NO: MHD closes the connection without answering */
+    }
+    if (planned == SIM_FAULTS_5XX || planned == SIM_FAULTS_MALFORMED) {
+        ret = sim_faults_reply(conn, planned);
+        goto out;
     }
     ret = reply(conn, text, strlen(text), "application/json");
 out:

@@ -302,6 +302,67 @@ static void test_tls_section(void **state)
     gw_config_free(cfg);
 }
 
+/* Idempotency, retries and deadlines: off without their sections, each key read, bounds. */
+static void test_resilience_sections(void **state)
+{
+    (void)state;
+    struct gw_config *cfg = load_ok("{}");
+    assert_false(cfg->idempotency.enabled);
+    assert_false(cfg->retries.enabled);
+    assert_int_equal(cfg->idempotency.replay_window_s, 300);
+    assert_int_equal(cfg->idempotency.max_entries, 65536);
+    assert_int_equal(cfg->retries.max_attempts, 3);
+    assert_int_equal(cfg->retries.base_ms, 50);
+    assert_int_equal(cfg->retries.cap_ms, 1000);
+    assert_true(cfg->retries.budget_ratio > 0.099 && cfg->retries.budget_ratio < 0.101);
+    assert_int_equal(cfg->retries.budget_min, 10);
+    assert_int_equal(cfg->retries.budget_window_s, 10);
+    assert_int_equal(cfg->deadlines.default_ms, 0);
+    assert_int_equal(cfg->deadlines.max_ms, 0);
+    gw_config_free(cfg);
+
+    cfg = load_ok("{\"idempotency\": {\"replay_window_s\": 60, \"max_entries\": 100},"
+                  " \"retries\": {\"max_attempts\": 5, \"base_ms\": 10, \"cap_ms\": 200,"
+                  " \"budget_ratio\": 0.2, \"budget_min\": 1, \"budget_window_s\": 30},"
+                  " \"deadlines\": {\"default_ms\": 2000, \"max_ms\": 9000}}");
+    assert_true(cfg->idempotency.enabled);
+    assert_true(cfg->retries.enabled);
+    assert_int_equal(cfg->idempotency.replay_window_s, 60);
+    assert_int_equal(cfg->idempotency.max_entries, 100);
+    assert_int_equal(cfg->retries.max_attempts, 5);
+    assert_int_equal(cfg->retries.base_ms, 10);
+    assert_int_equal(cfg->retries.cap_ms, 200);
+    assert_true(cfg->retries.budget_ratio > 0.199 && cfg->retries.budget_ratio < 0.201);
+    assert_int_equal(cfg->retries.budget_min, 1);
+    assert_int_equal(cfg->retries.budget_window_s, 30);
+    assert_int_equal(cfg->deadlines.default_ms, 2000);
+    assert_int_equal(cfg->deadlines.max_ms, 9000);
+    gw_config_free(cfg);
+
+    cfg = load_ok("{\"retries\": {\"enabled\": false}, \"idempotency\": {\"enabled\": false}}");
+    assert_false(cfg->retries.enabled);
+    assert_false(cfg->idempotency.enabled);
+    gw_config_free(cfg);
+
+    const char *bad[] = {
+        "{\"retries\": {\"max_attempts\": 11}}",
+        "{\"retries\": {\"max_attempts\": 0}}",
+        "{\"retries\": {\"budget_ratio\": 2}}",
+        "{\"retries\": {\"budget_window_s\": 61}}",
+        "{\"retries\": {\"attempts\": 3}}",
+        "{\"idempotency\": {\"max_entries\": 1}}",
+        "{\"idempotency\": {\"replay_window_s\": -1}}",
+        "{\"deadlines\": {\"max_ms\": -1}}",
+        "{\"deadlines\": {\"default\": 5}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct gw_config *c = NULL;
+        char msg[512];
+        assert_int_equal(gw_config_load(write_config(bad[i]), &c, msg, sizeof msg), GW_ERR_INVALID);
+        assert_null(c);
+    }
+}
+
 static void test_tls_refusals(void **state)
 {
     (void)state;
@@ -345,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_identity_refusals),
         cmocka_unit_test(test_tls_section),
         cmocka_unit_test(test_tls_refusals),
+        cmocka_unit_test(test_resilience_sections),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);

@@ -17,6 +17,7 @@
 #include "identity/callers.h"
 #include "limits/limiter.h"
 #include "metrics/metrics.h"
+#include "sts/sts.h"
 #include "worker/worker.h"
 
 #define JSON_TYPE "application/json"
@@ -72,6 +73,11 @@ static bool judge(struct gw_admin *a, json_t *checks, json_t *reasons)
         add_check(checks, reasons, "shared_limits", ok, NULL,
                   "Redis is unreachable from some worker: limits are local, divided by "
                   "limits.redis.replicas");
+        ready = ready && ok;
+    }
+    if (a->o.sts != NULL) {
+        bool ok = gw_sts_ready(a->o.sts, why, sizeof why);
+        add_check(checks, reasons, "roles", ok, NULL, why);
         ready = ready && ok;
     }
 

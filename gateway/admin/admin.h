@@ -7,7 +7,8 @@
  *
  * Readiness checks: access (callers, policies and the vault are loaded), audit (records can be
  * written; only with an audit log), shared_limits (every worker reaches Redis; only with the
- * Redis backend), clock (Tencent's Date, from the last upstream answer, is within
+ * Redis backend), roles (every role credential has temporary keys from STS that are not
+ * expired; only with roles), clock (Tencent's Date, from the last upstream answer, is within
  * max_clock_skew_ms of this host's clock: TC3 signatures fail past 5 minutes) and stopping.
  */
 #ifndef GW_ADMIN_H
@@ -23,6 +24,7 @@ struct gw_access;
 struct gw_audit;
 struct gw_metrics;
 struct gw_redis_shared;
+struct gw_sts;
 struct gw_workers;
 
 struct gw_admin;
@@ -34,6 +36,7 @@ struct gw_admin_options {
     struct gw_access *access;
     struct gw_audit *audit;              /* NULL without an audit log */
     const struct gw_redis_shared *redis; /* NULL without the Redis backend */
+    struct gw_sts *sts;                  /* roles' temporary keys (STS), or NULL */
     struct gw_metrics *metrics;
     struct gw_workers *workers; /* calls in flight */
     long max_clock_skew_ms;

@@ -480,6 +480,19 @@ int gw_cli_serve(int argc, char **argv)
         fprintf(stderr, "tcgw: %s\n", msg);
         goto out;
     }
+    /* Roles' temporary keys: assumed and refreshed by a thread of their own (sts/sts.h). */
+    struct gw_sts_options sts_opts = {
+        .ca_file = cfg->upstream.ca_file,
+        .connect_to = cfg->upstream.connect_to,
+        .resolve = cfg->upstream.resolve,
+        .connect_timeout_ms = cfg->upstream.connect_timeout_ms,
+        .timeout_ms = cfg->upstream.timeout_ms,
+    };
+    if (gw_sts_start(access, &sts_opts, &sts, msg, sizeof msg) != GW_OK) {
+        fprintf(stderr, "tcgw: %s\n", msg);
+        goto out;
+    }
+
     if (cfg->admin.enabled) {
         struct gw_admin_options ao = {
             .address = cfg->admin.listen_address,
@@ -487,6 +500,7 @@ int gw_cli_serve(int argc, char **argv)
             .access = access,
             .audit = audit,
             .redis = redis ? &redis_state : NULL,
+            .sts = sts,
             .metrics = metrics,
             .workers = workers,
             .max_clock_skew_ms = cfg->admin.max_clock_skew_ms,
@@ -524,19 +538,6 @@ int gw_cli_serve(int argc, char **argv)
                 (unsigned)gw_workers_port(workers), cfg->unauthenticated_caller);
     }
     fflush(stderr);
-
-    /* Roles' temporary keys: assumed and refreshed by a thread of their own (sts/sts.h). */
-    struct gw_sts_options sts_opts = {
-        .ca_file = cfg->upstream.ca_file,
-        .connect_to = cfg->upstream.connect_to,
-        .resolve = cfg->upstream.resolve,
-        .connect_timeout_ms = cfg->upstream.connect_timeout_ms,
-        .timeout_ms = cfg->upstream.timeout_ms,
-    };
-    if (gw_sts_start(access, &sts_opts, &sts, msg, sizeof msg) != GW_OK) {
-        fprintf(stderr, "tcgw: %s\n", msg);
-        goto out;
-    }
 
     int sig = 0;
     while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {

@@ -37,6 +37,7 @@ struct gw_metrics_slot {
     size_t series_used; /* the writer's own count */
     struct series overflow;
     _Atomic uint64_t limit_refusals;
+    _Atomic uint64_t retries;
     _Atomic uint64_t latency[LATENCY_BUCKETS];
     _Atomic uint64_t latency_sum_us;
     _Atomic int64_t skew_s;
@@ -306,6 +307,9 @@ void gw_metrics_record_at(struct gw_metrics_slot *s, const struct gw_call *call,
         !reached(&call->times.upstream_start)) {
         bump(&s->limit_refusals, 1);
     }
+    if (call->retry.attempts > 1) {
+        bump(&s->retries, call->retry.attempts - 1);
+    }
     if (reached(&call->times.upstream_start) && reached(&call->times.upstream_end)) {
         double ms = gw_call_ms(&call->times.upstream_start, &call->times.upstream_end);
         size_t b = 0;
@@ -496,8 +500,8 @@ enum gw_err gw_metrics_format(const struct gw_metrics *m, const struct gw_metric
                        sum_over(m, offsetof(struct gw_metrics_slot, limit_refusals)))) != GW_OK ||
         (err = put_latency(m, out)) != GW_OK ||
         (err = put_one(out, "tcgw_upstream_retries_total", "counter",
-                       "Calls sent again to the upstream (the gateway does not retry yet).", 0)) !=
-            GW_OK ||
+                       "Attempts made again to the upstream (safe retries).",
+                       sum_over(m, offsetof(struct gw_metrics_slot, retries)))) != GW_OK ||
         (err = put_one(out, "tcgw_calls_in_flight", "gauge",
                        "Calls waiting for the upstream or for their audit record.",
                        g->in_flight)) != GW_OK ||

@@ -16,6 +16,7 @@ import time
 import urllib.request
 
 import gw
+import test_admin
 
 STS_HOST = "sts.tencentcloudapi.com"
 DURATION = 12  # seconds: refreshed at 2/3, about every 8 s
@@ -37,6 +38,7 @@ class Sts(gw.GatewaysCase):
         connect_to = ["%s:443:127.0.0.1:%d" % (h, self.sim.port)
                       for h in gw.UPSTREAM_HOSTS + (STS_HOST,)]
         g = gw.Gateway(d, self.sim.port, self.sim.ca_file, connect_to=connect_to,
+                       extra_config={"admin": {"listen_port": 0}},
                        callers={"local": {"credential": "role", "policies": ["allow-all"]}})
         g.provision()  # "default": the long-lived key, used only for AssumeRole
         gw.run_tcgw(["secrets", "put-role", "role", "--source", "default", "--role-arn",
@@ -132,6 +134,12 @@ class Sts(gw.GatewaysCase):
                 break
             time.sleep(0.1)
         self.assertIsNotNone(refused, "calls never failed although the keys expired")
+        # The admin listener says why the gateway is not ready.
+        g.admin_port = test_admin.admin_port(g)
+        status, _, body = test_admin.admin_get(g, "/readyz")
+        ready = json.loads(body)
+        self.assertEqual(status, 503, ready)
+        self.assertFalse(ready["checks"]["roles"]["ok"], ready)
         self.assertEqual(gw.error_code(refused), "InternalError.CredentialExpired", refused)
         self.assertGreater(last_ok - started, DURATION / 3 - 1,
                            "the current keys were not used while STS was down")
@@ -145,6 +153,7 @@ class Sts(gw.GatewaysCase):
         sim_control(self.sim, "/_sim/sts/accept")
         self.wait_for(lambda: gw.error_code(g.call("DescribeProxies", {"Limit": 1})[1]) is None,
                       15, "calls to pass once STS answers again")
+        self.assertEqual(test_admin.admin_get(g, "/readyz")[0], 200)
 
     def test_static_temporary_credential_expires(self):
         # A temporary key issued by the simulator's STS, stored as a static temporary credential.

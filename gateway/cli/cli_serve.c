@@ -24,6 +24,7 @@
 #include "limits/redis.h"
 #include "metrics/metrics.h"
 #include "sts/sts.h"
+#include "vault/vault.h"
 #include "worker/worker.h"
 
 struct serve_args {
@@ -316,6 +317,15 @@ int gw_cli_serve(int argc, char **argv)
         goto out;
     }
     curl_ready = true;
+    if (cfg->require_locked_memory) {
+        gw_vault_require_locked_memory(true);
+        if (!gw_vault_memory_lockable()) {
+            fprintf(stderr, "tcgw: \"require_locked_memory\" is true, but key memory cannot be "
+                            "locked in RAM: raise RLIMIT_MEMLOCK (ulimit -l, LimitMEMLOCK= in "
+                            "systemd, --ulimit memlock in docker) or grant CAP_IPC_LOCK\n");
+            goto out;
+        }
+    }
     /* Signals are taken by sigwait below; every thread started from here inherits the mask. */
     sigset_t stop_signals;
     sigemptyset(&stop_signals);

@@ -438,6 +438,8 @@ static const struct key top_keys[] = {
     NAME("unauthenticated_caller", unauthenticated_caller,
          "the caller a call without identity is, on the plain listener"),
     BOOL("plain_listener", plain_listener, "false listens on the \"tls\" listener alone"),
+    BOOL("require_locked_memory", require_locked_memory,
+         "true refuses to hold keys in memory that cannot be locked in RAM (no swap)"),
     SECTION("upstream", upstream_section, "how calls reach Tencent Cloud"),
     SECTION_FLAG("tls", tls_section, tls.enabled,
                  "the HTTPS listener that verifies client certificates"),

@@ -42,6 +42,7 @@ struct gw_config {
     unsigned accept;              /* GW_ACCEPT_TOKEN | GW_ACCEPT_SDK_KEY: the plain listener's */
     char *unauthenticated_caller; /* NULL: the caller a call without identity is (plain only) */
     bool plain_listener;          /* true: listen on listen_address:listen_port (plain HTTP) */
+    bool require_locked_memory;   /* false: key memory that cannot be locked in RAM is refused */
     /* The HTTPS listener that verifies client certificates: only when "tls" is present. */
     struct {
         bool enabled;         /* the "tls" section is present (then the three files are set) */

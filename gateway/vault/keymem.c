@@ -58,20 +58,44 @@ uint64_t vault_mem_protections(void)
 }
 
 static atomic_bool mlock_warned;
+static atomic_bool mlock_required;
+
+void gw_vault_require_locked_memory(bool required)
+{
+    atomic_store_explicit(&mlock_required, required, memory_order_relaxed);
+}
+
+bool gw_vault_memory_lockable(void)
+{
+    void *p = sodium_malloc(1);
+    bool ok = p != NULL && sodium_mlock(p, 1) == 0;
+    sodium_free(p);
+    return ok;
+}
 
 void *vault_mem_alloc(size_t n)
 {
     void *p = sodium_malloc(n);
     /*
      * sodium_malloc locks the region in RAM but ignores a failure (RLIMIT_MEMLOCK too low): then
-     * keys could be swapped to disk. Lock again to learn the result, and say so once.
+     * keys could be swapped to disk. Lock again to learn the result, and say so once; where the
+     * configuration requires locked memory, such memory is not used at all.
      */
-    if (p != NULL && sodium_mlock(p, n) != 0 &&
-        !atomic_exchange_explicit(&mlock_warned, true, memory_order_relaxed)) {
-        fprintf(stderr,
-                "level=warn event=mlock result=failed detail=\"cannot lock key memory in RAM "
-                "(raise RLIMIT_MEMLOCK: ulimit -l, LimitMEMLOCK=, docker --ulimit memlock): keys "
-                "may be written to swap\"\n");
+    if (p != NULL && sodium_mlock(p, n) != 0) {
+        bool required = atomic_load_explicit(&mlock_required, memory_order_relaxed);
+        if (!atomic_exchange_explicit(&mlock_warned, true, memory_order_relaxed)) {
+            fprintf(stderr,
+                    "level=%s event=mlock result=failed detail=\"cannot lock key memory in RAM "
+                    "(raise RLIMIT_MEMLOCK: ulimit -l, LimitMEMLOCK=, docker --ulimit memlock): "
+                    "%s\"\n",
+                    required ? "error" : "warn",
+                    required ? "require_locked_memory is true, so no key is held"
+                             : "keys may be written to swap");
+        }
+        if (required) {
+            sodium_free(p);
+            return NULL;
+        }
     }
     return p;
 }

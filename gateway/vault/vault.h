@@ -428,4 +428,13 @@ bool gw_vault_roles_ok(const struct gw_vault *vault, char *why, size_t whylen);
  */
 void gw_vault_roles_adopt(struct gw_vault *to, const struct gw_vault *from);
 
+/*
+ * Locked memory. Key memory is locked in RAM (mlock) so that keys never reach swap; a process
+ * whose RLIMIT_MEMLOCK is too low cannot lock it. By default that is logged once and the keys are
+ * held anyway; with gw_vault_require_locked_memory(true) such memory is refused (opening a vault
+ * fails). gw_vault_memory_lockable says whether a page can be locked now (for a start-up check).
+ */
+void gw_vault_require_locked_memory(bool required);
+bool gw_vault_memory_lockable(void);
+
 #endif

@@ -10,12 +10,19 @@ import base64
 import json
 import os
 import re
+import shutil
+import subprocess
 import threading
 import time
 
+import auditlib
 import gw
 import harness
+import test_admin
 
+TEMP_ID = "AKIDtemporaryEXAMPLE0000000000000000"
+TEMP_KEY = "temporarySecretKeyEXAMPLE0000000"
+TEMP_TOKEN = "temporarySessionTokenCanary" + "x" * 40
 NEW_ID = "AKIDrotatedNEWexample000000000000000"
 NEW_KEY = "rotatedSecretKeyNEWexample000000"
 SEED = json.loads(gw.SEED_BODY)
@@ -88,11 +95,28 @@ class Rotation(gw.GatewaysCase):
 class Leaks(gw.GatewaysCase):
 
     def test_no_secret_in_any_output(self):
-        g = self.gateway(callers={}, unauthenticated_caller=None,
-                         policies={"allow-all": gw.ALLOW_ALL,
-                                   "reader": {"version": "2.0", "statement": [
-                                       {"effect": "allow", "action": "gaap:Describe*",
-                                        "resource": "*"}]}})
+        d = os.path.join(self.dir, "leaks")
+        os.makedirs(d)
+        g = gw.Gateway(d, self.sim.port, self.sim.ca_file, callers={},
+                       unauthenticated_caller=None,
+                       extra_config={"audit": auditlib.audit_config(d),
+                                     "admin": {"listen_port": 0}},
+                       policies={"allow-all": gw.ALLOW_ALL,
+                                 "reader": {"version": "2.0", "statement": [
+                                     {"effect": "allow", "action": "gaap:Describe*",
+                                      "resource": "*"}]}})
+        g.provision()
+        # A temporary credential (its session token is a secret too) that a caller signs with.
+        expiry = int(time.time()) + 3600
+        gw.run_tcgw(["secrets", "put", "temporary", "--temporary", "--key", g.key_path,
+                     "--store", g.store_path],
+                    stdin=("%s\n%s\n%s\n%d\n" % (TEMP_ID, TEMP_KEY, TEMP_TOKEN,
+                                                    expiry)).encode())
+        g.start(provision=False)
+        self.addCleanup(g.stop)
+        out = gw.run_tcgw(["callers", "add", "temp-user", "--policy", "allow-all",
+                           "--credential", "temporary", "--config", g.config_path]).stdout.decode()
+        temp_user = re.search(r"\b[A-Za-z0-9_-]{43}\b", out).group(0)
         out = gw.run_tcgw(["callers", "add", "writer", "--policy", "allow-all", "--config",
                            g.config_path]).stdout.decode()
         token = re.search(r"\b[A-Za-z0-9_-]{43}\b", out).group(0)
@@ -104,8 +128,12 @@ class Leaks(gw.GatewaysCase):
         g.reload()
         with open(g.key_path, "rb") as f:
             master = f.read()
+        with open(os.path.join(d, "audit.key"), "rb") as f:
+            audit_key = f.read()
         secrets = {"SecretKey": gw.DEV_SECRET_KEY, "master key": master, "token": token,
-                   "SDK SecretKey": sdk_key}
+                   "SDK SecretKey": sdk_key, "temporary SecretKey": TEMP_KEY,
+                   "session token": TEMP_TOKEN, "temp-user token": temp_user,
+                   "audit signing key": audit_key}
 
         answers = []
 
@@ -122,7 +150,7 @@ class Leaks(gw.GatewaysCase):
         self.assertIsNotNone(gw.error_code(call({"Authorization": "Bearer " + token[::-1]})))
         self.assertIsNotNone(gw.error_code(call(bearer, body=b'{"ProxyId": 1')))  # malformed
         self.assertIsNotNone(gw.error_code(call(bearer, body=json.dumps(
-            dict(SEED, Bogus=token)).encode())))                                # unknown param
+            dict(SEED, Bogus="not-a-secret")).encode())))                       # unknown param
         signed = harness.signed_headers(sdk_id, sdk_key, "DescribeProxies", b"{}")
         self.assertIsNone(gw.error_code(call(signed, b"{}", "DescribeProxies")))
         wrong = harness.signed_headers(sdk_id, sdk_key[::-1], "DescribeProxies", b"{}")
@@ -131,10 +159,18 @@ class Leaks(gw.GatewaysCase):
         denied = harness.signed_headers(sdk_id, sdk_key, "ModifyProxyConfiguration",
                                         json.dumps(SEED).encode())
         self.assertEqual(gw.error_code(call(denied)), "UnauthorizedOperation")
+        # Signed with the temporary key: the simulator does not know it (its own refusal).
+        self.assertIsNotNone(gw.error_code(call({"Authorization": "Bearer " + temp_user})))
         self.sim.stop()                                                         # upstream down
         self.assertIsNotNone(gw.error_code(call(bearer)))
 
-        outputs = {"answers": b"\n".join(answers), "log": g.read_log().encode()}
+        g.admin_port = test_admin.admin_port(g)
+        outputs = {"answers": b"\n".join(answers), "log": g.read_log().encode(),
+                   "/metrics": test_admin.admin_get(g, "/metrics")[2],
+                   "/readyz": test_admin.admin_get(g, "/readyz")[2]}
+        with open(os.path.join(d, "audit.log"), "rb") as f:
+            outputs["audit log"] = f.read()
+        self.assertIn(b'"caller":"temp-user"', outputs["audit log"])  # the scan reads records
         for name in ("tcgw.json", "callers.json"):
             with open(os.path.join(g.workdir, name), "rb") as f:
                 outputs[name] = f.read()
@@ -149,3 +185,43 @@ class Leaks(gw.GatewaysCase):
         hits = [(what, where) for what, secret in secrets.items() for f in forms(secret)
                 for where, text in outputs.items() if f in text]
         self.assertEqual(hits, [])
+
+
+class LockedMemory(gw.GatewaysCase):
+    """require_locked_memory: a gateway that cannot lock key memory in RAM refuses to start
+    (RLIMIT_MEMLOCK 0 and, for root, CAP_IPC_LOCK dropped with setpriv)."""
+
+    def test_refused_without_lockable_memory(self):
+        if shutil.which("setpriv") is None or shutil.which("prlimit") is None:
+            self.skipTest("setpriv and prlimit (util-linux) are needed")
+        with open(gw.tcgw_bin(), "rb") as f:
+            if b"__asan_init" in f.read():
+                self.skipTest("AddressSanitizer replaces mlock with a call that always succeeds")
+        d = os.path.join(self.dir, "nolock")
+        os.makedirs(d)
+        g = gw.Gateway(d, self.sim.port, self.sim.ca_file,
+                       extra_config={"require_locked_memory": True})
+        g.provision()
+        g.write_config()
+        argv = ["prlimit", "--memlock=0:0", "setpriv", "--inh-caps=-ipc_lock",
+                "--bounding-set=-ipc_lock", gw.tcgw_bin(), "serve", "--config", g.config_path]
+        proc = subprocess.run(argv, capture_output=True, timeout=30)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn(b"cannot be locked in RAM", proc.stderr)
+        # The same without the requirement starts, and says once that keys may reach swap.
+        g2 = gw.Gateway(os.path.join(self.dir, "nolock2"), self.sim.port, self.sim.ca_file)
+        os.makedirs(g2.workdir)
+        g2.provision()
+        g2.write_config()
+        argv[-1] = g2.config_path
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 15
+            out = b""
+            while time.time() < deadline and b"event=listening" not in out:
+                out += p.stdout.read1(4096)
+            self.assertIn(b"event=mlock result=failed", out)
+            self.assertIn(b"event=listening", out)
+        finally:
+            p.terminate()
+            p.wait(timeout=20)

@@ -7,9 +7,12 @@ on every replica; and with Redis down each gateway goes on with its own table (l
 
 Run: cd tests/e2e && TCGW_BIN=... TCGW_SIM_BIN=... python3 -m unittest -v test_idempotency_redis
 """
+import hashlib
 import json
 import os
 import shutil
+import socket
+import threading
 import time
 import unittest
 
@@ -18,6 +21,31 @@ from test_idempotency import MODIFY, Counting, body_of, concurrently
 from test_limits import Redis, wait_for_log
 
 ACTION = "ModifyProxyConfiguration"
+
+
+def redis_command(port, *args):
+    """One command to redis-server in RESP; returns the first line of its reply."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(out)
+        return s.recv(65536).split(b"\r\n")[0]
+
+
+def record_key(token, caller="local", service="gaap", action=ACTION, prefix="tcgw"):
+    """The key gateway/idem/shared.h names: BLAKE2b-256 of the names and token, NUL after each."""
+    h = hashlib.blake2b(digest_size=32)
+    for part in (caller, service, action, token):
+        h.update(part.encode() + b"\0")
+    return "%s:idem:%s:%s:%s:%s" % (prefix, caller, service, action, h.hexdigest())
+
+
+def params_hash(params):
+    """The hash of the parameters' canonical JSON (compact, members sorted), as the gateway's."""
+    text = json.dumps(params, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.blake2b(text, digest_size=32).hexdigest()
 
 
 @unittest.skipUnless(shutil.which("redis-server"), "redis-server is not installed")
@@ -142,6 +170,84 @@ class SharedIdempotency(gw.GatewaysCase):
         self.assertIn("same ClientToken", second["Response"]["Error"]["Message"])
         self.assertLess(took, 1.2)
         self.assertEqual(len(up.requests), 1)
+
+    def test_lease_of_a_lost_first_call_ends(self):
+        # A first call whose gateway died: its record stays pending until its lease ends, then
+        # the repeat that was waiting for it claims the token and is sent.
+        up = self.scripted(Counting())
+        g1, _ = self.pair(up)
+        body = dict(MODIFY, ClientToken="tok-lost")
+        key = record_key("tok-lost")
+        self.assertEqual(redis_command(self.redis.port, "HSET", key, "s", "pending",
+                                       "p", params_hash(body), "o", "gone"), b":3")
+        self.assertEqual(redis_command(self.redis.port, "PEXPIRE", key, 1000), b":1")
+        t0 = time.time()
+        _, answer = g1.call(ACTION, body)
+        took = time.time() - t0
+        self.assertEqual(answer["Response"]["RequestId"], "upstream-1", answer)
+        self.assertGreater(took, 0.7)
+        self.assertEqual(len(up.requests), 1)
+        # The record is this call's now, done: the stale owner can no longer change it.
+        self.assertEqual(redis_command(self.redis.port, "HGET", key, "s"), b"$4")
+
+    def test_stop_while_polling(self):
+        # A repeat polling a record in flight elsewhere is answered when its gateway stops, and
+        # the gateway exits cleanly (sanitizers included).
+        up = self.scripted(Counting())
+        g1, _ = self.pair(up)
+        body = dict(MODIFY, ClientToken="tok-stop")
+        key = record_key("tok-stop")
+        redis_command(self.redis.port, "HSET", key, "s", "pending", "p", params_hash(body),
+                      "o", "elsewhere")
+        redis_command(self.redis.port, "PEXPIRE", key, 60000)
+        result = {}
+
+        def call():
+            result["answer"] = g1.call(ACTION, body,
+                                       extra_headers={"X-Tcgw-Timeout-Ms": "5000"})[1]
+        t = threading.Thread(target=call)
+        t.start()
+        time.sleep(0.5)
+        t0 = time.time()
+        self.assertEqual(g1.stop(), 0)
+        t.join()
+        self.assertLess(time.time() - t0, 10)
+        self.assertIn(gw.error_code(result["answer"]),
+                      ("ServiceUnavailable", "InternalError.UpstreamTimeout"), result)
+        self.assertEqual(len(up.requests), 0)
+
+    def test_record_written_elsewhere_is_replayed(self):
+        # The record's format is the contract between replicas (of different builds, too).
+        up = self.scripted(Counting())
+        g1, _ = self.pair(up)
+        body = dict(MODIFY, ClientToken="tok-elsewhere")
+        answer = b'{"Response":{"RequestId":"from-elsewhere"}}'
+        redis_command(self.redis.port, "HSET", record_key("tok-elsewhere"), "s", "done",
+                      "p", params_hash(body), "o", "x", "st", "200", "b", answer)
+        _, got = g1.call(ACTION, body)
+        self.assertEqual(got["Response"]["RequestId"], "from-elsewhere", got)
+        _, dup = g1.call(ACTION, dict(body, Bandwidth=99))
+        self.assertEqual(gw.error_code(dup), "FailedOperation.DuplicatedRequest", dup)
+        self.assertEqual(len(up.requests), 0)
+
+    def test_large_answer_not_replayed_across(self):
+        big = "x" * (70 * 1024)
+
+        def script(request):
+            n = len(up.requests)
+            return 200, "OK", {"Content-Type": "application/json"}, json.dumps(
+                {"Response": {"RequestId": "upstream-%d" % n, "Pad": big}}).encode()
+        up = self.scripted(script)
+        g1, g2 = self.pair(up)
+        body = dict(MODIFY, ClientToken="tok-big")
+        _, first = g1.call(ACTION, body)
+        self.assertEqual(first["Response"]["Pad"], big)
+        _, other = g2.call(ACTION, body)  # over 64 KiB: not kept in Redis, sent again
+        self.assertEqual(len(up.requests), 2)
+        self.assertNotEqual(other["Response"]["RequestId"], first["Response"]["RequestId"])
+        _, local = g1.call(ACTION, body)  # the first gateway still replays its own
+        self.assertEqual(local, first)
+        self.assertEqual(len(up.requests), 2)
 
     def test_redis_down_each_gateway_goes_on_alone(self):
         up = self.scripted(Counting())

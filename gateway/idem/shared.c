@@ -316,7 +316,7 @@ static void on_timer(void *arg)
         if (call->idem.wait_deadline_ns > 0 && now >= call->idem.wait_deadline_ns) {
             s->o.done(call, GW_IDEM_SHARED_TIMEOUT, NULL, s->o.arg);
         } else if (send_claim(s, call) != GW_OK) {
-            log_fallback(s, "not connected");
+            log_fallback(s, "not connected, or too many commands pending");
             s->o.done(call, GW_IDEM_SHARED_FAILED, NULL, s->o.arg);
         }
     }
@@ -339,7 +339,8 @@ enum gw_err gw_idem_shared_claim(struct gw_idem_shared *s, struct gw_call *call,
     call->idem.next = NULL;
     call->idem.shared = false;
     if ((err = send_claim(s, call)) != GW_OK) {
-        log_fallback(s, err == GW_ERR_BUSY ? "not connected" : gw_err_str(err));
+        log_fallback(s, err == GW_ERR_BUSY ? "not connected, or too many commands pending"
+                                           : gw_err_str(err));
     }
     return err;
 }
@@ -372,7 +373,7 @@ void gw_idem_shared_finish(struct gw_idem_shared *s, struct gw_call *call, unsig
     /* Nobody waits for the reply; when Redis is away the lease ends the record instead. */
     if (gw_redis_command(conn, (int)(sizeof argv / sizeof argv[0]), argv, lens, NULL, NULL, NULL) !=
         GW_OK) {
-        log_fallback(s, "not connected");
+        log_fallback(s, "not connected, or too many commands pending");
     }
 }
 

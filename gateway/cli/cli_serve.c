@@ -464,6 +464,8 @@ int gw_cli_serve(int argc, char **argv)
                 .budget = budget,
                 .log_calls = true,
                 .idem = idem,
+                .redis_state = redis && limits != NULL ? &redis_state : NULL,
+                .redis_key_prefix = cfg->limits.redis.key_prefix,
                 .retries =
                     {
                         .enabled = cfg->retries.enabled,

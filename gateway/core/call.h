@@ -197,6 +197,15 @@ struct gw_call {
                                         final stage */
         bool generated;              /* the gateway added the ClientToken */
         bool replayed;               /* the answer is the first call's (waited for, or replayed) */
+        /* Across replicas (idem/shared.h), with limits.backend "redis". */
+        bool shared;            /* claimed in Redis: its record is finished there too */
+        unsigned char slot[32]; /* its gw_idem_key (GW_IDEM_HASH_BYTES each) */
+        unsigned char params[32];
+        char owner[33];           /* this claim's random name, in the record */
+        int64_t wait_deadline_ns; /* CLOCK_MONOTONIC: polling a record in flight elsewhere */
+        int64_t due_ns;           /* when to ask again */
+        long poll_ms;             /* the interval after this one */
+        struct gw_call *next;     /* in the worker's list of calls polling */
     } idem;
 
     /* Written by the signing stage. */

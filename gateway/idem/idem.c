@@ -126,6 +126,11 @@ size_t gw_idem_count(struct gw_idem *idem)
     return atomic_load(&idem->count);
 }
 
+int64_t gw_idem_window_ms(const struct gw_idem *idem)
+{
+    return idem->window_ns / NS_PER_MS;
+}
+
 void gw_idem_key_make(const char *caller, const char *service, const char *action,
                       const char *token, const char *canonical, size_t len, struct gw_idem_key *out)
 {

@@ -1,6 +1,5 @@
 /*
- * idem: ClientToken idempotency, shared by every worker of one gateway (local to the process: not
- * shared between replicas).
+ * idem: ClientToken idempotency, shared by every worker of one gateway (local to the process).
  *
  * A table keyed by (caller, service, action, ClientToken) holds one entry per token in use: in
  * flight while the first call with it is under way, then done, with a copy of the answer that is
@@ -11,6 +10,9 @@
  * flight forgotten.
  *
  * The table is striped: one mutex per stripe of buckets, held for a lookup or an update only.
+ * With limits.backend "redis", idem/shared.h coordinates the first calls of several gateways
+ * through Redis; this table still joins the repeats that reach the same gateway.
+ *
  * Each worker has a port: a waiting call's answer is queued on its port by whichever thread
  * completes the first call, and the port's eventfd wakes its loop, which hands the call back.
  */
@@ -68,6 +70,9 @@ void gw_idem_free(struct gw_idem *idem);
 
 /* Entries in the table (in flight and done, expired ones not yet swept). */
 size_t gw_idem_count(struct gw_idem *idem);
+
+/* The replay window, in milliseconds (0: no replay after the end). */
+int64_t gw_idem_window_ms(const struct gw_idem *idem);
 
 /*
  * Fills *out for a token: slot from caller, service, action and token (NUL-separated), params

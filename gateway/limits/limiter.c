@@ -338,6 +338,11 @@ void gw_limiter_free(struct gw_limiter *lim)
     free(lim);
 }
 
+struct gw_redis *gw_limiter_redis(const struct gw_limiter *lim)
+{
+    return lim == NULL || lim->stopped ? NULL : lim->redis;
+}
+
 bool gw_limiter_shared_ok(const struct gw_redis_shared *state)
 {
     return state == NULL || gw_redis_all_connected(state);

@@ -23,6 +23,7 @@
 
 struct gw_limits;
 struct gw_loop;
+struct gw_redis;
 struct gw_redis_shared;
 
 struct gw_limiter;
@@ -63,6 +64,12 @@ void gw_limiter_stop(struct gw_limiter *lim);
 
 /* Stops (if not yet) and frees. Accepts NULL. */
 void gw_limiter_free(struct gw_limiter *lim);
+
+/*
+ * The worker's connection to the shared backend (borrowed: valid until gw_limiter_stop), or NULL
+ * without Redis or once stopped. Other modules' records share it (idem/shared.h).
+ */
+struct gw_redis *gw_limiter_redis(const struct gw_limiter *lim);
 
 /* The readiness of the shared backend: true without Redis, or when every worker reaches it. */
 bool gw_limiter_shared_ok(const struct gw_redis_shared *state);

@@ -73,6 +73,8 @@ static const char script[] =
 struct pending {
     struct gw_call *call;
     int64_t sent_ms;
+    gw_redis_reply_fn reply; /* a command's (gw_redis_command); NULL: a take */
+    void *reply_arg;
 };
 
 struct gw_redis {
@@ -106,6 +108,7 @@ void gw_redis_shared_init(struct gw_redis_shared *all, unsigned workers, const c
 {
     atomic_init(&all->connected, 0);
     atomic_init(&all->fallback_logged, false);
+    atomic_init(&all->idem_fallback_logged, false);
     all->workers = workers;
     snprintf(all->where, sizeof all->where, "address=%s port=%u", address, (unsigned)port);
 }
@@ -192,6 +195,7 @@ static void set_ready(struct gw_redis *r)
         struct gw_redis_shared *all = r->o.all;
         if (atomic_fetch_add(&all->connected, 1) + 1 == all->workers) {
             atomic_store(&all->fallback_logged, false);
+            atomic_store(&all->idem_fallback_logged, false);
             fprintf(stderr,
                     "level=info event=limits_backend backend=redis state=shared %s workers=%u\n",
                     all->where, all->workers);
@@ -225,7 +229,9 @@ static void fail_pending(struct gw_redis *r)
         struct pending p = r->ring[r->head];
         r->head = (r->head + 1) % r->o.max_pending;
         r->count--;
-        if (p.call != NULL) {
+        if (p.reply != NULL) {
+            p.reply(p.reply_arg, p.call, NULL);
+        } else if (p.call != NULL) {
             r->o.result(r->o.result_arg, p.call, GW_REDIS_FAILED, GW_LIMITS_OK, 0);
         }
     }
@@ -352,6 +358,7 @@ static void on_timer(void *arg)
 
 /* ---- takes ----------------------------------------------------------------------------------- */
 
+/* Every reply, in order: a take's, or a command's. */
 static void on_take(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct gw_redis *r = privdata;
@@ -362,6 +369,15 @@ static void on_take(redisAsyncContext *ac, void *reply, void *privdata)
     struct pending p = r->ring[r->head];
     r->head = (r->head + 1) % r->o.max_pending;
     r->count--;
+    if (p.reply != NULL) {
+        p.reply(p.reply_arg, p.call, rep); /* its own script: an error reply is its concern */
+        arm(r);
+        return;
+    }
+    if (p.call == NULL) {
+        arm(r); /* a command whose reply nobody reads */
+        return;
+    }
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
         rep->element[0]->type != REDIS_REPLY_INTEGER ||
         rep->element[1]->type != REDIS_REPLY_INTEGER ||
@@ -384,6 +400,24 @@ static void on_take(redisAsyncContext *ac, void *reply, void *privdata)
     int64_t retry_ns = (int64_t)rep->element[1]->integer * 1000;
     r->o.result(r->o.result_arg, p.call, GW_REDIS_REFUSED, s, retry_ns);
     arm(r);
+}
+
+/* Queues a command; its reply (or failure) is the ring's next. reply NULL and call set: a take. */
+static enum gw_err queue_command(struct gw_redis *r, int argc, const char **argv,
+                                 const size_t *argvlen, gw_redis_reply_fn reply, void *arg,
+                                 struct gw_call *call)
+{
+    if (redisAsyncCommandArgv(r->ac, on_take, r, argc, argv, argvlen) != REDIS_OK) {
+        return GW_ERR_NOMEM;
+    }
+    size_t slot = (r->head + r->count) % r->o.max_pending;
+    r->ring[slot] =
+        (struct pending){.call = call, .sent_ms = now_ms(), .reply = reply, .reply_arg = arg};
+    r->count++;
+    if (r->count == 1) {
+        arm(r);
+    }
+    return GW_OK;
 }
 
 static int64_t interval_us(double rate)
@@ -446,17 +480,16 @@ enum gw_err gw_redis_take(struct gw_redis *r, struct gw_call *call,
     for (size_t i = 0; i < argc; i++) {
         argvlen[i] = strlen(argv[i]);
     }
-    if (redisAsyncCommandArgv(r->ac, on_take, r, (int)argc, argv, argvlen) != REDIS_OK) {
-        return GW_ERR_NOMEM;
+    return queue_command(r, (int)argc, argv, argvlen, NULL, NULL, call);
+}
+
+enum gw_err gw_redis_command(struct gw_redis *r, int argc, const char **argv, const size_t *argvlen,
+                             gw_redis_reply_fn reply, void *arg, struct gw_call *call)
+{
+    if (r == NULL || !r->ready || r->ac == NULL || r->count >= r->o.max_pending) {
+        return GW_ERR_BUSY;
     }
-    size_t slot = (r->head + r->count) % r->o.max_pending;
-    r->ring[slot].call = call;
-    r->ring[slot].sent_ms = now_ms();
-    r->count++;
-    if (r->count == 1) {
-        arm(r);
-    }
-    return GW_OK;
+    return queue_command(r, argc, argv, argvlen, reply, arg, call);
 }
 
 bool gw_redis_ready(const struct gw_redis *r)

@@ -11,6 +11,9 @@
  * connection and reconnects with exponential backoff (100 ms to 5 s). While not connected,
  * gw_redis_take refuses at once so the caller falls back to local limits.
  *
+ * Other modules send their own commands on the same connection (gw_redis_command): ClientToken
+ * records (idem/shared.h) share it, its timeout and its readiness.
+ *
  * Everything here runs on the loop's thread, except gw_redis_connected_workers.
  */
 #ifndef GW_REDIS_H
@@ -43,10 +46,11 @@ typedef void (*gw_redis_result_fn)(void *arg, struct gw_call *call, enum gw_redi
  * one log line per change of the whole.
  */
 struct gw_redis_shared {
-    atomic_uint connected;       /* workers whose connection is up */
-    atomic_bool fallback_logged; /* the change to local limits was logged */
-    unsigned workers;            /* how many workers have a connection */
-    char where[96];              /* "address=... port=..." for the log lines */
+    atomic_uint connected;            /* workers whose connection is up */
+    atomic_bool fallback_logged;      /* the change to local limits was logged */
+    atomic_bool idem_fallback_logged; /* the change to local ClientTokens was (idem/shared.h) */
+    unsigned workers;                 /* how many workers have a connection */
+    char where[96];                   /* "address=... port=..." for the log lines */
 };
 
 /* Sets up the shared state of workers connections to address:port. */
@@ -82,6 +86,24 @@ bool gw_redis_ready(const struct gw_redis *r);
 enum gw_err gw_redis_take(struct gw_redis *r, struct gw_call *call,
                           const struct gw_limits_request *req,
                           const struct gw_limits_rule *rule) GW_MUST_CHECK;
+
+struct redisReply;
+
+/*
+ * The reply to one gw_redis_command (borrowed: valid during the call only), or NULL when none
+ * came in time or the connection ended. Runs on the loop's thread, never inside the command.
+ */
+typedef void (*gw_redis_reply_fn)(void *arg, struct gw_call *call, const struct redisReply *reply);
+
+/*
+ * Sends any command on the connection (argv: argc binary-safe arguments, copied), with the same
+ * timeout as takes: a late reply drops the connection. reply NULL: nobody reads the reply.
+ * Returns GW_OK when reply will run, GW_ERR_BUSY when not connected or too many are pending (no
+ * callback comes), GW_ERR_NOMEM.
+ */
+enum gw_err gw_redis_command(struct gw_redis *r, int argc, const char **argv, const size_t *argvlen,
+                             gw_redis_reply_fn reply, void *arg,
+                             struct gw_call *call) GW_MUST_CHECK;
 
 /* True when every worker's connection is up (readiness). */
 bool gw_redis_all_connected(const struct gw_redis_shared *all);

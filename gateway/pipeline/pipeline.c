@@ -13,6 +13,7 @@
 #include "core/loop.h"
 #include "http/request.h"
 #include "idem/idem.h"
+#include "idem/shared.h"
 #include "identity/callers.h"
 #include "identity/identify.h"
 #include "inject/inject.h"
@@ -38,6 +39,7 @@ struct gw_pipeline {
     struct gw_access_snapshot *snapshot;
     uint64_t generation;
     struct gw_idem_port *idem_port;       /* this worker's end of parts.idem, or NULL */
+    struct gw_idem_shared *idem_shared;   /* ClientTokens across replicas (Redis), or NULL */
     struct gw_retry_budget *retry_budget; /* this worker's retry budget, or NULL */
     struct gw_loop_timer *retry_timer;    /* due retries; NULL when retries are off */
     struct gw_call *retrying;             /* calls waiting to be sent again, by retry.next */
@@ -336,6 +338,25 @@ static void take_answer(struct gw_call *call, struct gw_idem_answer *answer)
     call->idem.replayed = true;
 }
 
+static void refuse_duplicated(struct gw_call *call, const char *token)
+{
+    gw_call_refuse(call, "FailedOperation.DuplicatedRequest",
+                   "The ClientToken \"%.64s\" was already used by caller \"%s\" for %s.%s with "
+                   "other parameters. Use a new ClientToken for a different request. The call "
+                   "was not sent to Tencent Cloud.",
+                   token, call->caller, call->service, call->action);
+}
+
+/* A repeat whose first call did not end within the repeat's deadline. */
+static void refuse_still_in_flight(struct gw_call *call)
+{
+    gw_call_refuse(call, "InternalError.UpstreamTimeout",
+                   "This call repeats the ClientToken of a call still under way, which did "
+                   "not end within this call's deadline (%ld ms). That call may still be "
+                   "applied: repeat this one with the same ClientToken to get its answer.",
+                   call->retry.deadline_ms);
+}
+
 /*
  * ClientToken idempotency, for actions that take one: a call without one gets a generated token;
  * a repeat of a token waits for the first call's answer, or has it replayed; the same token with
@@ -383,6 +404,14 @@ static enum step stage_idempotency(struct gw_pipeline *p, struct gw_call *call)
     switch (
         gw_idem_begin(p->idem_port, &key, call, mono_ns(), deadline, &call->idem.entry, &replay)) {
     case GW_IDEM_FIRST:
+        /* First here; with Redis, also first on every replica? idem_shared_done() goes on. */
+        if (p->idem_shared != NULL &&
+            gw_idem_shared_claim(p->idem_shared, call, &key, call->retry.deadline_ns) == GW_OK) {
+            if (call->in.will_wait != NULL) {
+                call->in.will_wait(call, call->in.transport);
+            }
+            return STEP_WAIT;
+        }
         return STEP_NEXT;
     case GW_IDEM_REPLAY:
         take_answer(call, &replay);
@@ -393,11 +422,7 @@ static enum step stage_idempotency(struct gw_pipeline *p, struct gw_call *call)
         }
         return STEP_WAIT; /* the port's until idem_ready() runs: touch nothing */
     case GW_IDEM_CONFLICT:
-        gw_call_refuse(call, "FailedOperation.DuplicatedRequest",
-                       "The ClientToken \"%.64s\" was already used by caller \"%s\" for %s.%s with "
-                       "other parameters. Use a new ClientToken for a different request. The call "
-                       "was not sent to Tencent Cloud.",
-                       token, call->caller, call->service, call->action);
+        refuse_duplicated(call, token);
         return STEP_DECIDED;
     case GW_IDEM_FULL:
         gw_call_refuse(call, "RequestLimitExceeded",
@@ -754,6 +779,7 @@ static void idem_complete(struct gw_pipeline *p, struct gw_call *call)
     bool keep = call->error_code == NULL && call->outcome == GW_UPSTREAM_ANSWERED &&
                 r->body != NULL &&
                 gw_retry_classify(call->outcome, call->http_status, r->body, r->len) == GW_RETRY_NO;
+    gw_idem_shared_finish(p->idem_shared, call, r->status, r->body, r->body ? r->len : 0, keep);
     gw_idem_complete(p->parts.idem, call->idem.entry, r->status, r->body, r->body ? r->len : 0,
                      keep, mono_ns());
     call->idem.entry = NULL;
@@ -866,11 +892,47 @@ static void idem_ready(struct gw_call *call, struct gw_idem_answer *answer, void
     if (answer != NULL) {
         take_answer(call, answer);
     } else {
-        gw_call_refuse(call, "InternalError.UpstreamTimeout",
-                       "This call repeats the ClientToken of a call still under way, which did "
-                       "not end within this call's deadline (%ld ms). That call may still be "
-                       "applied: repeat this one with the same ClientToken to get its answer.",
-                       call->retry.deadline_ms);
+        refuse_still_in_flight(call);
+    }
+    finish(p, call);
+}
+
+/*
+ * The first call with its ClientToken on this gateway, once Redis said what the other replicas
+ * know of the token: go on (claimed, or Redis away), or finish with the answer or refusal, which
+ * the calls waiting here get too.
+ */
+static void idem_shared_done(struct gw_call *call, enum gw_idem_shared_step step,
+                             struct gw_idem_answer *answer, void *arg)
+{
+    struct gw_pipeline *p = arg;
+    switch (step) {
+    case GW_IDEM_SHARED_CLAIMED:
+    case GW_IDEM_SHARED_FAILED:
+        run_from(p, call);
+        return;
+    case GW_IDEM_SHARED_REPLAY:
+        take_answer(call, answer);
+        break;
+    case GW_IDEM_SHARED_CONFLICT:
+        refuse_duplicated(call, json_string_value(json_object_get(call->params, "ClientToken")));
+        break;
+    case GW_IDEM_SHARED_TIMEOUT:
+        refuse_still_in_flight(call);
+        break;
+    case GW_IDEM_SHARED_BUSY:
+        gw_call_refuse(call, "RequestLimitExceeded",
+                       "The gateway (tcgw) has as many calls waiting for a ClientToken in use on "
+                       "another gateway as it may. The call was not sent to Tencent Cloud; retry "
+                       "shortly.");
+        break;
+    case GW_IDEM_SHARED_STOPPING:
+    default:
+        call->reply.close = true;
+        gw_call_refuse(call, "ServiceUnavailable",
+                       "The gateway (tcgw) is shutting down. The call was not sent to Tencent "
+                       "Cloud; it is safe to retry.");
+        break;
     }
     finish(p, call);
 }
@@ -922,6 +984,7 @@ void gw_pipeline_stop(struct gw_pipeline *p)
     if (p->retry_timer != NULL) {
         gw_loop_timer_set(p->retry_timer, -1);
     }
+    gw_idem_shared_stop(p->idem_shared); /* calls polling a token in use elsewhere are answered */
     while (p->retrying != NULL) {
         struct gw_call *call = p->retrying;
         p->retrying = call->retry.next;
@@ -962,6 +1025,20 @@ struct gw_pipeline *gw_pipeline_new(const struct gw_pipeline_parts *parts)
         gw_pipeline_free(p);
         return NULL;
     }
+    if (p->idem_port != NULL && parts->limiter != NULL && parts->redis_state != NULL) {
+        struct gw_idem_shared_options so = {
+            .limiter = parts->limiter,
+            .state = parts->redis_state,
+            .key_prefix = parts->redis_key_prefix,
+            .window_ms = gw_idem_window_ms(parts->idem),
+            .done = idem_shared_done,
+            .arg = p,
+        };
+        if (gw_idem_shared_new(&so, parts->loop, &p->idem_shared) != GW_OK) {
+            gw_pipeline_free(p);
+            return NULL;
+        }
+    }
     if (parts->loop != NULL && parts->retries.enabled && parts->retries.max_attempts > 1) {
         const struct gw_pipeline_retries *r = &parts->retries;
         p->retry_budget = gw_retry_budget_new(r->budget_ratio, r->budget_min, r->budget_window_s);
@@ -979,6 +1056,7 @@ void gw_pipeline_free(struct gw_pipeline *p)
     if (p != NULL) {
         gw_pipeline_stop(p);
         gw_access_release(p->snapshot);
+        gw_idem_shared_free(p->idem_shared);
         gw_idem_port_free(p->idem_port);
         gw_loop_timer_free(p->retry_timer);
         gw_retry_budget_free(p->retry_budget);

@@ -29,6 +29,7 @@ struct gw_call;
 struct gw_idem;
 struct gw_loop;
 struct gw_limiter;
+struct gw_redis_shared;
 struct gw_upstream;
 
 struct gw_pipeline;
@@ -78,6 +79,9 @@ struct gw_pipeline_parts {
     const struct gw_pipeline_journal *journal; /* the audit log, or NULL */
     struct gw_loop *loop; /* the worker's loop: retry and idempotency timers; NULL: neither */
     struct gw_idem *idem; /* the ClientToken table shared by the workers; NULL: idempotency off */
+    /* limits.backend "redis": ClientTokens are shared through the limiter's connection too. */
+    struct gw_redis_shared *redis_state; /* NULL: this gateway's table alone */
+    const char *redis_key_prefix;        /* limits.redis.key_prefix */
     struct gw_pipeline_retries retries;
     long deadline_ms;     /* a call's deadline from its arrival; 0: upstream_timeout_ms */
     long max_deadline_ms; /* the most X-Tcgw-Timeout-Ms may ask; 0: deadline_ms */

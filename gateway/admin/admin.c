@@ -168,6 +168,7 @@ static enum MHD_Result answer_metrics(struct gw_admin *a, struct MHD_Connection 
         g.audit_failures = s.failures;
         g.audit_unrecorded = s.unrecorded;
         g.audit_lost = s.lost;
+        g.audit_queued = s.queued;
     }
     gw_buf_init(&out, GW_METRICS_MAX_TEXT);
     if (gw_metrics_format(a->o.metrics, &g, &out) != GW_OK) {

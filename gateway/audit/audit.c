@@ -87,6 +87,7 @@ struct gw_audit {
     char why[256];
 
     _Atomic uint64_t records, batches, max_batch, seals, rotations, failures, unrecorded, lost;
+    _Atomic uint64_t submitted; /* records handed to the writer */
 };
 
 static int64_t now_ms(void)
@@ -188,6 +189,8 @@ void gw_audit_stats(struct gw_audit *a, struct gw_audit_stats *out)
     out->failures = atomic_load(&a->failures);
     out->unrecorded = atomic_load(&a->unrecorded);
     out->lost = atomic_load(&a->lost);
+    uint64_t submitted = atomic_load(&a->submitted);
+    out->queued = submitted > out->records + out->lost ? submitted - out->records - out->lost : 0;
     if (a->ship[0] != NULL) {
         gw_audit_ship_counts(a->ship[0], &out->shipped, &out->ship_dropped);
     }
@@ -726,6 +729,7 @@ enum gw_err gw_audit_port_submit(struct gw_audit_port *p, struct gw_call *call, 
         p->outstanding++;
         pthread_mutex_unlock(&p->mu);
     }
+    atomic_fetch_add(&a->submitted, 1);
     pthread_mutex_lock(&a->mu);
     bool idle = a->in.head == NULL;
     list_push(&a->in, e);

@@ -55,6 +55,7 @@ struct gw_audit_stats {
     uint64_t failures;   /* rounds that failed */
     uint64_t unrecorded; /* calls handed back without their record written */
     uint64_t lost;       /* records dropped from the backlog while the disk failed */
+    uint64_t queued;     /* records handed to the writer and not yet on disk (nor dropped) */
     uint64_t shipped;    /* lines sent to syslog */
     uint64_t ship_dropped;
 };

@@ -542,7 +542,10 @@ enum gw_err gw_metrics_format(const struct gw_metrics *m, const struct gw_metric
              GW_OK ||
          (err = put_one(out, "tcgw_audit_lost_total", "counter",
                         "Records dropped from the backlog while the disk failed.",
-                        g->audit_lost)) != GW_OK)) {
+                        g->audit_lost)) != GW_OK ||
+         (err = put_one(out, "tcgw_audit_queue_records", "gauge",
+                        "Records handed to the audit writer and not yet on disk.",
+                        g->audit_queued)) != GW_OK)) {
         return err;
     }
     return GW_OK;

@@ -43,6 +43,7 @@ struct gw_metrics_gauges {
     uint64_t audit_failures;
     uint64_t audit_unrecorded;
     uint64_t audit_lost;
+    uint64_t audit_queued; /* the audit writer's queue depth */
 };
 
 /*

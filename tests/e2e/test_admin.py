@@ -187,6 +187,7 @@ class Admin(gw.GatewaysCase):
         self.assertEqual(calls(s, code="RequestLimitExceeded", decision="allow"), 2, text)
         self.assertEqual(s[("tcgw_audit_records_total", frozenset())], 3, text)
         self.assertGreaterEqual(s[("tcgw_audit_fsyncs_total", frozenset())], 1, text)
+        self.assertEqual(s[("tcgw_audit_queue_records", frozenset())], 0, text)  # all on disk
         doc = json.loads(admin_get(g, "/readyz")[2])
         self.assertTrue(doc["checks"]["audit"]["ok"], doc)
         self.promtool(text)

@@ -500,7 +500,7 @@ class Tcgw:
                     check=False)
         out = gw.run_tcgw(["callers", "add", "bench-bot", "--policy", "capacity-bot",
                            "--config", self.gw.config_path]).stdout.decode()
-        token = re.search(r"\b[A-Za-z0-9_-]{43}\b", out).group(0)
+        token = gw.token_of(out)
         self.gw.proc = self.proc
         self.gw.reload()
         self.headers = {"Authorization": "Bearer " + token}

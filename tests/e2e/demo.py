@@ -46,7 +46,7 @@ def issue_callers(gateway):
         gw.run_tcgw(["callers", "remove", name, "--config", gateway.config_path], check=False)
     out = gw.run_tcgw(["callers", "add", "capacity-bot", "--policy", "capacity-bot",
                        "--config", gateway.config_path]).stdout.decode()
-    token = re.search(r"\b[A-Za-z0-9_-]{43}\b", out).group(0)
+    token = gw.token_of(out)
     out = gw.run_tcgw(["callers", "add", "auditor", "--sdk-key", "--policy", "auditor",
                        "--config", gateway.config_path]).stdout.decode()
     secret_id = re.search(r"AKIDtcgw[A-Za-z0-9]{28}", out).group(0)

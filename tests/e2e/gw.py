@@ -2,6 +2,7 @@
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -224,6 +225,17 @@ class Gateway:
         headers.update(extra_headers or {})
         status, _, data = self.request("POST", target, headers, body)
         return status, json.loads(data)
+
+
+TOKEN_PATTERN = re.compile(r"^token: ([A-Za-z0-9_-]{43})$", re.M)
+
+
+def token_of(out):
+    """The bearer token `tcgw callers add` printed on its "token: " line (43 base64url
+    characters, which may begin or end with '-' or '_')."""
+    m = TOKEN_PATTERN.search(out)
+    assert m is not None, "no token in: %r" % out
+    return m.group(1)
 
 
 def error_code(answer):

@@ -136,7 +136,7 @@ class PassedOnHeaders(unittest.TestCase):
             cls.gw.start()
             out = gw.run_tcgw(["callers", "add", "tracer", "--policy", "allow-all", "--config",
                                cls.gw.config_path]).stdout.decode()
-            cls.token = re.search(r"\b[A-Za-z0-9_-]{43}\b", out).group(0)
+            cls.token = gw.token_of(out)
             cls.gw.reload()
         except Exception:
             cls.gw.stop()

@@ -116,10 +116,10 @@ class Leaks(gw.GatewaysCase):
         self.addCleanup(g.stop)
         out = gw.run_tcgw(["callers", "add", "temp-user", "--policy", "allow-all",
                            "--credential", "temporary", "--config", g.config_path]).stdout.decode()
-        temp_user = re.search(r"\b[A-Za-z0-9_-]{43}\b", out).group(0)
+        temp_user = gw.token_of(out)
         out = gw.run_tcgw(["callers", "add", "writer", "--policy", "allow-all", "--config",
                            g.config_path]).stdout.decode()
-        token = re.search(r"\b[A-Za-z0-9_-]{43}\b", out).group(0)
+        token = gw.token_of(out)
         out = gw.run_tcgw(["callers", "add", "reader", "--sdk-key", "--policy", "reader",
                            "--config", g.config_path]).stdout.decode()
         sdk_id = re.search(r"AKIDtcgw[A-Za-z0-9]{28}", out).group(0)

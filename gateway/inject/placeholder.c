@@ -19,6 +19,17 @@ enum gw_placeholder gw_placeholder_parse(const char *s, size_t n,
     }
     if (n >= LIT_LEN(GW_PLACEHOLDER_RAW) &&
         memcmp(s, GW_PLACEHOLDER_RAW, LIT_LEN(GW_PLACEHOLDER_RAW)) == 0) {
+        /*
+         * The escape is for a literal that would itself be read as reserved, and only that: an
+         * escape in front of an ordinary value would make the policy judge one text ("{{tcgw:
+         * raw}}link-prod") while another is sent ("link-prod").
+         */
+        const char *rest = s + LIT_LEN(GW_PLACEHOLDER_RAW);
+        size_t rest_n = n - LIT_LEN(GW_PLACEHOLDER_RAW);
+        if (rest_n < LIT_LEN(GW_PLACEHOLDER_PREFIX) ||
+            memcmp(rest, GW_PLACEHOLDER_PREFIX, LIT_LEN(GW_PLACEHOLDER_PREFIX)) != 0) {
+            return GW_PLACEHOLDER_MALFORMED;
+        }
         return GW_PLACEHOLDER_IS_RAW;
     }
     size_t head = LIT_LEN(GW_PLACEHOLDER_SECRET);

@@ -439,11 +439,17 @@ static enum step stage_idempotency(struct gw_pipeline *p, struct gw_call *call)
 }
 
 /* Fail closed: no call is sent that the audit log could not record. */
-static enum step stage_audit_ready(struct gw_pipeline *p, struct gw_call *call)
+/* True when a call may be sent: no audit log, fail_open, or the log can be written (else why). */
+static bool journal_ready(const struct gw_pipeline *p, char *why, size_t whylen)
 {
     const struct gw_pipeline_journal *j = p->parts.journal;
+    return j == NULL || j->fail_open || j->ready(j->arg, why, whylen);
+}
+
+static enum step stage_audit_ready(struct gw_pipeline *p, struct gw_call *call)
+{
     char why[256] = "";
-    if (j == NULL || j->fail_open || j->ready(j->arg, why, sizeof why)) {
+    if (journal_ready(p, why, sizeof why)) {
         return STEP_NEXT;
     }
     gw_call_refuse(call, "InternalError.AuditUnavailable",
@@ -967,6 +973,15 @@ static void retry_due(void *arg)
         struct gw_call *call = due;
         due = call->retry.next;
         call->retry.next = NULL;
+        char why[256] = "";
+        if (!journal_ready(p, why, sizeof why)) {
+            /* Fail closed: no attempt is sent that the audit log could not record. The caller
+             * gets the last attempt's outcome, as when the attempts run out. */
+            call->retry.no_retry = "audit_unavailable";
+            call->stage = stage_index(stage_outcome);
+            run_from(p, call);
+            continue;
+        }
         gw_buf_reset(&call->response);
         call->http_status = 0;
         call->outcome = GW_UPSTREAM_NONE;

@@ -145,6 +145,25 @@ class InjectCase(gw.GatewaysCase):
         self.assertEqual(json.loads(self.sim.record_body_bytes(rec))["CertificateAlias"],
                          PLACEHOLDER)
 
+    def test_an_escape_cannot_hide_a_value_from_the_policy(self):
+        """A deny on a value holds however the caller spells it: an escape in front of an
+        ordinary value is refused, and an escaped literal is judged as the text sent."""
+        deny = {"version": "2.0", "statement": [
+            {"sid": "all", "effect": "allow", "action": "*", "resource": "*"},
+            {"sid": "not-prod", "effect": "deny", "action": "gaap:ModifyProxyConfiguration",
+             "resource": "*", "condition": {"string_equal": {"gaap:ProxyId": ["link-prod0001"]}}},
+            {"sid": "no-reserved-alias", "effect": "deny", "action": "gaap:CreateCertificate",
+             "resource": "*",
+             "condition": {"string_like": {"gaap:CertificateAlias": ["{{tcgw:secret/*"]}}}]}
+        g = self.make_gateway(policies={"deny": deny},
+                              callers={"local": {"credential": "default", "policies": ["deny"]}})
+        status, answer = self.send(g, {"ProxyId": "{{tcgw:raw}}link-prod0001", "Bandwidth": 10},
+                                   action="ModifyProxyConfiguration")
+        self.assert_refused(answer, "InvalidParameterValue")
+        status, answer = self.send(g, {"CertificateType": 1, "CertificateContent": "ca",
+                                       "CertificateAlias": "{{tcgw:raw}}" + PLACEHOLDER})
+        self.assert_refused(answer, "UnauthorizedOperation")
+
     def test_secrets_list_names_values_never_shows_them(self):
         g = self.make_gateway()
         proc = gw.run_tcgw(["secrets", "list", "--key", g.key_path, "--store", g.store_path,

@@ -81,8 +81,13 @@ static void test_placeholder_syntax(void **state)
     } cases[] = {
         {"{{tcgw:secret/edge-key}}", GW_PLACEHOLDER_IS_SECRET, "edge-key"},
         {"{{tcgw:secret/A.b_c-9}}", GW_PLACEHOLDER_IS_SECRET, "A.b_c-9"},
-        {"{{tcgw:raw}}", GW_PLACEHOLDER_IS_RAW, NULL},
         {"{{tcgw:raw}}{{tcgw:secret/x}}", GW_PLACEHOLDER_IS_RAW, NULL},
+        {"{{tcgw:raw}}{{tcgw:", GW_PLACEHOLDER_IS_RAW, NULL},
+        /* The escape only in front of what would be reserved: else the policy would judge
+         * "{{tcgw:raw}}link-prod" while "link-prod" is sent. */
+        {"{{tcgw:raw}}", GW_PLACEHOLDER_MALFORMED, NULL},
+        {"{{tcgw:raw}}link-prod", GW_PLACEHOLDER_MALFORMED, NULL},
+        {"{{tcgw:raw}}{{tcgw", GW_PLACEHOLDER_MALFORMED, NULL},
         {"", GW_PLACEHOLDER_NONE, NULL},
         {"plain", GW_PLACEHOLDER_NONE, NULL},
         {"{{tcgw", GW_PLACEHOLDER_NONE, NULL},
@@ -260,7 +265,7 @@ static void test_apply_refusals(void **state)
     char alias[300];
     snprintf(alias, sizeof alias,
              "{\"CertificateType\":1,\"CertificateContent\":\"c\","
-             "\"CertificateAlias\":\"{{tcgw:raw}}%0129d\"}",
+             "\"CertificateAlias\":\"{{tcgw:raw}}{{tcgw:%0122d\"}",
              0);
     assert_int_equal(apply(f, alias, 1 << 20, &out, &v), GW_ERR_INVALID);
     assert_non_null(strstr(v.message, "at most 128 bytes"));

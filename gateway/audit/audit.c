@@ -610,7 +610,9 @@ static void round_once(struct gw_audit *a, bool force)
             a->next_retry_ms = now_ms() + RETRY_MS;
         }
     } else if (!healthy && a->fd < 0) {
-        open_new(a, "reopen", NULL, 0);
+        if (!open_new(a, "reopen", NULL, 0)) {
+            a->next_retry_ms = now_ms() + RETRY_MS; /* not again at once: the writer would spin */
+        }
     }
 }
 
@@ -691,6 +693,8 @@ static void *writer(void *arg)
 
 /* ---- ports --------------------------------------------------------------------------------- */
 
+static void cond_init_monotonic(pthread_cond_t *cv);
+
 struct gw_audit_port *gw_audit_port_new(struct gw_audit *a, struct gw_loop *loop)
 {
     struct gw_audit_port *p = calloc(1, sizeof *p);
@@ -700,7 +704,7 @@ struct gw_audit_port *gw_audit_port_new(struct gw_audit *a, struct gw_loop *loop
     p->audit = a;
     p->loop = loop;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
+    cond_init_monotonic(&p->cv); /* gw_audit_port_close waits on it with a monotonic deadline */
     list_init(&p->done);
     pthread_mutex_lock(&a->mu);
     if (a->port_count == PORTS_MAX) {

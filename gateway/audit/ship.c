@@ -234,29 +234,34 @@ static void *sender(void *arg)
         if (s->count == 0 || (s->stop && now_ms() >= s->drain_until_ms)) {
             break;
         }
-        struct line l = s->ring[s->head]; /* taken off only once sent */
+        /*
+         * Taken off the ring while it is sent: the sender owns it, so a push that finds the ring
+         * full meanwhile drops another line, never this one.
+         */
+        struct line l = s->ring[s->head];
+        size_t cap = s->o.queue_records;
+        s->head = (s->head + 1) % cap;
+        s->count--;
         pthread_mutex_unlock(&s->mu);
         bool ok = deliver(s, &l);
         pthread_mutex_lock(&s->mu);
         if (ok) {
-            /* Still the head: pushes only append, and drop-oldest frees only when full. */
-            if (s->count > 0 && s->ring[s->head].text == l.text) {
-                free(l.text);
-                s->head = (s->head + 1) % s->o.queue_records;
-                s->count--;
-            }
+            free(l.text);
             atomic_fetch_add(&s->sent, 1);
             continue;
         }
-        if (s->address == NULL) {
-            /* Standard output is gone: drop, as a full queue would. */
-            if (s->count > 0 && s->ring[s->head].text == l.text) {
-                free(l.text);
-                s->head = (s->head + 1) % s->o.queue_records;
-                s->count--;
-                atomic_fetch_add(&s->dropped, 1);
+        if (s->address == NULL || s->count == cap) {
+            /* Standard output is gone, or the ring filled meanwhile: dropped, as the oldest. */
+            free(l.text);
+            atomic_fetch_add(&s->dropped, 1);
+            if (s->address == NULL) {
+                continue;
             }
-            continue;
+        } else {
+            /* Back at the head, to be sent first once the collector is back. */
+            s->head = (s->head + cap - 1) % cap;
+            s->ring[s->head] = l;
+            s->count++;
         }
         /* Backoff: pushes meanwhile do not hurry the next attempt. */
         int64_t retry_at = now_ms() + s->backoff_ms;

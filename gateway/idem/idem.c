@@ -56,6 +56,7 @@ struct gw_idem {
     size_t max_entries;
     int64_t window_ns;
     atomic_size_t count;
+    _Atomic int64_t last_full_sweep_ns; /* when a full table was last swept whole */
     struct stripe stripes[STRIPES];
 };
 
@@ -169,6 +170,29 @@ static void sweep(struct gw_idem *idem, struct gw_idem_entry **chain, int64_t no
     }
 }
 
+/*
+ * The table is full: drops every expired entry, one stripe at a time (no stripe lock held by the
+ * caller). Expired entries are otherwise dropped only when a token lands in their bucket, so a
+ * full table would keep refusing new tokens long after its entries expired. At most once per
+ * 100 ms, so a table full of live entries does not make every call sweep it.
+ */
+static void sweep_all(struct gw_idem *idem, int64_t now)
+{
+    int64_t last = atomic_load(&idem->last_full_sweep_ns);
+    if (now - last < 100000000 ||
+        !atomic_compare_exchange_strong(&idem->last_full_sweep_ns, &last, now)) {
+        return;
+    }
+    for (unsigned s = 0; s < STRIPES; s++) {
+        struct stripe *st = &idem->stripes[s];
+        pthread_mutex_lock(&st->lock);
+        for (unsigned b = 0; b < BUCKETS; b++) {
+            sweep(idem, &st->buckets[b], now);
+        }
+        pthread_mutex_unlock(&st->lock);
+    }
+}
+
 static bool copy_answer(unsigned status, const char *body, size_t len, struct gw_idem_answer *out)
 {
     char *copy = malloc(len + 1);
@@ -219,6 +243,9 @@ enum gw_idem_step gw_idem_begin(struct gw_idem_port *port, const struct gw_idem_
     struct gw_idem *idem = port->idem;
     unsigned s, b;
     enum gw_idem_step step;
+    if (atomic_load(&idem->count) >= idem->max_entries) {
+        sweep_all(idem, now);
+    }
     where(key->slot, &s, &b);
     struct stripe *st = &idem->stripes[s];
     pthread_mutex_lock(&st->lock);

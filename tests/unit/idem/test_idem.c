@@ -166,6 +166,18 @@ static void test_window_and_full(void **state)
     int64_t later = t + 1100 * MS;
     assert_int_equal(gw_idem_begin(f.port, &k0, NULL, later, NEVER, &e, &a), GW_IDEM_FIRST);
     gw_idem_complete(f.idem, e, 200, "y", 1, true, later);
+    /*
+     * And new tokens, which land in other buckets than the expired ones, are taken too: a full
+     * table sweeps itself whole rather than refusing until each old bucket is looked up again.
+     */
+    for (int i = 0; i < 15; i++) {
+        char tok[16];
+        struct gw_idem_key k;
+        snprintf(tok, sizeof tok, "new%d", i);
+        key("local", tok, "{}", &k);
+        assert_int_equal(gw_idem_begin(f.port, &k, NULL, later + MS, NEVER, &e, &a), GW_IDEM_FIRST);
+        gw_idem_complete(f.idem, e, 200, "z", 1, true, later + MS);
+    }
     teardown(&f);
 }
 

@@ -164,7 +164,7 @@ int main(int argc, char **argv)
     char dir[] = "/tmp/tcgw-bench-inject-XXXXXX", key[64], store[64], msg[512];
     struct setup st = {NULL, NULL};
     int rc = 1;
-    char *cert = pem("CERTIFICATE", 1), *pkey = pem("PRIVATE KEY", 2);
+    char *cert = pem("CERTIFICATE", 1), *pkey = pem("TEST KEY", 2);
     char *plain = malloc(16384), *inject = malloc(16384);
     json_t *c = json_string(cert), *k = json_string(pkey);
     char *c_json = json_dumps(c, JSON_ENCODE_ANY), *k_json = json_dumps(k, JSON_ENCODE_ANY);

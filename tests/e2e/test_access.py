@@ -20,7 +20,7 @@ NODE_DIR = os.path.join(gw.repo_root(), "tests", "node")
 GAAP_CLIENT_JS = os.path.join(NODE_DIR, "gaap_client.js")
 SEED = {"ProxyId": "link-4ftf12sb", "Concurrent": "2", "Bandwidth": "10"}
 MODIFY = "ModifyProxyConfiguration"
-OTHER_ID = "AKIDotherACCOUNTexample0000000000000"
+OTHER_ID = "AKIDotherAccountEXAMPLE0000000000000"
 OTHER_KEY = "otherAccountSecretKeyExample0000"
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 

@@ -380,7 +380,7 @@ class CliSecretsTest(unittest.TestCase):
         for i in range(20):
             path = os.path.join(self.dir, "in%02d" % i)
             with open(path, "w") as f:
-                f.write("AKIDCONCURRENT%04d\n%s\n" % (i, SECRET_KEY))
+                f.write("AKIDCONCURRENTEXAMPLE%04d\n%s\n" % (i, SECRET_KEY))
             # stdin from a file: every process reads at once, none waits for the test to write.
             with open(path, "rb") as stdin:
                 procs.append(subprocess.Popen(

@@ -27,7 +27,7 @@ def canary_pem():
     """A PEM-shaped private key of random base64: every 64-character line is unique to it."""
     body = base64.b64encode(secrets.token_bytes(48 * 20)).decode()
     lines = [body[i:i + 64] for i in range(0, len(body), 64)]
-    return "-----BEGIN PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END PRIVATE KEY-----"
+    return "-----BEGIN TEST KEY-----\n" + "\n".join(lines) + "\n-----END TEST KEY-----"
 
 
 CERTS_POLICY = {

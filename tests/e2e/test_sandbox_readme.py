@@ -113,7 +113,7 @@ class TestSandboxGuide(unittest.TestCase):
         records = [json.loads(l) for l in records_path.read_text(encoding="utf-8").splitlines()]
         self.assertEqual([r["request_id"] for r in records],
                          [a["RequestId"] for a in answers])
-        self.assertTrue(all("Credential=AKIDsandboxROOT" in r["headers"]["authorization"]
+        self.assertTrue(all("Credential=AKIDsandboxROOTEXAMPLE" in r["headers"]["authorization"]
                             for r in records))
 
 

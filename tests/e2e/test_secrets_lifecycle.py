@@ -23,7 +23,7 @@ import test_admin
 TEMP_ID = "AKIDtemporaryEXAMPLE0000000000000000"
 TEMP_KEY = "temporarySecretKeyEXAMPLE0000000"
 TEMP_TOKEN = "temporarySessionTokenCanary" + "x" * 40
-NEW_ID = "AKIDrotatedNEWexample000000000000000"
+NEW_ID = "AKIDrotatedNewEXAMPLE000000000000000"
 NEW_KEY = "rotatedSecretKeyNEWexample000000"
 SEED = json.loads(gw.SEED_BODY)
 

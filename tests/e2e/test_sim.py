@@ -385,7 +385,7 @@ class AuthTest(SimTestCase):
         self.assertOk(self.send(self.headers(timestamp=now + 200)))
 
     def test_unknown_secret_id(self):
-        h = harness.signed_headers("AKIDnobodyknowsthisid", SECRET_KEY, self.ACTION, self.BODY)
+        h = harness.signed_headers("AKIDnobodyknowsthisidEXAMPLE", SECRET_KEY, self.ACTION, self.BODY)
         self.assertError(self.send(h), "AuthFailure.SecretIdNotFound")
 
     def test_scope_date_not_matching_timestamp(self):

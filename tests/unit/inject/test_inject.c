@@ -22,7 +22,7 @@
 
 #define PEM                                                                                        \
     "-----BEGIN "                                                                                  \
-    "KEY-----\nMIIBVwIBADANBgkqhkiG9w0BAQEFAASCAUEwggE9AgEAAkEA/0\"q\\uote\"\n-----END KEY-----"
+    "KEY-----\nCANARYtextNOTaKEYjustTESTtext0SCANARYcanaryCANARY/0\"q\\uote\"\n-----END KEY-----"
 
 struct fixture {
     char dir[64];
@@ -211,8 +211,8 @@ static void test_apply_splices_only_the_placeholders(void **state)
                        "\"CertificateAlias\":\"{{tcgw:raw}}{{tcgw:\\u0072aw}}\\n\"}";
     assert_int_equal(apply(f, body, 1 << 20, &out, &v), GW_OK);
     const char *want = "{ \"CertificateType\" : \"2\" ,\"CertificateContent\":\"c\\/d\","
-                       "\"CertificateKey\"\n:\"-----BEGIN KEY-----\\nMIIBVwIBADANBgkqhkiG9w0BAQEFAA"
-                       "SCAUEwggE9AgEAAkEA/0\\\"q\\\\uote\\\"\\n-----END KEY-----\","
+                       "\"CertificateKey\"\n:\"-----BEGIN KEY-----\\nCANARYtextNOTaKEYjustTESTtext0"
+                       "SCANARYcanaryCANARY/0\\\"q\\\\uote\\\"\\n-----END KEY-----\","
                        "\"CertificateAlias\":\"{{tcgw:\\u0072aw}}\\n\"}";
     assert_int_equal(out.len, strlen(want));
     assert_memory_equal(out.data, want, out.len);
@@ -321,14 +321,14 @@ static void test_redact(void **state)
     /* JSON-escaped, as an upstream's JSON holds it */
     snprintf(
         answer, sizeof answer, "{\"Echo\":\"%s\",\"Id\":\"abc\"}",
-        "-----BEGIN KEY-----\\nMIIBVwIBADANBgkqhkiG9w0BAQEFAASCAUEwggE9AgEAAkEA/0\\\"q\\\\uote\\\""
+        "-----BEGIN KEY-----\\nCANARYtextNOTaKEYjustTESTtext0SCANARYcanaryCANARY/0\\\"q\\\\uote\\\""
         "\\n-----END KEY-----");
     snprintf(want, sizeof want, "{\"Echo\":\"%s\",\"Id\":\"abc\"}", ph);
     redact_case(f, inj, answer, want, 1);
     /* with '/' escaped */
     snprintf(answer, sizeof answer, "[\"%s\"]",
              "-----BEGIN "
-             "KEY-----\\nMIIBVwIBADANBgkqhkiG9w0BAQEFAASCAUEwggE9AgEAAkEA\\/0\\\"q\\\\uote\\\""
+             "KEY-----\\nCANARYtextNOTaKEYjustTESTtext0SCANARYcanaryCANARY\\/0\\\"q\\\\uote\\\""
              "\\n-----END KEY-----");
     snprintf(want, sizeof want, "[\"%s\"]", ph);
     redact_case(f, inj, answer, want, 1);
@@ -337,10 +337,10 @@ static void test_redact(void **state)
     snprintf(want, sizeof want, "%s|%s", ph, ph);
     redact_case(f, inj, answer, want, 2);
     /* cut: an error message quoting the first 40 bytes */
-    redact_case(f, inj, "{\"Message\":\"key -----BEGIN KEY-----\\nMIIBVwIBADANBgkqhkiG9\"}",
+    redact_case(f, inj, "{\"Message\":\"key -----BEGIN KEY-----\\nCANARYtextNOTaKEYjus\"}",
                 "{\"Message\":\"key {{tcgw:secret/edge-key}}\"}", 1);
     /* a run with no whole aligned chunk (bytes 1 to 30: under 2 * 16 - 1) is left alone */
-    redact_case(f, inj, "<----BEGIN KEY-----\nMIIBVwIBAD>", "<----BEGIN KEY-----\nMIIBVwIBAD>", 0);
+    redact_case(f, inj, "<----BEGIN KEY-----\nCANARYtext>", "<----BEGIN KEY-----\nCANARYtext>", 0);
     /* values under GW_INJECT_REDACT_MIN bytes are never searched ("abc" is "short") */
     redact_case(f, inj, "{\"abc\":1}", "{\"abc\":1}", 0);
     gw_inject_free(inj);

@@ -42,7 +42,7 @@
 
 #ifndef UNDER_ASAN
 
-#define SECRET_ID "AKIDcoreDumpTestExample000000000000"
+#define SECRET_ID "AKIDcoreDumpTestEXAMPLE000000000000"
 #define MARKER "tcgw-core-dump-marker-5b1f"
 
 static char dir[64];

@@ -12,33 +12,12 @@
 
 #include "core/file.h"
 #include "core/jsonpos.h"
+#include "identity/callers_int.h"
 
 /* A callers file larger than this is refused before it is parsed. */
 #define MAX_CALLERS_BYTES ((size_t)1 << 20)
 #define MAX_ATTRIBUTES 64
 #define MAX_ATTRIBUTE_VALUE 1024
-#define WHAT "callers file"
-
-struct gw_callers {
-    json_t *root;            /* the document: owns the policy strings and attribute objects */
-    struct gw_caller *items; /* sorted by name */
-    size_t count;
-    const struct gw_caller **by_id; /* callers with a SecretId, sorted by it */
-    size_t id_count;
-    const struct gw_caller **by_cert; /* callers with a certificate name, sorted by it */
-    size_t cert_count;
-    char *path;  /* for gw_callers_save: set by gw_callers_open_for_update */
-    int lock_fd; /* the writer lock, or -1 */
-};
-
-/* Where the document came from, for messages "FILE:LINE: ...". */
-struct source {
-    const char *path;
-    const char *text; /* the file's bytes, to find a key's line; NULL after an edit */
-    size_t len;
-    char *msg;
-    size_t msglen;
-};
 
 /* ---- Messages -------------------------------------------------------------------------- */
 
@@ -54,12 +33,9 @@ static void locate(const struct source *src, const struct gw_jsonpos_step *steps
     }
 }
 
-/*
- * Writes "FILE:LINE: caller \"NAME\": \"FIELD\" what" (or less, as given: name and field may be
- * NULL), the line being that of the deepest key named. Returns GW_ERR_INVALID.
- */
-static enum gw_err fail(const struct source *src, const char *name, const char *field,
-                        const char *what)
+/* See callers_int.h. */
+enum gw_err callers_fail(const struct source *src, const char *name, const char *field,
+                         const char *what)
 {
     const struct gw_jsonpos_step steps[3] = {{"callers", 0}, {name, 0}, {field, 0}};
     char where[PATH_MAX + 32];
@@ -76,8 +52,8 @@ static enum gw_err fail(const struct source *src, const char *name, const char *
     return GW_ERR_INVALID;
 }
 
-/* A name, key or value quoted from the file goes to a terminal or a log: one plain line. */
-static void plain_line(char *msg, size_t msglen)
+/* See callers_int.h. */
+void callers_plain_line(char *msg, size_t msglen)
 {
     for (size_t i = 0; msg != NULL && i < msglen && msg[i] != '\0'; i++) {
         if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f) {
@@ -156,18 +132,19 @@ static enum gw_err take_policies(const struct source *src, const char *name, jso
         char what[128];
         snprintf(what, sizeof what, "must be a list of at most %d policy names",
                  GW_CALLERS_MAX_POLICIES);
-        return fail(src, name, "policies", what);
+        return callers_fail(src, name, "policies", what);
     }
     json_array_foreach (v, i, item) {
         const char *p = json_string_value(item);
         if (p == NULL || strlen(p) != json_string_length(item) || !gw_vault_name_valid(p)) {
-            return fail(src, name, "policies",
-                        "must list policy names: 1 to 64 characters from A-Z a-z 0-9 . _ - (the "
-                        "file policies/NAME.json)");
+            return callers_fail(
+                src, name, "policies",
+                "must list policy names: 1 to 64 characters from A-Z a-z 0-9 . _ - (the "
+                "file policies/NAME.json)");
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(c->policies[j], p) == 0) {
-                return fail(src, name, "policies", "names a policy twice: list each once");
+                return callers_fail(src, name, "policies", "names a policy twice: list each once");
             }
         }
         c->policies[i] = p;
@@ -182,18 +159,19 @@ static enum gw_err take_attributes(const struct source *src, const char *name, j
     const char *key;
     json_t *value;
     if (!json_is_object(v) || json_object_size(v) > MAX_ATTRIBUTES) {
-        return fail(src, name, "attributes", "must be an object of at most 64 string values");
+        return callers_fail(src, name, "attributes",
+                            "must be an object of at most 64 string values");
     }
     json_object_foreach (v, key, value) {
         if (!gw_vault_name_valid(key)) {
-            return fail(src, name, "attributes",
-                        "must have keys of 1 to 64 characters from A-Z a-z 0-9 . _ -");
+            return callers_fail(src, name, "attributes",
+                                "must have keys of 1 to 64 characters from A-Z a-z 0-9 . _ -");
         }
         size_t len;
         const char *s = string_of(value, &len);
         if (s == NULL || len > MAX_ATTRIBUTE_VALUE || strlen(s) != len) {
-            return fail(src, name, "attributes",
-                        "must have string values of at most 1024 bytes (no NUL)");
+            return callers_fail(src, name, "attributes",
+                                "must have string values of at most 1024 bytes (no NUL)");
         }
     }
     c->attributes = v;
@@ -211,11 +189,12 @@ static enum gw_err take_caller(const struct source *src, const char *name, json_
     const char *s;
 
     if (!gw_vault_name_valid(name)) {
-        return fail(src, name, NULL,
-                    "is not a valid caller name: use 1 to 64 characters from A-Z a-z 0-9 . _ -");
+        return callers_fail(
+            src, name, NULL,
+            "is not a valid caller name: use 1 to 64 characters from A-Z a-z 0-9 . _ -");
     }
     if (!json_is_object(v)) {
-        return fail(src, name, NULL, "must be an object");
+        return callers_fail(src, name, NULL, "must be an object");
     }
     memcpy(c->name, name, strlen(name) + 1);
     json_object_foreach (v, key, value) {
@@ -227,33 +206,37 @@ static enum gw_err take_caller(const struct source *src, const char *name, json_
         switch (k) {
         case 0: /* token_sha */
             if (s == NULL || !hex_decode(s, len, c->token_hash, sizeof c->token_hash)) {
-                return fail(src, name, key,
-                            "must be 64 lowercase hex digits (the keyed hash `tcgw callers add` "
-                            "wrote; the token itself is never stored)");
+                return callers_fail(
+                    src, name, key,
+                    "must be 64 lowercase hex digits (the keyed hash `tcgw callers add` "
+                    "wrote; the token itself is never stored)");
             }
             c->has_token = true;
             break;
         case 1: /* sdk_secret_id */
             if (s == NULL || !secret_id_valid(s, len)) {
-                return fail(src, name, key,
-                            "must be a SecretId: 1 to 128 printable characters, no space, '/' or "
-                            "','");
+                return callers_fail(
+                    src, name, key,
+                    "must be a SecretId: 1 to 128 printable characters, no space, '/' or "
+                    "','");
             }
             memcpy(c->sdk_secret_id, s, len + 1);
             break;
         case 2: /* certificate */
             if (s == NULL || !cert_name_valid(s, len)) {
-                return fail(src, name, key,
-                            "must be a certificate's URI SAN or CN: 1 to 256 characters, no "
-                            "control characters or surrounding spaces");
+                return callers_fail(
+                    src, name, key,
+                    "must be a certificate's URI SAN or CN: 1 to 256 characters, no "
+                    "control characters or surrounding spaces");
             }
             memcpy(c->certificate, s, len + 1);
             break;
         case 3: /* credential */
             if (s == NULL || strlen(s) != len || !gw_vault_name_valid(s)) {
-                return fail(src, name, key,
-                            "must name a credential of the store: 1 to 64 characters from A-Z "
-                            "a-z 0-9 . _ -");
+                return callers_fail(
+                    src, name, key,
+                    "must name a credential of the store: 1 to 64 characters from A-Z "
+                    "a-z 0-9 . _ -");
             }
             memcpy(c->credential, s, len + 1);
             break;
@@ -268,13 +251,14 @@ static enum gw_err take_caller(const struct source *src, const char *name, json_
             }
             break;
         default:
-            return fail(src, name, key,
-                        "is not a known key of a caller (known: " CALLER_KEYS_LIST ")");
+            return callers_fail(src, name, key,
+                                "is not a known key of a caller (known: " CALLER_KEYS_LIST ")");
         }
     }
     if (c->credential[0] == '\0') {
-        return fail(src, name, NULL,
-                    "needs \"credential\": the name of the credential its calls are signed with");
+        return callers_fail(
+            src, name, NULL,
+            "needs \"credential\": the name of the credential its calls are signed with");
     }
     return GW_OK;
 }
@@ -304,7 +288,7 @@ static enum gw_err fail_shared(const struct source *src, const struct gw_caller 
 {
     char what[256];
     snprintf(what, sizeof what, "is that of caller \"%s\" too: %s", a->name, fix);
-    return fail(src, b->name, field, what);
+    return callers_fail(src, b->name, field, what);
 }
 
 /* Which of a and b comes later in the file (the one to blame): the later name, lacking lines. */
@@ -360,11 +344,8 @@ static void clear_index(struct gw_callers *r)
     r->count = r->id_count = r->cert_count = 0;
 }
 
-/*
- * Checks the document root and builds the callers and their indexes into r (whose old index is
- * replaced only on success). r->root is not touched.
- */
-static enum gw_err build(const struct source *src, json_t *root, struct gw_callers *r)
+/* See callers_int.h. */
+enum gw_err callers_build(const struct source *src, json_t *root, struct gw_callers *r)
 {
     enum gw_err err;
     struct gw_callers built = {.root = root, .lock_fd = -1};
@@ -395,13 +376,14 @@ static enum gw_err build(const struct source *src, json_t *root, struct gw_calle
         }
     }
     if (!json_is_object(callers)) {
-        return fail(src, NULL, NULL, "\"callers\" must be an object: {\"NAME\": {...}, ...}");
+        return callers_fail(src, NULL, NULL,
+                            "\"callers\" must be an object: {\"NAME\": {...}, ...}");
     }
     size_t n = json_object_size(callers);
     if (n > GW_CALLERS_MAX) {
         char what[96];
         snprintf(what, sizeof what, "\"callers\" holds more than %d callers", GW_CALLERS_MAX);
-        return fail(src, NULL, NULL, what);
+        return callers_fail(src, NULL, NULL, what);
     }
     built.items = calloc(n + 1, sizeof *built.items);
     built.by_id = calloc(n + 1, sizeof *built.by_id);
@@ -420,7 +402,8 @@ static enum gw_err build(const struct source *src, json_t *root, struct gw_calle
     for (size_t i = 1; i < built.count; i++) {
         /* Keys differ (JSON_REJECT_DUPLICATES), but one with a NUL reads as its prefix. */
         if (strcmp(built.items[i - 1].name, built.items[i].name) == 0) {
-            err = fail(src, built.items[i].name, NULL, "is named twice: name each caller once");
+            err = callers_fail(src, built.items[i].name, NULL,
+                               "is named twice: name each caller once");
             goto out;
         }
     }
@@ -511,14 +494,12 @@ out:
     return err;
 }
 
-static enum gw_err load(const char *path, struct gw_callers **out, char *msg, size_t msglen,
-                        bool for_update)
+enum gw_err gw_callers_load(const char *path, struct gw_callers **out, char *msg, size_t msglen)
 {
     enum gw_err err;
     json_error_t jerr;
     char *text = NULL;
     size_t len = 0;
-    char lock_path[PATH_MAX];
     struct gw_callers *r = calloc(1, sizeof *r);
 
     gw_say(msg, msglen, "out of memory");
@@ -526,21 +507,6 @@ static enum gw_err load(const char *path, struct gw_callers **out, char *msg, si
         return GW_ERR_NOMEM;
     }
     r->lock_fd = -1;
-    if (for_update) {
-        if ((size_t)snprintf(lock_path, sizeof lock_path, "%s.lock", path) >= sizeof lock_path) {
-            gw_say(msg, msglen, "%s: the path is too long", path);
-            err = GW_ERR_INVALID;
-            goto out;
-        }
-        if ((r->path = strdup(path)) == NULL) {
-            err = GW_ERR_NOMEM;
-            goto out;
-        }
-        if ((err = gw_file_lock(lock_path, "callers lock file", &r->lock_fd, msg, msglen)) !=
-            GW_OK) {
-            goto out;
-        }
-    }
     err = read_text(path, &text, &len, msg, msglen);
     if (err == GW_ERR_NOT_FOUND) {
         r->root = json_pack("{s:{}}", "callers");
@@ -561,7 +527,7 @@ static enum gw_err load(const char *path, struct gw_callers **out, char *msg, si
         goto out;
     }
     struct source src = {.path = path, .text = text, .len = len, .msg = msg, .msglen = msglen};
-    if ((err = build(&src, r->root, r)) != GW_OK) {
+    if ((err = callers_build(&src, r->root, r)) != GW_OK) {
         if (err == GW_ERR_NOMEM) {
             gw_say(msg, msglen, "out of memory");
         }
@@ -572,22 +538,11 @@ static enum gw_err load(const char *path, struct gw_callers **out, char *msg, si
     err = GW_OK;
 out:
     if (err != GW_OK) {
-        plain_line(msg, msglen);
+        callers_plain_line(msg, msglen);
     }
     free(text);
     gw_callers_free(r);
     return err;
-}
-
-enum gw_err gw_callers_load(const char *path, struct gw_callers **out, char *msg, size_t msglen)
-{
-    return load(path, out, msg, msglen, false);
-}
-
-enum gw_err gw_callers_open_for_update(const char *path, struct gw_callers **out, char *msg,
-                                       size_t msglen)
-{
-    return load(path, out, msg, msglen, true);
 }
 
 void gw_callers_free(struct gw_callers *callers)
@@ -672,147 +627,4 @@ const struct gw_caller *gw_callers_by_certificate(const struct gw_callers *calle
     const struct gw_caller *const *hit =
         bsearch(&k, callers->by_cert, callers->cert_count, sizeof *callers->by_cert, by_cert);
     return hit != NULL ? *hit : NULL;
-}
-
-/* ---- Editing --------------------------------------------------------------------------- */
-
-/* The file's object for caller c: the keys it has, in the order the file documents them. */
-static json_t *caller_object(const struct gw_caller *c)
-{
-    char hex[GW_VAULT_TOKEN_HASH_LEN * 2 + 1];
-    json_t *obj = json_object();
-    json_t *policies = json_array();
-    bool ok = obj != NULL && policies != NULL;
-
-    if (ok && c->has_token) {
-        sodium_bin2hex(hex, sizeof hex, c->token_hash, sizeof c->token_hash);
-        ok = json_object_set_new(obj, "token_sha", json_string(hex)) == 0;
-    }
-    if (ok && c->sdk_secret_id[0] != '\0') {
-        ok = json_object_set_new(obj, "sdk_secret_id", json_string(c->sdk_secret_id)) == 0;
-    }
-    if (ok && c->certificate[0] != '\0') {
-        ok = json_object_set_new(obj, "certificate", json_string(c->certificate)) == 0;
-    }
-    ok = ok && json_object_set_new(obj, "credential", json_string(c->credential)) == 0;
-    for (size_t i = 0; ok && i < c->policy_count && i < GW_CALLERS_MAX_POLICIES; i++) {
-        ok = c->policies[i] != NULL &&
-             json_array_append_new(policies, json_string(c->policies[i])) == 0;
-    }
-    ok = ok && json_object_set(obj, "policies", policies) == 0;
-    if (ok && c->attributes != NULL) {
-        /* Cast: Jansson has no const copy, and a deep copy leaves the original untouched. */
-        ok = json_object_set_new(obj, "attributes", json_deep_copy((json_t *)c->attributes)) == 0;
-    }
-    json_decref(policies);
-    if (!ok) {
-        json_decref(obj);
-        return NULL;
-    }
-    return obj;
-}
-
-/*
- * Builds the index of an edited copy of the document and, on success only, makes the copy the
- * registry's document: on failure the registry is as it was (its index points into its own
- * document, which was never touched).
- */
-static enum gw_err commit(struct gw_callers *callers, json_t *edited, const struct source *src)
-{
-    enum gw_err err = build(src, edited, callers);
-    if (err != GW_OK) {
-        json_decref(edited);
-        return err;
-    }
-    json_decref(callers->root);
-    callers->root = edited;
-    return GW_OK;
-}
-
-enum gw_err gw_callers_add(struct gw_callers *callers, const struct gw_caller *caller, char *msg,
-                           size_t msglen)
-{
-    enum gw_err err;
-    const char *path = callers->path != NULL ? callers->path : WHAT;
-    struct source src = {.path = path, .msg = msg, .msglen = msglen};
-    json_t *edited = NULL;
-    json_t *obj = NULL;
-
-    if (!gw_vault_name_valid(caller->name)) {
-        err = fail(&src, caller->name, NULL,
-                   "is not a valid caller name: use 1 to 64 characters from A-Z a-z 0-9 . _ -");
-        goto out;
-    }
-    if (gw_callers_find(callers, caller->name) != NULL) {
-        gw_say(msg, msglen,
-               "%s: caller \"%s\" exists already: `tcgw callers remove %s` first to replace it",
-               path, caller->name, caller->name);
-        err = GW_ERR_EXISTS;
-        goto out;
-    }
-    if (gw_callers_count(callers) >= GW_CALLERS_MAX) {
-        gw_say(msg, msglen, "%s: holds %d callers already, the most it may", path, GW_CALLERS_MAX);
-        err = GW_ERR_TOO_LARGE;
-        goto out;
-    }
-    edited = json_deep_copy(callers->root);
-    obj = caller_object(caller);
-    if (edited == NULL || obj == NULL ||
-        json_object_set_new(json_object_get(edited, "callers"), caller->name, obj) != 0) {
-        json_decref(edited);
-        gw_say(msg, msglen, "out of memory");
-        err = GW_ERR_NOMEM;
-        goto out;
-    }
-    obj = NULL; /* stolen, even when setting failed */
-    if ((err = commit(callers, edited, &src)) != GW_OK) {
-        if (err == GW_ERR_NOMEM) {
-            gw_say(msg, msglen, "out of memory");
-        }
-        goto out;
-    }
-    err = GW_OK;
-out:
-    if (err != GW_OK) {
-        plain_line(msg, msglen);
-    }
-    return err;
-}
-
-enum gw_err gw_callers_remove(struct gw_callers *callers, const char *name)
-{
-    char msg[256];
-    struct source src = {.path = WHAT, .msg = msg, .msglen = sizeof msg};
-
-    if (gw_callers_find(callers, name) == NULL) {
-        return GW_ERR_NOT_FOUND;
-    }
-    json_t *edited = json_deep_copy(callers->root);
-    if (edited == NULL || json_object_del(json_object_get(edited, "callers"), name) != 0) {
-        json_decref(edited);
-        return GW_ERR_NOMEM;
-    }
-    /* Removing a caller breaks no rule: only memory can fail. */
-    return commit(callers, edited, &src);
-}
-
-enum gw_err gw_callers_save(const struct gw_callers *callers, char *msg, size_t msglen)
-{
-    enum gw_err err;
-    char *text = NULL;
-
-    if (callers->path == NULL || callers->lock_fd < 0) {
-        gw_say(msg, msglen, "the callers registry was not opened for update");
-        return GW_ERR_INVALID;
-    }
-    text = json_dumps(callers->root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (text == NULL) {
-        gw_say(msg, msglen, "out of memory");
-        return GW_ERR_NOMEM;
-    }
-    size_t len = strlen(text);
-    text[len] = '\n'; /* json_dumps leaves room for its NUL: the file ends with a line break */
-    err = gw_file_replace(callers->path, WHAT, text, len + 1, 0600, msg, msglen);
-    free(text);
-    return err;
 }

@@ -1,4 +1,4 @@
-/* Unit tests for gateway/identity/callers.c: the callers file, its look-ups and its editing. */
+/* Unit tests for gateway/identity/callers.c and callers_edit.c: the file, look-ups, editing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

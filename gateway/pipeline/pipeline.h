@@ -13,8 +13,8 @@
  * Stages run from one table. A stage continues, decides the call (a refusal, or an answer made
  * without forwarding), or waits for the upstream. Every call, decided at any stage or forwarded,
  * passes the final stage exactly once. Adding a stage is a row in pipeline.c's table and its
- * function (stages.c, or waits.c for one that waits). The transport only fills call->in, hands over the body, and writes
- * call->reply when told.
+ * function (stages.c, or waits.c for one that waits). The transport only fills call->in, hands over
+ * the body, and writes call->reply when told.
  */
 #ifndef GW_PIPELINE_H
 #define GW_PIPELINE_H

@@ -43,16 +43,37 @@ const char *gw_err_str(enum gw_err err)
     }
 }
 
+/*
+ * Random bytes for request ids, drawn from the kernel a batch at a time: one system call per
+ * RANDOM_BATCH / 16 calls instead of one per call. Ids need to be unique and unguessable, not
+ * secret, and a worker's thread owns its batch.
+ */
+#define RANDOM_BATCH 512
+static _Thread_local unsigned char random_batch[RANDOM_BATCH];
+static _Thread_local size_t random_left;
+
 void gw_request_id_generate(char out[GW_REQUEST_ID_LEN + 1])
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char r[16];
-    randombytes_buf(r, sizeof r);
+    if (random_left < sizeof r) {
+        randombytes_buf(random_batch, sizeof random_batch);
+        random_left = sizeof random_batch;
+    }
+    random_left -= sizeof r;
+    memcpy(r, random_batch + random_left, sizeof r);
+    sodium_memzero(random_batch + random_left, sizeof r); /* each byte is used once */
     r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
     r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(out, GW_REQUEST_ID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
-             r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
-             r[15]);
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof r; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out[o++] = '-';
+        }
+        out[o++] = hex[r[i] >> 4];
+        out[o++] = hex[r[i] & 0x0f];
+    }
+    out[o] = '\0';
 }
 
 char *gw_error_body(const char *code, const char *message, const char *request_id, size_t *len)

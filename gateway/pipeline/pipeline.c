@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "access/access.h"
 #include "core/call.h"
@@ -89,7 +90,7 @@ static void stage_reply(struct gw_call *call)
 static void stage_record(struct gw_pipeline *p, const struct gw_call *call)
 {
     if (p->parts.log_calls) {
-        gw_record_log_line(call, stderr);
+        gw_record_log_line(call, STDERR_FILENO);
     }
     if (p->parts.record != NULL) {
         p->parts.record(call, p->parts.record_arg);

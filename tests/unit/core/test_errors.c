@@ -6,6 +6,8 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,16 +54,52 @@ static void test_error_message_is_escaped(void **state)
     expect_body("InvalidRequest", "bad utf-8 \xff\xfe", "not valid UTF-8");
 }
 
+static void expect_uuid4(const char *id)
+{
+    assert_int_equal(strlen(id), GW_REQUEST_ID_LEN);
+    for (size_t i = 0; i < GW_REQUEST_ID_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            assert_int_equal(id[i], '-');
+        } else {
+            assert_non_null(strchr("0123456789abcdef", id[i]));
+        }
+    }
+    assert_int_equal(id[14], '4');
+    assert_non_null(strchr("89ab", id[19]));
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+#define MANY_IDS 2000 /* several of the generator's batches */
+
+static void *make_ids(void *arg)
+{
+    char(*ids)[GW_REQUEST_ID_LEN + 1] = arg;
+    for (size_t i = 0; i < MANY_IDS; i++) {
+        gw_request_id_generate(ids[i]);
+    }
+    return NULL;
+}
+
 static void test_request_ids_are_fresh_uuids(void **state)
 {
     (void)state;
-    char a[GW_REQUEST_ID_LEN + 1], b[GW_REQUEST_ID_LEN + 1];
-    gw_request_id_generate(a);
-    gw_request_id_generate(b);
-    assert_int_equal(strlen(a), GW_REQUEST_ID_LEN);
-    assert_string_not_equal(a, b);
-    assert_int_equal(a[14], '4');
-    assert_int_equal(a[8], '-');
+    /* Two threads, each with its own batch of random bytes: no id is made twice. */
+    static char ids[2 * MANY_IDS][GW_REQUEST_ID_LEN + 1];
+    pthread_t other;
+    assert_int_equal(pthread_create(&other, NULL, make_ids, ids + MANY_IDS), 0);
+    make_ids(ids);
+    assert_int_equal(pthread_join(other, NULL), 0);
+    for (size_t i = 0; i < 2 * MANY_IDS; i++) {
+        expect_uuid4(ids[i]);
+    }
+    qsort(ids, 2 * MANY_IDS, sizeof ids[0], compare_ids);
+    for (size_t i = 1; i < 2 * MANY_IDS; i++) {
+        assert_string_not_equal(ids[i - 1], ids[i]);
+    }
 }
 
 int main(void)

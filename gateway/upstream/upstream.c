@@ -2,11 +2,14 @@
 #include "upstream/upstream_internal.h"
 
 #include <curl/curl.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "core/loop.h"
@@ -20,20 +23,31 @@
 #define MAX_IDLE_S 30L
 #define MAX_LIFETIME_S 50L
 
-/* Easy handles kept for reuse, so a call does not build one (and its caches) from nothing. */
-#define MAX_SPARE_HANDLES 256
+/* Transfers (with their easy handles) kept for reuse, so a call builds neither from nothing. */
+#define MAX_SPARE_TRANSFERS 256
 
-/* One transfer in flight: owned by the upstream module from submit until done. */
+/* The most headers a call sends: see build_headers. */
+#define MAX_HEADERS 12
+
+/*
+ * One transfer: its easy handle is configured once, when the transfer is made, with everything
+ * that is the same for every call; a call sets only its URL, timeout, body and headers. Owned by
+ * the upstream module: in its running list from submit until done, then spare or freed.
+ */
 struct transfer {
     struct transfer *prev, *next;
     CURL *easy;
-    struct curl_slist *headers;
     struct gw_call *call;
     gw_upstream_done_fn done;
     void *arg;
     bool too_large;
-    size_t sent;       /* body bytes handed to curl, over every attempt */
     unsigned attempts; /* times curl was about to send the request (on_prereq) */
+    /* The call's headers: lines in text, linked as the list curl reads (a list curl only reads,
+     * so no allocation per call). text may hold X-TC-Token: wiped after each call. */
+    struct curl_slist header[MAX_HEADERS];
+    char *text;
+    size_t text_cap;
+    size_t text_len;
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -51,23 +65,37 @@ struct gw_upstream {
     unsigned in_flight;
     bool stopping;
     struct transfer *running;
-    CURL *spare[MAX_SPARE_HANDLES];
+    struct transfer *spare[MAX_SPARE_TRANSFERS];
     unsigned spares;
+    struct sock *socks; /* by descriptor: libcurl's sockets the loop knows of */
+    size_t socks_len;
+    char last_date[40]; /* the latest answer's Date text, and its value */
+    int64_t last_date_s;
 };
 
-static void transfer_free(struct gw_upstream *up, struct transfer *t)
+static void transfer_destroy(struct transfer *t)
 {
     if (t == NULL) {
         return;
     }
-    if (t->easy != NULL && up->spares < MAX_SPARE_HANDLES) {
-        curl_easy_reset(t->easy);
-        up->spare[up->spares++] = t->easy;
-    } else {
-        curl_easy_cleanup(t->easy);
-    }
-    curl_slist_free_all(t->headers);
+    curl_easy_cleanup(t->easy);
+    free(t->text);
     free(t);
+}
+
+/* Done with a call: the transfer is kept for the next one, or freed when enough are kept. */
+static void transfer_release(struct gw_upstream *up, struct transfer *t)
+{
+    if (t->text != NULL) {
+        sodium_memzero(t->text, t->text_len);
+    }
+    t->text_len = 0;
+    t->call = NULL;
+    if (up->spares < MAX_SPARE_TRANSFERS) {
+        up->spare[up->spares++] = t;
+    } else {
+        transfer_destroy(t);
+    }
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
@@ -82,42 +110,22 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 }
 
 /*
- * Hands curl the signed body. There is no way back: the seek callback refuses, so when a reused
- * connection dies after the body went out, curl cannot rewind and send the call again on a new
- * connection (as it does with CURLOPT_POSTFIELDS); the transfer fails instead.
+ * Whether any byte of this call went out, over every attempt: curl's count of request bytes sent
+ * (head and body; the body goes out with the head, in one write), reset only when a transfer
+ * starts, not when curl tries again on a new connection. A byte out means Tencent may hold the
+ * call.
  */
-static size_t on_read(char *buffer, size_t size, size_t nitems, void *userdata)
-{
-    struct transfer *t = userdata;
-    const struct gw_buf *body = &t->call->body;
-    size_t room = size * nitems;
-    size_t n = body->len - t->sent < room ? body->len - t->sent : room;
-    if (n > 0) {
-        memcpy(buffer, body->data + t->sent, n);
-    }
-    t->sent += n;
-    return n;
-}
-
-static int on_seek(void *userdata, curl_off_t offset, int origin)
-{
-    (void)userdata;
-    (void)offset;
-    (void)origin;
-    return CURL_SEEKFUNC_CANTSEEK;
-}
-
-/* Whether Tencent may hold the whole call: some of the body left, or an empty one was sent. */
 static bool may_have_arrived(const struct transfer *t)
 {
-    return t->sent > 0 || (t->call->body.len == 0 && t->attempts > 0);
+    long sent = 0;
+    return curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent > 0;
 }
 
 /*
  * Runs each time curl is about to send the request. A second time means curl retries on its own,
- * on a new connection, after a reused one closed without an answer. That is harmless while the
- * server cannot have had the whole call (the connection died under the headers), and refused
- * otherwise, even when curl read the body but wrote none of it: at most once, always.
+ * on a new connection, after a reused one closed without an answer. That is harmless while no
+ * byte of the call went out (the connection was found dead when writing), and refused otherwise:
+ * at most once, always.
  */
 static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
                      int local_port)
@@ -156,8 +164,7 @@ static enum gw_upstream_outcome outcome_of(CURLcode rc, const struct transfer *t
         return GW_UPSTREAM_TLS;
     case CURLE_WRITE_ERROR:
         return t->too_large ? GW_UPSTREAM_TOO_LARGE : GW_UPSTREAM_FAILED;
-    case CURLE_SEND_FAIL_REWIND:    /* curl wanted to send the call again: on_seek refused */
-    case CURLE_ABORTED_BY_CALLBACK: /* the same, caught by on_prereq */
+    case CURLE_ABORTED_BY_CALLBACK: /* curl wanted to send the call again: on_prereq refused */
     case CURLE_GOT_NOTHING:         /* the server read the call and closed without an answer */
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
@@ -167,15 +174,22 @@ static enum gw_upstream_outcome outcome_of(CURLcode rc, const struct transfer *t
     }
 }
 
-/* The Date header of the answer, in Unix seconds; 0 when absent or unreadable (the clock check). */
-static int64_t answer_date(CURL *easy)
+/*
+ * The Date header of the answer, in Unix seconds; 0 when absent or unreadable (the clock check).
+ * Answers in the same second carry the same text: it is parsed once per second, not per answer.
+ */
+static int64_t answer_date(struct gw_upstream *up, CURL *easy)
 {
     struct curl_header *h = NULL;
     if (curl_easy_header(easy, "Date", 0, CURLH_HEADER, -1, &h) != CURLHE_OK || h == NULL) {
         return 0;
     }
-    time_t when = curl_getdate(h->value, NULL);
-    return when > 0 ? (int64_t)when : 0;
+    if (strcmp(h->value, up->last_date) != 0) {
+        time_t when = curl_getdate(h->value, NULL);
+        snprintf(up->last_date, sizeof up->last_date, "%s", h->value);
+        up->last_date_s = when > 0 ? (int64_t)when : 0;
+    }
+    return up->last_date_s;
 }
 
 /* How a transfer ends when the gateway stops while it runs. */
@@ -216,7 +230,7 @@ static void finish(struct gw_upstream *up, struct transfer *t, CURLcode rc)
     }
     if (rc == CURLE_OK) {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &call->http_status);
-        call->upstream_date = answer_date(t->easy);
+        call->upstream_date = answer_date(up, t->easy);
     } else if (rc != STOPPED_WHILE_RUNNING) {
         snprintf(call->upstream_detail, sizeof call->upstream_detail, "%s",
                  t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(rc));
@@ -229,7 +243,7 @@ static void finish(struct gw_upstream *up, struct transfer *t, CURLcode rc)
     }
     gw_upstream_done_fn done = t->done;
     void *arg = t->arg;
-    transfer_free(up, t);
+    transfer_release(up, t);
     done(call, arg);
 }
 
@@ -262,9 +276,60 @@ static void drive(struct gw_upstream *up, curl_socket_t fd, int flags)
     take_done(up);
 }
 
+/*
+ * What the loop knows of one of libcurl's sockets, by descriptor. A connection's socket stays
+ * watched between calls while it waits in libcurl's cache ("parked"): libcurl stops caring about
+ * it when a call ends and asks for it again when the next call reuses the connection, and
+ * watching it all along saves two epoll_ctl calls per call. Only the sockets libcurl opens
+ * through on_open_socket are parked, because their closing is known (on_close_socket); any other
+ * (a resolver's) is unwatched when libcurl lets it go, as it may be closed without a word.
+ */
+struct sock {
+    struct gw_loop_watch *watch; /* NULL: not in the loop's epoll set */
+    uint32_t events;             /* what watch asks for */
+    bool wanted;                 /* libcurl asked for it (false: parked) */
+    bool ours;                   /* opened by on_open_socket: its closing is known */
+};
+
+static struct sock *sock_of(struct gw_upstream *up, curl_socket_t fd)
+{
+    if (fd < 0) {
+        return NULL;
+    }
+    if ((size_t)fd >= up->socks_len) {
+        size_t len = up->socks_len > 0 ? up->socks_len : 64;
+        while (len <= (size_t)fd) {
+            len *= 2;
+        }
+        struct sock *grown = realloc(up->socks, len * sizeof *grown);
+        if (grown == NULL) {
+            return NULL;
+        }
+        memset(grown + up->socks_len, 0, (len - up->socks_len) * sizeof *grown);
+        up->socks = grown;
+        up->socks_len = len;
+    }
+    return &up->socks[fd];
+}
+
+static void sock_unwatch(struct sock *s)
+{
+    gw_loop_unwatch(s->watch);
+    s->watch = NULL;
+    s->events = 0;
+    s->wanted = false;
+}
+
 static void on_socket_ready(void *arg, int fd, uint32_t events)
 {
     struct gw_upstream *up = arg;
+    struct sock *s = &up->socks[fd]; /* watched, so in the table */
+    if (!s->wanted) {
+        /* A parked connection heard from its server (closing, most likely): libcurl finds out
+         * when it next looks at it; until then it is not watched, or it would wake us again. */
+        sock_unwatch(s);
+        return;
+    }
     int flags = 0;
     if ((events & EPOLLIN) != 0) {
         flags |= CURL_CSELECT_IN;
@@ -287,23 +352,59 @@ static void on_timer(void *arg)
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     struct gw_upstream *up = userp;
-    struct gw_loop_watch *w = socketp;
     (void)easy;
+    (void)socketp;
+    struct sock *s = sock_of(up, fd);
+    if (s == NULL) {
+        return -1;
+    }
     if (what == CURL_POLL_REMOVE) {
-        gw_loop_unwatch(w);
-        curl_multi_assign(up->multi, fd, NULL);
+        if (s->ours) {
+            s->wanted = false;
+        } else {
+            sock_unwatch(s);
+        }
         return 0;
     }
     uint32_t events =
         ((what & CURL_POLL_IN) != 0 ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) != 0 ? EPOLLOUT : 0);
-    if (w == NULL) {
-        if ((w = gw_loop_watch(up->loop, fd, events, on_socket_ready, up)) == NULL) {
+    if (s->watch == NULL) {
+        if ((s->watch = gw_loop_watch(up->loop, fd, events, on_socket_ready, up)) == NULL) {
             return -1;
         }
-        curl_multi_assign(up->multi, fd, w);
-        return 0;
+    } else if (s->events != events && !gw_loop_rewatch(s->watch, events)) {
+        return -1;
     }
-    return gw_loop_rewatch(w, events) ? 0 : -1;
+    s->events = events;
+    s->wanted = true;
+    return 0;
+}
+
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *address)
+{
+    struct gw_upstream *up = clientp;
+    (void)purpose;
+    int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    struct sock *s = fd >= 0 ? sock_of(up, fd) : NULL;
+    if (s == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return CURL_SOCKET_BAD;
+    }
+    *s = (struct sock){.ours = true};
+    return fd;
+}
+
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+    struct gw_upstream *up = clientp;
+    if (fd >= 0 && (size_t)fd < up->socks_len) {
+        sock_unwatch(&up->socks[fd]);
+        up->socks[fd].ours = false;
+    }
+    return close(fd);
 }
 
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
@@ -314,65 +415,134 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-static enum gw_err add_header(struct curl_slist **list, const char *name, const char *value)
+struct header_field {
+    const char *name;
+    const char *value;
+};
+
+/*
+ * The call's headers into t->header, from one buffer t keeps: it grows to the largest set of
+ * headers seen and is reused. GW_ERR_INVALID for a value with CR or LF, GW_ERR_NOMEM.
+ */
+static enum gw_err build_headers(struct transfer *t, const struct gw_call *call)
 {
-    char line[GW_CALL_AUTHORIZATION_MAX + 64];
-    int n = snprintf(line, sizeof line, "%s: %s", name, value);
-    if (n < 0 || (size_t)n >= sizeof line || strpbrk(line, "\r\n") != NULL) {
-        return GW_ERR_INVALID;
+    char timestamp[24];
+    snprintf(timestamp, sizeof timestamp, "%lld", (long long)call->timestamp);
+    struct header_field f[MAX_HEADERS];
+    size_t n = 0;
+    f[n++] = (struct header_field){"Content-Type", GW_CALL_CONTENT_TYPE};
+    f[n++] = (struct header_field){"X-TC-Action", call->action};
+    f[n++] = (struct header_field){"X-TC-Version", call->version};
+    f[n++] = (struct header_field){"X-TC-Timestamp", timestamp};
+    f[n++] = (struct header_field){"Authorization", call->authorization.data};
+    /* Temporary keys: their token, unsigned, as Tencent's SDKs send it. */
+    if (call->token.len > 0) {
+        f[n++] = (struct header_field){"X-TC-Token", call->token.data};
     }
-    struct curl_slist *next = curl_slist_append(*list, line);
-    if (next == NULL) {
-        return GW_ERR_NOMEM;
+    if (call->region[0] != '\0') {
+        f[n++] = (struct header_field){"X-TC-Region", call->region};
     }
-    *list = next;
+    if (call->language[0] != '\0') {
+        f[n++] = (struct header_field){"X-TC-Language", call->language};
+    }
+    /* Tracing headers the caller sent, so Tencent's support can find the call; never made up. */
+    if (call->trace_id[0] != '\0') {
+        f[n++] = (struct header_field){"X-TC-TraceId", call->trace_id};
+    }
+    if (call->request_client[0] != '\0') {
+        f[n++] = (struct header_field){"X-TC-RequestClient", call->request_client};
+    }
+    /* No "Expect: 100-continue" round trip, and nothing else curl would add on its own. */
+    f[n++] = (struct header_field){"Expect", ""};
+    f[n++] = (struct header_field){"Accept", ""};
+
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strpbrk(f[i].value, "\r\n") != NULL) {
+            return GW_ERR_INVALID;
+        }
+        need += strlen(f[i].name) + 2 + strlen(f[i].value) + 1;
+    }
+    if (need > t->text_cap) {
+        char *bigger = malloc(need);
+        if (bigger == NULL) {
+            return GW_ERR_NOMEM;
+        }
+        free(t->text); /* wiped when its call ended */
+        t->text = bigger;
+        t->text_cap = need;
+    }
+    char *p = t->text;
+    for (size_t i = 0; i < n; i++) {
+        size_t name_len = strlen(f[i].name), value_len = strlen(f[i].value);
+        t->header[i].data = p;
+        t->header[i].next = i + 1 < n ? &t->header[i + 1] : NULL;
+        memcpy(p, f[i].name, name_len);
+        p += name_len;
+        *p++ = ':';
+        *p++ = ' ';
+        memcpy(p, f[i].value, value_len);
+        p += value_len;
+        *p++ = '\0';
+    }
+    t->text_len = (size_t)(p - t->text);
     return GW_OK;
 }
 
-static enum gw_err build_headers(const struct gw_call *call, struct curl_slist **out)
+/* libcurl's buffer for the answer, per transfer: it is kept by each easy handle. */
+#define DOWNLOAD_BUFFER_BYTES 8192L
+
+/* A new transfer, its easy handle set up with what every call shares; NULL when out of memory. */
+static struct transfer *transfer_new(struct gw_upstream *up)
 {
-    enum gw_err err;
-    struct curl_slist *h = NULL;
-    char timestamp[24];
-    snprintf(timestamp, sizeof timestamp, "%lld", (long long)call->timestamp);
-    if ((err = add_header(&h, "Content-Type", GW_CALL_CONTENT_TYPE)) != GW_OK ||
-        (err = add_header(&h, "X-TC-Action", call->action)) != GW_OK ||
-        (err = add_header(&h, "X-TC-Version", call->version)) != GW_OK ||
-        (err = add_header(&h, "X-TC-Timestamp", timestamp)) != GW_OK ||
-        (err = add_header(&h, "Authorization", call->authorization.data)) != GW_OK) {
-        goto out;
+    struct transfer *t = calloc(1, sizeof *t);
+    CURL *e = t != NULL ? curl_easy_init() : NULL;
+    if (e == NULL) {
+        free(t);
+        return NULL;
     }
-    /* Temporary keys: their token, unsigned, as Tencent's SDKs send it. */
-    if (call->token.len > 0 && (err = add_header(&h, "X-TC-Token", call->token.data)) != GW_OK) {
-        goto out;
+    t->easy = e;
+    /*
+     * The body is borrowed from the call and goes out with the head in one write: the signed
+     * bytes are the bytes sent, their length known (Content-Length, never chunked). curl could
+     * send it again on a new connection when a reused one dies: on_prereq refuses that once any
+     * byte went out.
+     */
+    if (curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||
+        /* HTTP/2 where the upstream offers it (ALPN): many calls share one connection. */
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+        /* Where signed calls go is the configuration's business, not the environment's. */
+        curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, up->connect_timeout_ms) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, MAX_IDLE_S) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_MAXLIFETIME_CONN, MAX_LIFETIME_S) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PREREQDATA, t) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, DOWNLOAD_BUFFER_BYTES) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PRIVATE, t) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, up) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, up) != CURLE_OK ||
+        (up->ca_file != NULL && curl_easy_setopt(e, CURLOPT_CAINFO, up->ca_file) != CURLE_OK) ||
+        (up->connect_to != NULL &&
+         curl_easy_setopt(e, CURLOPT_CONNECT_TO, up->connect_to) != CURLE_OK) ||
+        (up->resolve != NULL && curl_easy_setopt(e, CURLOPT_RESOLVE, up->resolve) != CURLE_OK)) {
+        transfer_destroy(t);
+        return NULL;
     }
-    if (call->region[0] != '\0' && (err = add_header(&h, "X-TC-Region", call->region)) != GW_OK) {
-        goto out;
-    }
-    if (call->language[0] != '\0' &&
-        (err = add_header(&h, "X-TC-Language", call->language)) != GW_OK) {
-        goto out;
-    }
-    /* Tracing headers the caller sent, so Tencent's support can find the call; never made up. */
-    if (call->trace_id[0] != '\0' &&
-        (err = add_header(&h, "X-TC-TraceId", call->trace_id)) != GW_OK) {
-        goto out;
-    }
-    if (call->request_client[0] != '\0' &&
-        (err = add_header(&h, "X-TC-RequestClient", call->request_client)) != GW_OK) {
-        goto out;
-    }
-    /* No "Expect: 100-continue" round trip, and nothing else curl would add on its own. */
-    if ((err = add_header(&h, "Expect", "")) != GW_OK ||
-        (err = add_header(&h, "Accept", "")) != GW_OK) {
-        goto out;
-    }
-    *out = h;
-    h = NULL;
-    err = GW_OK;
-out:
-    curl_slist_free_all(h);
-    return err;
+    return t;
 }
 
 enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
@@ -387,14 +557,17 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
     if (up->in_flight >= up->max_in_flight) {
         return GW_ERR_BUSY;
     }
-    if ((t = calloc(1, sizeof *t)) == NULL) {
-        err = GW_ERR_NOMEM;
-        goto out;
+    t = up->spares > 0 ? up->spare[--up->spares] : transfer_new(up);
+    if (t == NULL) {
+        return GW_ERR_NOMEM;
     }
     t->call = call;
     t->done = done;
     t->arg = arg;
-    if ((err = build_headers(call, &t->headers)) != GW_OK) {
+    t->too_large = false;
+    t->attempts = 0;
+    t->errbuf[0] = '\0';
+    if ((err = build_headers(t, call)) != GW_OK) {
         goto out;
     }
     int n = snprintf(url, sizeof url, "https://%s/", call->host);
@@ -402,60 +575,17 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
         err = GW_ERR_INVALID;
         goto out;
     }
-    t->easy = up->spares > 0 ? up->spare[--up->spares] : curl_easy_init();
-    if (t->easy == NULL) {
-        err = GW_ERR_NOMEM;
-        goto out;
-    }
     CURL *e = t->easy;
-    /*
-     * The body is borrowed from the call: the signed bytes are the bytes sent, read by on_read with
-     * its length known (Content-Length, never chunked). An empty body has no bytes for curl to
-     * fail to rewind, so curl would repeat it on a retry: it gets a fresh connection, on which
-     * curl never retries.
-     */
+    /* A call's deadline may leave less than the configured timeout (retries, deadlines). */
+    long timeout_ms = call->retry.timeout_ms > 0 && call->retry.timeout_ms < up->timeout_ms
+                          ? call->retry.timeout_ms
+                          : up->timeout_ms;
     if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||
-        /* HTTP/2 where the upstream offers it (ALPN): many calls share one connection. */
-        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-        /* Where signed calls go is the configuration's business, not the environment's. */
-        curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, up->connect_timeout_ms) != CURLE_OK ||
-        /* A call's deadline may leave less than the configured timeout (retries, deadlines). */
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                         call->retry.timeout_ms > 0 && call->retry.timeout_ms < up->timeout_ms
-                             ? call->retry.timeout_ms
-                             : up->timeout_ms) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, MAX_IDLE_S) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_MAXLIFETIME_CONN, MAX_LIFETIME_S) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, call->body.len == 0 ? 1L : 0L) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_READDATA, t) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_SEEKDATA, t) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PREREQDATA, t) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body.len) != CURLE_OK ||
-        /* libcurl's smallest upload buffer: its 64 KiB default, per call in flight, is memory a
-         * call of at most max_body_bytes rarely needs. */
-        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PRIVATE, t) != CURLE_OK ||
-        (up->ca_file != NULL && curl_easy_setopt(e, CURLOPT_CAINFO, up->ca_file) != CURLE_OK) ||
-        (up->connect_to != NULL &&
-         curl_easy_setopt(e, CURLOPT_CONNECT_TO, up->connect_to) != CURLE_OK) ||
-        (up->resolve != NULL && curl_easy_setopt(e, CURLOPT_RESOLVE, up->resolve) != CURLE_OK)) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body.len > 0 ? call->body.data : "") !=
+            CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->header) != CURLE_OK) {
         err = GW_ERR_INTERNAL;
         goto out;
     }
@@ -465,6 +595,7 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
         goto out;
     }
     t->next = up->running;
+    t->prev = NULL;
     if (up->running != NULL) {
         up->running->prev = t;
     }
@@ -473,7 +604,9 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
     t = NULL;
     err = GW_OK;
 out:
-    transfer_free(up, t);
+    if (t != NULL) {
+        transfer_release(up, t);
+    }
     return err;
 }
 
@@ -493,8 +626,12 @@ static void upstream_free(struct gw_upstream *up)
 {
     curl_multi_cleanup(up->multi); /* closes connections: their sockets are unwatched */
     for (unsigned i = 0; i < up->spares; i++) {
-        curl_easy_cleanup(up->spare[i]);
+        transfer_destroy(up->spare[i]);
     }
+    for (size_t fd = 0; fd < up->socks_len; fd++) {
+        sock_unwatch(&up->socks[fd]);
+    }
+    free(up->socks);
     gw_loop_timer_free(up->timer);
     curl_slist_free_all(up->connect_to);
     curl_slist_free_all(up->resolve);

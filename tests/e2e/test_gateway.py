@@ -232,6 +232,22 @@ class TestRefusals(GatewayCase):
                                  answer["Response"]["RequestId"])
         self.assertNothingForwarded()
 
+    def test_head_capacity(self):
+        """A head of 4 KiB is read (and its extra header not passed on); one of 16 KiB is
+        refused with 431 before any of it is judged, and nothing is forwarded."""
+        base = {"Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
+                "X-TC-Action": "DescribeProxies", "X-TC-Version": "2018-05-29"}
+        status, _, data = self.gw.request("POST", "/", dict(base, **{"X-Pad": "p" * 3500}),
+                                          b"{}")
+        self.assertEqual(status, 200, data)
+        self.assertIsNone(gw.error_code(json.loads(data)), data)
+        self.assertNotIn("x-pad", self.sim.records()[-1]["headers"])
+        forwarded = len(self.sim.records())
+        status, _, data = self.gw.request("POST", "/", dict(base, **{"X-Pad": "p" * 16384}),
+                                          b"{}")
+        self.assertEqual(status, 431, data)
+        self.assertEqual(len(self.sim.records()), forwarded)
+
     def test_caller_that_half_closes_after_its_request_gets_the_answer(self):
         """A client may send its whole call, shut down its writing side, then read: the gateway
         still answers, and closes the connection afterwards (nothing more can come)."""

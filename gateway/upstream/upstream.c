@@ -489,8 +489,14 @@ static enum gw_err build_headers(struct transfer *t, const struct gw_call *call)
     return GW_OK;
 }
 
-/* libcurl's buffer for the answer, per transfer: it is kept by each easy handle. */
-#define DOWNLOAD_BUFFER_BYTES 8192L
+/*
+ * libcurl's buffers, kept by each easy handle, so paid once per call in flight. The answer's:
+ * 4 KiB (its default, 16 KiB, would mostly sit empty: answers are read a TLS record at a time
+ * whatever its size). The request's: libcurl copies every HTTPS request into it before sending,
+ * whatever the body's source; 16 KiB is libcurl's least, a quarter of its default.
+ */
+#define DOWNLOAD_BUFFER_BYTES 4096L
+#define UPLOAD_BUFFER_BYTES 16384L
 
 /* A new transfer, its easy handle set up with what every call shares; NULL when out of memory. */
 static struct transfer *transfer_new(struct gw_upstream *up)
@@ -527,6 +533,7 @@ static struct transfer *transfer_new(struct gw_upstream *up)
         curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PREREQDATA, t) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_BUFFERSIZE, DOWNLOAD_BUFFER_BYTES) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER_BYTES) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK ||

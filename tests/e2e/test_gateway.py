@@ -234,7 +234,7 @@ class TestRefusals(GatewayCase):
 
     def test_head_capacity(self):
         """A head of 4 KiB is read (and its extra header not passed on); one of 16 KiB is
-        refused with 431 before any of it is judged, and nothing is forwarded."""
+        refused (431) before any of it is judged, and nothing is forwarded."""
         base = {"Host": "gaap.tencentcloudapi.com", "Content-Type": "application/json",
                 "X-TC-Action": "DescribeProxies", "X-TC-Version": "2018-05-29"}
         status, _, data = self.gw.request("POST", "/", dict(base, **{"X-Pad": "p" * 3500}),
@@ -243,9 +243,26 @@ class TestRefusals(GatewayCase):
         self.assertIsNone(gw.error_code(json.loads(data)), data)
         self.assertNotIn("x-pad", self.sim.records()[-1]["headers"])
         forwarded = len(self.sim.records())
-        status, _, data = self.gw.request("POST", "/", dict(base, **{"X-Pad": "p" * 16384}),
-                                          b"{}")
-        self.assertEqual(status, 431, data)
+        # libmicrohttpd answers 431 and closes, maybe before the whole head is written; the close
+        # over unread bytes can reset the connection before the answer is read: either is a
+        # refusal, and nothing may be forwarded.
+        head = "".join("%s: %s\r\n" % kv for kv in dict(base, **{
+            "X-Pad": "p" * 16384, "Content-Length": "2"}).items())
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=15) as sock:
+            try:
+                sock.sendall(("POST / HTTP/1.1\r\n%s\r\n{}" % head).encode())
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            answer = b""
+            while True:
+                try:
+                    chunk = sock.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                answer += chunk
+        self.assertTrue(answer == b"" or answer.startswith(b"HTTP/1.1 431 "), answer[:200])
         self.assertEqual(len(self.sim.records()), forwarded)
 
     def test_caller_that_half_closes_after_its_request_gets_the_answer(self):

@@ -76,7 +76,9 @@ build() {
         echo "== run.sh: exporting $REV ($commit) into $SRC" >&2
         rm -rf "$SRC"
         mkdir -p "$SRC"
-        git -C "$ROOT" archive "$commit" | tar -x -C "$SRC"
+        # -m: the files get the time of extraction, not of their commit, so that make rebuilds
+        # whatever an earlier revision built in this directory.
+        git -C "$ROOT" archive "$commit" | tar -x -m -C "$SRC"
         echo "$commit" >"$SRC/.tcgw-bench-rev"
     fi
     echo "== run.sh: building tcgw (Release) from $SRC in $BUILD" >&2

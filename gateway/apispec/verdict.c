@@ -28,9 +28,12 @@ bool apispec_refuse(struct check *c, const char *code, const char *fmt, ...)
 size_t apispec_path_push(struct check *c, const char *name)
 {
     size_t old = c->len;
-    int n = snprintf(c->path + old, sizeof c->path - old, "%s%s", old ? "." : "", name);
-    if (n > 0 && (size_t)n < sizeof c->path - old) {
-        c->len += (size_t)n;
+    size_t dot = old > 0 ? 1 : 0;
+    size_t n = strlen(name);
+    if (dot + n < sizeof c->path - old) {
+        c->path[old] = '.';
+        memcpy(c->path + old + dot, name, n + 1);
+        c->len += dot + n;
     } else {
         c->path[old] = '\0'; /* cannot happen: load bounds names, the check bounds depth */
     }

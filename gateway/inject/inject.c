@@ -67,13 +67,16 @@ struct walk {
 static size_t push(char *path, size_t *len, const char *seg, bool *too_long)
 {
     size_t old = *len;
-    int n = snprintf(path + old, GW_INJECT_PATH_MAX - old, "%s%s", old > 0 ? "." : "", seg);
-    if (n < 0 || (size_t)n >= GW_INJECT_PATH_MAX - old) {
+    size_t dot = old > 0 ? 1 : 0;
+    size_t n = strlen(seg);
+    if (dot + n >= GW_INJECT_PATH_MAX - old) {
         *too_long = true;
         path[old] = '\0';
         return old;
     }
-    *len = old + (size_t)n;
+    path[old] = '.'; /* overwritten by seg when there is no dot */
+    memcpy(path + old + dot, seg, n + 1);
+    *len = old + dot + n;
     return old;
 }
 

@@ -62,6 +62,9 @@ struct gw_upstream {
     long connect_timeout_ms;
     long timeout_ms;
     unsigned max_in_flight;
+    long max_connections; /* upstream.max_host_connections: the cap while HTTP/1.1 is spoken */
+    long h2_connections;  /* the cap while the upstream speaks HTTP/2 */
+    long connections;     /* the cap libcurl has now */
     unsigned in_flight;
     bool stopping;
     struct transfer *running;
@@ -247,6 +250,39 @@ static void finish(struct gw_upstream *up, struct transfer *t, CURLcode rc)
     done(call, arg);
 }
 
+/*
+ * Connections per host, adapted to what the upstream speaks. Over HTTP/2 a connection carries up
+ * to H2_STREAMS calls (libcurl's own limit per connection), but libcurl 7.88 opens a new
+ * connection for every call that finds its connections full while another one is still being set
+ * up: a burst of 2,000 calls made over a thousand connections of one or two calls each, and kept
+ * them. So until the first answer tells, and for as long as answers come over HTTP/2, libcurl may
+ * open only enough connections for max_in_flight calls; the calls past them wait inside libcurl
+ * (they are in flight, so bounded by max_in_flight) for a stream to end. Answers over HTTP/1.1,
+ * one call per connection, lift the cap to upstream.max_host_connections.
+ */
+#define H2_STREAMS 100
+
+static void set_connection_cap(struct gw_upstream *up, long cap)
+{
+    if (cap != up->connections &&
+        curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, cap) == CURLM_OK) {
+        up->connections = cap;
+    }
+}
+
+static void learn_protocol(struct gw_upstream *up, CURL *easy)
+{
+    long version = 0;
+    if (curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version) != CURLE_OK) {
+        return;
+    }
+    if (version == CURL_HTTP_VERSION_2_0) {
+        set_connection_cap(up, up->h2_connections);
+    } else if (version == CURL_HTTP_VERSION_1_1 || version == CURL_HTTP_VERSION_1_0) {
+        set_connection_cap(up, up->max_connections);
+    }
+}
+
 /* Every transfer libcurl says is done ends here, on the loop's thread. */
 static void take_done(struct gw_upstream *up)
 {
@@ -259,6 +295,9 @@ static void take_done(struct gw_upstream *up)
         struct transfer *t = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
         CURLcode rc = m->data.result;
+        if (rc == CURLE_OK) {
+            learn_protocol(up, t->easy);
+        }
         curl_multi_remove_handle(up->multi, t->easy);
         unlink_running(up, t);
         finish(up, t, rc);
@@ -662,6 +701,12 @@ enum gw_err gw_upstream_new(const struct gw_upstream_options *opts, struct gw_lo
     up->connect_timeout_ms = opts->connect_timeout_ms;
     up->timeout_ms = opts->timeout_ms;
     up->max_in_flight = opts->max_in_flight > 0 ? opts->max_in_flight : 1;
+    up->max_connections = (long)opts->max_host_connections;
+    up->h2_connections = (long)(up->max_in_flight / H2_STREAMS + 1);
+    if (up->h2_connections > up->max_connections) {
+        up->h2_connections = up->max_connections;
+    }
+    up->connections = up->h2_connections; /* until an answer tells (see H2_STREAMS) */
     up->multi = curl_multi_init();
     up->timer = gw_loop_timer_new(loop, on_timer, up);
     /*
@@ -675,8 +720,8 @@ enum gw_err gw_upstream_new(const struct gw_upstream_options *opts, struct gw_lo
         curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
         curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up) != CURLM_OK ||
         curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX) != CURLM_OK ||
-        curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                          (long)opts->max_host_connections) != CURLM_OK ||
+        curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, up->connections) !=
+            CURLM_OK ||
         curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, (long)opts->max_host_connections * 4) !=
             CURLM_OK) {
         snprintf(msg, msglen, "cannot set up libcurl");

@@ -2,6 +2,7 @@
 #include "upstream/upstream_internal.h"
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@
  */
 struct transfer {
     struct transfer *prev, *next;
+    struct gw_upstream *up;
     CURL *easy;
     struct gw_call *call;
     gw_upstream_done_fn done;
@@ -65,6 +67,7 @@ struct gw_upstream {
     long max_connections; /* upstream.max_host_connections: the cap while HTTP/1.1 is spoken */
     long h2_connections;  /* the cap while the upstream speaks HTTP/2 */
     long connections;     /* the cap libcurl has now */
+    long wanted;          /* the cap the latest connection's protocol asks for */
     unsigned in_flight;
     bool stopping;
     struct transfer *running;
@@ -113,6 +116,40 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 }
 
 /*
+ * Connections per host, adapted to what the upstream speaks. Over HTTP/2 a connection carries up
+ * to H2_STREAMS calls (libcurl's own limit per connection), but libcurl 7.88 opens a new
+ * connection for every call that finds its connections full while another one is still being set
+ * up: a burst of 2,000 calls made over a thousand connections of one or two calls each, and kept
+ * them. So once a connection's TLS handshake settles on HTTP/2 (ALPN), libcurl may open only
+ * enough connections for max_in_flight calls; the calls past them wait inside libcurl (they are
+ * in flight, so bounded by max_in_flight) for a stream to end. A connection on HTTP/1.1, one call
+ * at a time, puts the cap back to upstream.max_host_connections.
+ */
+#define H2_STREAMS 100
+
+static void set_connection_cap(struct gw_upstream *up, long cap)
+{
+    if (cap != up->connections &&
+        curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, cap) == CURLM_OK) {
+        up->connections = cap;
+    }
+}
+
+/* What the transfer's connection speaks: HTTP/2 when its TLS handshake chose "h2". */
+static bool speaks_h2(CURL *easy)
+{
+    struct curl_tlssessioninfo *tls = NULL;
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    if (curl_easy_getinfo(easy, CURLINFO_TLS_SSL_PTR, &tls) != CURLE_OK || tls == NULL ||
+        tls->backend != CURLSSLBACKEND_OPENSSL || tls->internals == NULL) {
+        return false;
+    }
+    SSL_get0_alpn_selected(tls->internals, &alpn, &alpn_len);
+    return alpn_len == 2 && memcmp(alpn, "h2", 2) == 0;
+}
+
+/*
  * Whether any byte of this call went out, over every attempt: curl's count of request bytes sent
  * (head and body; the body goes out with the head, in one write), reset only when a transfer
  * starts, not when curl tries again on a new connection. A byte out means Tencent may hold the
@@ -142,6 +179,8 @@ static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primar
         return CURL_PREREQFUNC_ABORT;
     }
     t->attempts++;
+    /* libcurl takes no option inside its callbacks: drive() applies it on return. */
+    t->up->wanted = speaks_h2(t->easy) ? t->up->h2_connections : t->up->max_connections;
     return CURL_PREREQFUNC_OK;
 }
 
@@ -250,39 +289,6 @@ static void finish(struct gw_upstream *up, struct transfer *t, CURLcode rc)
     done(call, arg);
 }
 
-/*
- * Connections per host, adapted to what the upstream speaks. Over HTTP/2 a connection carries up
- * to H2_STREAMS calls (libcurl's own limit per connection), but libcurl 7.88 opens a new
- * connection for every call that finds its connections full while another one is still being set
- * up: a burst of 2,000 calls made over a thousand connections of one or two calls each, and kept
- * them. So until the first answer tells, and for as long as answers come over HTTP/2, libcurl may
- * open only enough connections for max_in_flight calls; the calls past them wait inside libcurl
- * (they are in flight, so bounded by max_in_flight) for a stream to end. Answers over HTTP/1.1,
- * one call per connection, lift the cap to upstream.max_host_connections.
- */
-#define H2_STREAMS 100
-
-static void set_connection_cap(struct gw_upstream *up, long cap)
-{
-    if (cap != up->connections &&
-        curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, cap) == CURLM_OK) {
-        up->connections = cap;
-    }
-}
-
-static void learn_protocol(struct gw_upstream *up, CURL *easy)
-{
-    long version = 0;
-    if (curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version) != CURLE_OK) {
-        return;
-    }
-    if (version == CURL_HTTP_VERSION_2_0) {
-        set_connection_cap(up, up->h2_connections);
-    } else if (version == CURL_HTTP_VERSION_1_1 || version == CURL_HTTP_VERSION_1_0) {
-        set_connection_cap(up, up->max_connections);
-    }
-}
-
 /* Every transfer libcurl says is done ends here, on the loop's thread. */
 static void take_done(struct gw_upstream *up)
 {
@@ -295,9 +301,6 @@ static void take_done(struct gw_upstream *up)
         struct transfer *t = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
         CURLcode rc = m->data.result;
-        if (rc == CURLE_OK) {
-            learn_protocol(up, t->easy);
-        }
         curl_multi_remove_handle(up->multi, t->easy);
         unlink_running(up, t);
         finish(up, t, rc);
@@ -308,6 +311,7 @@ static void drive(struct gw_upstream *up, curl_socket_t fd, int flags)
 {
     int still_running = 0;
     CURLMcode mc = curl_multi_socket_action(up->multi, fd, flags, &still_running);
+    set_connection_cap(up, up->wanted);
     if (mc != CURLM_OK) {
         /* Not expected short of memory exhaustion: the transfers' own timeouts still apply. */
         fprintf(stderr, "level=error event=upstream_loop error=\"%s\"\n", curl_multi_strerror(mc));
@@ -547,6 +551,7 @@ static struct transfer *transfer_new(struct gw_upstream *up)
         return NULL;
     }
     t->easy = e;
+    t->up = up;
     /*
      * The body is borrowed from the call and goes out with the head in one write: the signed
      * bytes are the bytes sent, their length known (Content-Length, never chunked). curl could
@@ -706,7 +711,7 @@ enum gw_err gw_upstream_new(const struct gw_upstream_options *opts, struct gw_lo
     if (up->h2_connections > up->max_connections) {
         up->h2_connections = up->max_connections;
     }
-    up->connections = up->h2_connections; /* until an answer tells (see H2_STREAMS) */
+    up->connections = up->wanted = up->max_connections; /* until a handshake tells (H2_STREAMS) */
     up->multi = curl_multi_init();
     up->timer = gw_loop_timer_new(loop, on_timer, up);
     /*

@@ -45,7 +45,8 @@ struct transfer {
     bool too_large;
     unsigned attempts; /* times curl was about to send the request (on_prereq) */
     /* The call's headers: lines in text, linked as the list curl reads (a list curl only reads,
-     * so no allocation per call). text may hold X-TC-Token: wiped after each call. */
+     * so no allocation per call). text may hold X-TC-Token: wiped after each call (libcurl's own
+     * copy of the request head, in its upload buffer, is out of reach). */
     struct curl_slist header[MAX_HEADERS];
     char *text;
     size_t text_cap;
@@ -67,7 +68,9 @@ struct gw_upstream {
     long max_connections; /* upstream.max_host_connections: the cap while HTTP/1.1 is spoken */
     long h2_connections;  /* the cap while the upstream speaks HTTP/2 */
     long connections;     /* the cap libcurl has now */
-    long wanted;          /* the cap the latest connection's protocol asks for */
+    bool h2_seen;         /* a connection settled on HTTP/2 */
+    bool h1_seen;         /* one settled on HTTP/1.1, at h1_seen_ms (loop time) */
+    int64_t h1_seen_ms;
     unsigned in_flight;
     bool stopping;
     struct transfer *running;
@@ -116,19 +119,71 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 }
 
 /*
+ * What the loop knows of one of libcurl's sockets, by descriptor. A connection's socket stays
+ * watched between calls while it waits in libcurl's cache ("parked"): libcurl stops caring about
+ * it when a call ends and asks for it again when the next call reuses the connection, and
+ * watching it all along saves two epoll_ctl calls per call. Only a socket that is known to be
+ * closed through on_close_socket is parked: one libcurl opened through on_open_socket and that
+ * carried a request (libcurl 7.88 closes a socket that never finished connecting with a plain
+ * close(), and tells only afterwards, if at all). Any other (a resolver's, a connection attempt's)
+ * is unwatched when libcurl lets it go.
+ */
+struct sock {
+    struct gw_loop_watch *watch; /* NULL: not in the loop's epoll set */
+    uint32_t events;             /* what watch asks for */
+    bool wanted;                 /* libcurl asked for it (false: parked) */
+    bool ours;                   /* opened by on_open_socket */
+    bool parkable;               /* ours, and a request went out on it: its closing is known */
+};
+
+static struct sock *sock_of(struct gw_upstream *up, curl_socket_t fd)
+{
+    if (fd < 0) {
+        return NULL;
+    }
+    if ((size_t)fd >= up->socks_len) {
+        size_t len = up->socks_len > 0 ? up->socks_len : 64;
+        while (len <= (size_t)fd) {
+            len *= 2;
+        }
+        struct sock *grown = realloc(up->socks, len * sizeof *grown);
+        if (grown == NULL) {
+            return NULL;
+        }
+        memset(grown + up->socks_len, 0, (len - up->socks_len) * sizeof *grown);
+        up->socks = grown;
+        up->socks_len = len;
+    }
+    return &up->socks[fd];
+}
+
+static void sock_unwatch(struct sock *s)
+{
+    gw_loop_unwatch(s->watch);
+    s->watch = NULL;
+    s->events = 0;
+    s->wanted = false;
+}
+
+/*
  * Connections per host, adapted to what the upstream speaks. Over HTTP/2 a connection carries up
  * to H2_STREAMS calls (libcurl's own limit per connection), but libcurl 7.88 opens a new
  * connection for every call that finds its connections full while another one is still being set
  * up: a burst of 2,000 calls made over a thousand connections of one or two calls each, and kept
- * them. So once a connection's TLS handshake settles on HTTP/2 (ALPN), libcurl may open only
- * enough connections for max_in_flight calls; the calls past them wait inside libcurl (they are
- * in flight, so bounded by max_in_flight) for a stream to end. A connection on HTTP/1.1, one call
- * at a time, puts the cap back to upstream.max_host_connections.
+ * them. So once connections' TLS handshakes settle on HTTP/2 (ALPN), libcurl may open only enough
+ * connections for max_in_flight calls; the calls past them wait inside libcurl (they are in
+ * flight, so bounded by max_in_flight) for a stream to end. The cap is one for every host of a
+ * worker, so a connection on HTTP/1.1 (one call at a time) in the last H1_HOLD_MS keeps it at
+ * upstream.max_host_connections.
  */
 #define H2_STREAMS 100
+#define H1_HOLD_MS 60000
 
-static void set_connection_cap(struct gw_upstream *up, long cap)
+static void set_connection_cap(struct gw_upstream *up)
 {
+    bool h1_recent =
+        up->h1_seen && gw_loop_now_ms(up->loop) - up->h1_seen_ms < (int64_t)H1_HOLD_MS;
+    long cap = up->h2_seen && !h1_recent ? up->h2_connections : up->max_connections;
     if (cap != up->connections &&
         curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, cap) == CURLM_OK) {
         up->connections = cap;
@@ -150,37 +205,46 @@ static bool speaks_h2(CURL *easy)
 }
 
 /*
- * Whether any byte of this call went out, over every attempt: curl's count of request bytes sent
- * (head and body; the body goes out with the head, in one write), reset only when a transfer
- * starts, not when curl tries again on a new connection. A byte out means Tencent may hold the
- * call.
+ * Whether Tencent may hold the call: libcurl was about to send it at least once (on_prereq). How
+ * much of it went out is not told reliably: what libcurl could not write at once is sent later
+ * and not counted in CURLINFO_REQUEST_SIZE.
  */
 static bool may_have_arrived(const struct transfer *t)
 {
-    long sent = 0;
-    return curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent > 0;
+    return t->attempts > 0;
 }
 
 /*
- * Runs each time curl is about to send the request. A second time means curl retries on its own,
- * on a new connection, after a reused one closed without an answer. That is harmless while no
- * byte of the call went out (the connection was found dead when writing), and refused otherwise:
- * at most once, always.
+ * Runs each time curl is about to send the request, once its connection is up. A second time
+ * means curl retries on its own, on a new connection, after a reused one closed without an
+ * answer: refused, whatever happened to the first attempt. At most once, always.
  */
 static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
                      int local_port)
 {
     struct transfer *t = clientp;
+    struct gw_upstream *up = t->up;
     (void)primary_ip;
     (void)local_ip;
     (void)primary_port;
     (void)local_port;
-    if (t->attempts > 0 && may_have_arrived(t)) {
+    if (t->attempts > 0) {
         return CURL_PREREQFUNC_ABORT;
     }
     t->attempts++;
+    /* The socket is connected now: libcurl closes it through on_close_socket. */
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (curl_easy_getinfo(t->easy, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK && fd >= 0 &&
+        (size_t)fd < up->socks_len && up->socks[fd].ours) {
+        up->socks[fd].parkable = true;
+    }
     /* libcurl takes no option inside its callbacks: drive() applies it on return. */
-    t->up->wanted = speaks_h2(t->easy) ? t->up->h2_connections : t->up->max_connections;
+    if (speaks_h2(t->easy)) {
+        up->h2_seen = true;
+    } else {
+        up->h1_seen_ms = gw_loop_now_ms(up->loop);
+        up->h1_seen = true;
+    }
     return CURL_PREREQFUNC_OK;
 }
 
@@ -311,56 +375,12 @@ static void drive(struct gw_upstream *up, curl_socket_t fd, int flags)
 {
     int still_running = 0;
     CURLMcode mc = curl_multi_socket_action(up->multi, fd, flags, &still_running);
-    set_connection_cap(up, up->wanted);
+    set_connection_cap(up);
     if (mc != CURLM_OK) {
         /* Not expected short of memory exhaustion: the transfers' own timeouts still apply. */
         fprintf(stderr, "level=error event=upstream_loop error=\"%s\"\n", curl_multi_strerror(mc));
     }
     take_done(up);
-}
-
-/*
- * What the loop knows of one of libcurl's sockets, by descriptor. A connection's socket stays
- * watched between calls while it waits in libcurl's cache ("parked"): libcurl stops caring about
- * it when a call ends and asks for it again when the next call reuses the connection, and
- * watching it all along saves two epoll_ctl calls per call. Only the sockets libcurl opens
- * through on_open_socket are parked, because their closing is known (on_close_socket); any other
- * (a resolver's) is unwatched when libcurl lets it go, as it may be closed without a word.
- */
-struct sock {
-    struct gw_loop_watch *watch; /* NULL: not in the loop's epoll set */
-    uint32_t events;             /* what watch asks for */
-    bool wanted;                 /* libcurl asked for it (false: parked) */
-    bool ours;                   /* opened by on_open_socket: its closing is known */
-};
-
-static struct sock *sock_of(struct gw_upstream *up, curl_socket_t fd)
-{
-    if (fd < 0) {
-        return NULL;
-    }
-    if ((size_t)fd >= up->socks_len) {
-        size_t len = up->socks_len > 0 ? up->socks_len : 64;
-        while (len <= (size_t)fd) {
-            len *= 2;
-        }
-        struct sock *grown = realloc(up->socks, len * sizeof *grown);
-        if (grown == NULL) {
-            return NULL;
-        }
-        memset(grown + up->socks_len, 0, (len - up->socks_len) * sizeof *grown);
-        up->socks = grown;
-        up->socks_len = len;
-    }
-    return &up->socks[fd];
-}
-
-static void sock_unwatch(struct sock *s)
-{
-    gw_loop_unwatch(s->watch);
-    s->watch = NULL;
-    s->events = 0;
-    s->wanted = false;
 }
 
 static void on_socket_ready(void *arg, int fd, uint32_t events)
@@ -402,7 +422,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
         return -1;
     }
     if (what == CURL_POLL_REMOVE) {
-        if (s->ours) {
+        if (s->parkable) {
             s->wanted = false;
         } else {
             sock_unwatch(s);
@@ -411,11 +431,12 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     }
     uint32_t events =
         ((what & CURL_POLL_IN) != 0 ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) != 0 ? EPOLLOUT : 0);
-    if (s->watch == NULL) {
-        if ((s->watch = gw_loop_watch(up->loop, fd, events, on_socket_ready, up)) == NULL) {
-            return -1;
-        }
-    } else if (s->events != events && !gw_loop_rewatch(s->watch, events)) {
+    if (s->watch != NULL && s->events != events && !gw_loop_rewatch(s->watch, events)) {
+        /* Not in the epoll set any more (its descriptor was closed and reused): start over. */
+        sock_unwatch(s);
+    }
+    if (s->watch == NULL &&
+        (s->watch = gw_loop_watch(up->loop, fd, events, on_socket_ready, up)) == NULL) {
         return -1;
     }
     s->events = events;
@@ -436,7 +457,25 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
         }
         return CURL_SOCKET_BAD;
     }
-    *s = (struct sock){.ours = true};
+    if (s->watch != NULL) {
+        /*
+         * The descriptor was closed without on_close_socket (a connection attempt libcurl gave
+         * up), so its epoll registration went with it. If libcurl still counts it as watched, it
+         * will not ask again for this number: watch the new socket as libcurl believes it is.
+         */
+        bool wanted = s->wanted;
+        uint32_t events = s->events;
+        sock_unwatch(s);
+        if (wanted && (s->watch = gw_loop_watch(up->loop, fd, events, on_socket_ready, up)) ==
+                          NULL) {
+            close(fd);
+            return CURL_SOCKET_BAD;
+        }
+        s->events = wanted ? events : 0;
+        s->wanted = wanted;
+    }
+    s->ours = true;
+    s->parkable = false;
     return fd;
 }
 
@@ -446,6 +485,7 @@ static int on_close_socket(void *clientp, curl_socket_t fd)
     if (fd >= 0 && (size_t)fd < up->socks_len) {
         sock_unwatch(&up->socks[fd]);
         up->socks[fd].ours = false;
+        up->socks[fd].parkable = false;
     }
     return close(fd);
 }
@@ -555,8 +595,7 @@ static struct transfer *transfer_new(struct gw_upstream *up)
     /*
      * The body is borrowed from the call and goes out with the head in one write: the signed
      * bytes are the bytes sent, their length known (Content-Length, never chunked). curl could
-     * send it again on a new connection when a reused one dies: on_prereq refuses that once any
-     * byte went out.
+     * send it again on a new connection when a reused one dies: on_prereq refuses that.
      */
     if (curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK ||
@@ -711,7 +750,7 @@ enum gw_err gw_upstream_new(const struct gw_upstream_options *opts, struct gw_lo
     if (up->h2_connections > up->max_connections) {
         up->h2_connections = up->max_connections;
     }
-    up->connections = up->wanted = up->max_connections; /* until a handshake tells (H2_STREAMS) */
+    up->connections = up->max_connections; /* until a handshake tells (H2_STREAMS) */
     up->multi = curl_multi_init();
     up->timer = gw_loop_timer_new(loop, on_timer, up);
     /*

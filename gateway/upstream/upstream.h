@@ -12,7 +12,7 @@
  * At most once: a call is never sent twice by this module. When a kept-alive connection closes
  * after the call went out and before an answer came, the outcome is GW_UPSTREAM_FAILED (it may
  * have been applied), never a silent resend on a new connection. GW_UPSTREAM_CONNECT and
- * GW_UPSTREAM_TLS ("not sent") are only reported while no byte of the call went out.
+ * GW_UPSTREAM_TLS ("not sent") are only reported when libcurl never got as far as sending.
  * Connections are not reused once idle for 30 s or 50 s old, to keep that case rare.
  */
 #ifndef GW_UPSTREAM_H

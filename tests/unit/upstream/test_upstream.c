@@ -453,6 +453,72 @@ static void test_silent_upstream_times_out_before_sending(void **state)
     close(fd);
 }
 
+/*
+ * libcurl closes a socket that never finished connecting with a plain close() and tells the
+ * loop afterwards, so its descriptor can come back at once as another socket (here the resolver's
+ * socketpair for a name). The loop must watch the new one as libcurl asks, or that worker's
+ * transfers would never end: a connect timeout, then a call that needs a name resolved, then one
+ * more call, each ending on time.
+ */
+static void test_a_socket_closed_while_connecting_does_not_stall_the_loop(void **state)
+{
+    (void)state;
+    /* A listener whose backlog is full: connection attempts to it time out. */
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(listener, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(listener, 0), 0);
+    assert_int_equal(getsockname(listener, (struct sockaddr *)&a, &len), 0);
+    int fillers[4];
+    for (int i = 0; i < 4; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)connect(fillers[i], (struct sockaddr *)&a, sizeof a);
+    }
+    usleep(100000);
+    char blackhole[128], by_name[128];
+    snprintf(blackhole, sizeof blackhole, "blackhole.test:443:127.0.0.1:%u",
+             (unsigned)ntohs(a.sin_port));
+    snprintf(by_name, sizeof by_name, "gaap.tencentcloudapi.com:443:tcgw-test.invalid:%u",
+             (unsigned)ntohs(a.sin_port));
+    char *const connect_to[] = {blackhole, by_name, NULL};
+    struct gw_upstream_options opts = {
+        .connect_timeout_ms = 300,
+        .timeout_ms = 300,
+        .max_host_connections = 4,
+        .max_in_flight = 64,
+        .connect_to = connect_to,
+    };
+    struct gw_upstream *up = NULL;
+    char msg[512] = "";
+    if (gw_upstream_new(&opts, loop, &up, msg, sizeof msg) != GW_OK) {
+        fail_msg("gw_upstream_new: %s", msg);
+    }
+    struct waiter w = new_waiter();
+    struct gw_call *first = signed_call();
+    strcpy(first->host, "blackhole.test");
+    struct gw_call *second = signed_call();
+    struct gw_call *third = signed_call();
+    strcpy(third->host, "blackhole.test");
+
+    send_and_wait(up, first, &w, 1);
+    assert_int_equal(first->outcome, GW_UPSTREAM_CONNECT);
+    send_and_wait(up, second, &w, 2);
+    assert_int_equal(second->outcome, GW_UPSTREAM_CONNECT);
+    assert_int_equal(gw_upstream_in_flight(up), 0);
+    send_and_wait(up, third, &w, 3);
+    assert_int_equal(third->outcome, GW_UPSTREAM_CONNECT);
+
+    gw_upstream_free(up);
+    gw_call_free(first);
+    gw_call_free(second);
+    gw_call_free(third);
+    for (int i = 0; i < 4; i++) {
+        close(fillers[i]);
+    }
+    close(listener);
+}
+
 static void test_stop_ends_running_transfers_and_refuses_new_ones(void **state)
 {
     (void)state;
@@ -774,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_refused_connection_is_unreachable),
         cmocka_unit_test(test_unresolvable_host_is_not_sent),
         cmocka_unit_test(test_silent_upstream_times_out_before_sending),
+        cmocka_unit_test(test_a_socket_closed_while_connecting_does_not_stall_the_loop),
         cmocka_unit_test(test_stop_ends_running_transfers_and_refuses_new_ones),
         cmocka_unit_test(test_header_injection_is_refused),
         cmocka_unit_test_setup_teardown(test_headers_sent_are_the_call_s_own, setup_sim,

@@ -348,11 +348,9 @@ static struct waiter new_waiter(void)
     return w;
 }
 
-static struct gw_upstream *start_with(const char *connect_to_entry, const char *ca, long timeout_ms)
+static struct gw_upstream *start_with_list(char *const *connect_to, const char *ca,
+                                           long timeout_ms)
 {
-    static char entry[256];
-    snprintf(entry, sizeof entry, "%s", connect_to_entry);
-    char *const connect_to[] = {entry, NULL};
     struct gw_upstream_options opts = {
         .ca_file = ca,
         .connect_timeout_ms = timeout_ms,
@@ -367,6 +365,14 @@ static struct gw_upstream *start_with(const char *connect_to_entry, const char *
         fail_msg("gw_upstream_new: %s", msg);
     }
     return up;
+}
+
+static struct gw_upstream *start_with(const char *connect_to_entry, const char *ca, long timeout_ms)
+{
+    static char entry[256];
+    snprintf(entry, sizeof entry, "%s", connect_to_entry);
+    char *const connect_to[] = {entry, NULL};
+    return start_with_list(connect_to, ca, timeout_ms);
 }
 
 static struct gw_upstream *start(uint16_t port, const char *ca, long timeout_ms)
@@ -482,18 +488,7 @@ static void test_a_socket_closed_while_connecting_does_not_stall_the_loop(void *
     snprintf(by_name, sizeof by_name, "gaap.tencentcloudapi.com:443:tcgw-test.invalid:%u",
              (unsigned)ntohs(a.sin_port));
     char *const connect_to[] = {blackhole, by_name, NULL};
-    struct gw_upstream_options opts = {
-        .connect_timeout_ms = 300,
-        .timeout_ms = 300,
-        .max_host_connections = 4,
-        .max_in_flight = 64,
-        .connect_to = connect_to,
-    };
-    struct gw_upstream *up = NULL;
-    char msg[512] = "";
-    if (gw_upstream_new(&opts, loop, &up, msg, sizeof msg) != GW_OK) {
-        fail_msg("gw_upstream_new: %s", msg);
-    }
+    struct gw_upstream *up = start_with_list(connect_to, NULL, 300);
     struct waiter w = new_waiter();
     struct gw_call *first = signed_call();
     strcpy(first->host, "blackhole.test");

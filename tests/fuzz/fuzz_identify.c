@@ -21,7 +21,7 @@
 #include "identity/identify.h"
 #include "vault/vault.h"
 
-#define SDK_ID "AKIDtcgwEXAMPLEAAAAAAAAAAAAAAAAAAAAA"
+#define SDK_ID "AKIDtcgwAAAAAAAAAAAAAAAAAAAAAEXAMPLE"
 #define SDK_KEY "abcdefghijklmnopqrstuvwxyz012345"
 #define NOW INT64_C(1732838400)
 #define B64URL "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

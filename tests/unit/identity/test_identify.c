@@ -24,7 +24,7 @@
 #include "vault/tc3.h"
 #include "vault/vault.h"
 
-#define SDK_ID "AKIDtcgwEXAMPLEAAAAAAAAAAAAAAAAAAAAA"
+#define SDK_ID "AKIDtcgwAAAAAAAAAAAAAAAAAAAAAEXAMPLE"
 #define SDK_KEY "abcdefghijklmnopqrstuvwxyz012345"
 #define TOKEN "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" /* 43 base64url characters */
 #define NOW INT64_C(1732838400)                             /* 2024-11-29T00:00:00Z */

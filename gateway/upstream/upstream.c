@@ -8,12 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <time.h>
 
 #include "core/loop.h"
+#include "upstream/socks.h"
 
 /*
  * Connections are not reused once idle this long, or once this old. Both stay below the time after
@@ -76,8 +74,7 @@ struct gw_upstream {
     struct transfer *running;
     struct transfer *spare[MAX_SPARE_TRANSFERS];
     unsigned spares;
-    struct sock *socks; /* by descriptor: libcurl's sockets the loop knows of */
-    size_t socks_len;
+    struct upstream_socks *socks; /* libcurl's sockets on the loop */
     char last_date[40]; /* the latest answer's Date text, and its value */
     int64_t last_date_s;
 };
@@ -116,53 +113,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
         return 0; /* makes curl abort the transfer with CURLE_WRITE_ERROR */
     }
     return n;
-}
-
-/*
- * What the loop knows of one of libcurl's sockets, by descriptor. A connection's socket stays
- * watched between calls while it waits in libcurl's cache ("parked"): libcurl stops caring about
- * it when a call ends and asks for it again when the next call reuses the connection, and
- * watching it all along saves two epoll_ctl calls per call. Only a socket that is known to be
- * closed through on_close_socket is parked: one libcurl opened through on_open_socket and that
- * carried a request (libcurl 7.88 closes a socket that never finished connecting with a plain
- * close(), and tells only afterwards, if at all). Any other (a resolver's, a connection attempt's)
- * is unwatched when libcurl lets it go.
- */
-struct sock {
-    struct gw_loop_watch *watch; /* NULL: not in the loop's epoll set */
-    uint32_t events;             /* what watch asks for */
-    bool wanted;                 /* libcurl asked for it (false: parked) */
-    bool ours;                   /* opened by on_open_socket */
-    bool parkable;               /* ours, and a request went out on it: its closing is known */
-};
-
-static struct sock *sock_of(struct gw_upstream *up, curl_socket_t fd)
-{
-    if (fd < 0) {
-        return NULL;
-    }
-    if ((size_t)fd >= up->socks_len) {
-        size_t len = up->socks_len > 0 ? up->socks_len : 64;
-        while (len <= (size_t)fd) {
-            len *= 2;
-        }
-        struct sock *grown = realloc(up->socks, len * sizeof *grown);
-        if (grown == NULL) {
-            return NULL;
-        }
-        memset(grown + up->socks_len, 0, (len - up->socks_len) * sizeof *grown);
-        up->socks = grown;
-        up->socks_len = len;
-    }
-    return &up->socks[fd];
-}
-
-static void sock_unwatch(struct sock *s)
-{
-    gw_loop_unwatch(s->watch);
-    s->watch = NULL;
-    s->events = 0;
-    s->wanted = false;
 }
 
 /*
@@ -232,11 +182,10 @@ static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primar
         return CURL_PREREQFUNC_ABORT;
     }
     t->attempts++;
-    /* The socket is connected now: libcurl closes it through on_close_socket. */
+    /* The socket is connected now: libcurl closes it through its close-socket callback. */
     curl_socket_t fd = CURL_SOCKET_BAD;
-    if (curl_easy_getinfo(t->easy, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK && fd >= 0 &&
-        (size_t)fd < up->socks_len && up->socks[fd].ours) {
-        up->socks[fd].parkable = true;
+    if (curl_easy_getinfo(t->easy, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK) {
+        upstream_socks_carried(up->socks, fd);
     }
     /* libcurl takes no option inside its callbacks: drive() applies it on return. */
     if (speaks_h2(t->easy)) {
@@ -371,8 +320,9 @@ static void take_done(struct gw_upstream *up)
     }
 }
 
-static void drive(struct gw_upstream *up, curl_socket_t fd, int flags)
+static void drive(void *arg, curl_socket_t fd, int flags)
 {
+    struct gw_upstream *up = arg;
     int still_running = 0;
     CURLMcode mc = curl_multi_socket_action(up->multi, fd, flags, &still_running);
     set_connection_cap(up);
@@ -383,111 +333,9 @@ static void drive(struct gw_upstream *up, curl_socket_t fd, int flags)
     take_done(up);
 }
 
-static void on_socket_ready(void *arg, int fd, uint32_t events)
-{
-    struct gw_upstream *up = arg;
-    struct sock *s = &up->socks[fd]; /* watched, so in the table */
-    if (!s->wanted) {
-        /* A parked connection heard from its server (closing, most likely): libcurl finds out
-         * when it next looks at it; until then it is not watched, or it would wake us again. */
-        sock_unwatch(s);
-        return;
-    }
-    int flags = 0;
-    if ((events & EPOLLIN) != 0) {
-        flags |= CURL_CSELECT_IN;
-    }
-    if ((events & EPOLLOUT) != 0) {
-        flags |= CURL_CSELECT_OUT;
-    }
-    if ((events & (EPOLLERR | EPOLLHUP)) != 0) {
-        flags |= CURL_CSELECT_ERR;
-    }
-    drive(up, fd, flags);
-}
-
 static void on_timer(void *arg)
 {
     drive(arg, CURL_SOCKET_TIMEOUT, 0);
-}
-
-/* libcurl says which of its sockets to watch for what: the loop watches them. */
-static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    struct gw_upstream *up = userp;
-    (void)easy;
-    (void)socketp;
-    struct sock *s = sock_of(up, fd);
-    if (s == NULL) {
-        return -1;
-    }
-    if (what == CURL_POLL_REMOVE) {
-        if (s->parkable) {
-            s->wanted = false;
-        } else {
-            sock_unwatch(s);
-        }
-        return 0;
-    }
-    uint32_t events =
-        ((what & CURL_POLL_IN) != 0 ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) != 0 ? EPOLLOUT : 0);
-    if (s->watch != NULL && s->events != events && !gw_loop_rewatch(s->watch, events)) {
-        /* Not in the epoll set any more (its descriptor was closed and reused): start over. */
-        sock_unwatch(s);
-    }
-    if (s->watch == NULL &&
-        (s->watch = gw_loop_watch(up->loop, fd, events, on_socket_ready, up)) == NULL) {
-        return -1;
-    }
-    s->events = events;
-    s->wanted = true;
-    return 0;
-}
-
-static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
-                                    struct curl_sockaddr *address)
-{
-    struct gw_upstream *up = clientp;
-    (void)purpose;
-    int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
-    struct sock *s = fd >= 0 ? sock_of(up, fd) : NULL;
-    if (s == NULL) {
-        if (fd >= 0) {
-            close(fd);
-        }
-        return CURL_SOCKET_BAD;
-    }
-    if (s->watch != NULL) {
-        /*
-         * The descriptor was closed without on_close_socket (a connection attempt libcurl gave
-         * up), so its epoll registration went with it. If libcurl still counts it as watched, it
-         * will not ask again for this number: watch the new socket as libcurl believes it is.
-         */
-        bool wanted = s->wanted;
-        uint32_t events = s->events;
-        sock_unwatch(s);
-        if (wanted && (s->watch = gw_loop_watch(up->loop, fd, events, on_socket_ready, up)) ==
-                          NULL) {
-            close(fd);
-            return CURL_SOCKET_BAD;
-        }
-        s->events = wanted ? events : 0;
-        s->wanted = wanted;
-    }
-    s->ours = true;
-    s->parkable = false;
-    return fd;
-}
-
-static int on_close_socket(void *clientp, curl_socket_t fd)
-{
-    struct gw_upstream *up = clientp;
-    if (fd >= 0 && (size_t)fd < up->socks_len) {
-        sock_unwatch(&up->socks[fd]);
-        up->socks[fd].ours = false;
-        up->socks[fd].parkable = false;
-    }
-    return close(fd);
 }
 
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
@@ -621,10 +469,10 @@ static struct transfer *transfer_new(struct gw_upstream *up)
         curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PRIVATE, t) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, up) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, up) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, upstream_socks_on_open) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, up->socks) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, upstream_socks_on_close) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, up->socks) != CURLE_OK ||
         (up->ca_file != NULL && curl_easy_setopt(e, CURLOPT_CAINFO, up->ca_file) != CURLE_OK) ||
         (up->connect_to != NULL &&
          curl_easy_setopt(e, CURLOPT_CONNECT_TO, up->connect_to) != CURLE_OK) ||
@@ -718,10 +566,7 @@ static void upstream_free(struct gw_upstream *up)
     for (unsigned i = 0; i < up->spares; i++) {
         transfer_destroy(up->spare[i]);
     }
-    for (size_t fd = 0; fd < up->socks_len; fd++) {
-        sock_unwatch(&up->socks[fd]);
-    }
-    free(up->socks);
+    upstream_socks_free(up->socks); /* after the connections closed */
     gw_loop_timer_free(up->timer);
     curl_slist_free_all(up->connect_to);
     curl_slist_free_all(up->resolve);
@@ -753,14 +598,16 @@ enum gw_err gw_upstream_new(const struct gw_upstream_options *opts, struct gw_lo
     up->connections = up->max_connections; /* until a handshake tells (H2_STREAMS) */
     up->multi = curl_multi_init();
     up->timer = gw_loop_timer_new(loop, on_timer, up);
+    up->socks = upstream_socks_new(loop, drive, up);
     /*
      * The connection cache must outlive the transfers: by default libcurl sizes it to the handles
      * currently added, and each call's handle is removed when it ends, so connections (and their
      * TLS handshakes) would be thrown away and made again.
      */
-    if (up->multi == NULL || up->timer == NULL ||
-        curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
-        curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up) != CURLM_OK ||
+    if (up->multi == NULL || up->timer == NULL || up->socks == NULL ||
+        curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, upstream_socks_on_socket) !=
+            CURLM_OK ||
+        curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up->socks) != CURLM_OK ||
         curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
         curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up) != CURLM_OK ||
         curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX) != CURLM_OK ||

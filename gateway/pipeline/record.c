@@ -80,8 +80,8 @@ static void put_ms(struct line *l, const struct timespec *a, const struct timesp
         ns = -ns;
     }
     unsigned long long us = (unsigned long long)(ns + 500) / 1000;
-    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
-                    (char)('0' + us % 10), '\0'};
+    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10),
+                    '\0'};
     put_unsigned(l, us / 1000);
     put(l, ".", 1);
     put(l, frac, 3);

@@ -23,8 +23,7 @@ struct upstream_socks;
 typedef void (*upstream_ready_fn)(void *arg, curl_socket_t fd, int curl_select);
 
 /* A new, empty set on loop; NULL when out of memory. */
-struct upstream_socks *upstream_socks_new(struct gw_loop *loop, upstream_ready_fn ready,
-                                          void *arg);
+struct upstream_socks *upstream_socks_new(struct gw_loop *loop, upstream_ready_fn ready, void *arg);
 
 /* Unwatches what is still watched and frees. After curl_multi_cleanup. Accepts NULL. */
 void upstream_socks_free(struct upstream_socks *socks);

@@ -75,7 +75,7 @@ struct gw_upstream {
     struct transfer *spare[MAX_SPARE_TRANSFERS];
     unsigned spares;
     struct upstream_socks *socks; /* libcurl's sockets on the loop */
-    char last_date[40]; /* the latest answer's Date text, and its value */
+    char last_date[40];           /* the latest answer's Date text, and its value */
     int64_t last_date_s;
 };
 
@@ -131,8 +131,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 
 static void set_connection_cap(struct gw_upstream *up)
 {
-    bool h1_recent =
-        up->h1_seen && gw_loop_now_ms(up->loop) - up->h1_seen_ms < (int64_t)H1_HOLD_MS;
+    bool h1_recent = up->h1_seen && gw_loop_now_ms(up->loop) - up->h1_seen_ms < (int64_t)H1_HOLD_MS;
     long cap = up->h2_seen && !h1_recent ? up->h2_connections : up->max_connections;
     if (cap != up->connections &&
         curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, cap) == CURLM_OK) {
@@ -611,8 +610,7 @@ enum gw_err gw_upstream_new(const struct gw_upstream_options *opts, struct gw_lo
         curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
         curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up) != CURLM_OK ||
         curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX) != CURLM_OK ||
-        curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, up->connections) !=
-            CURLM_OK ||
+        curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, up->connections) != CURLM_OK ||
         curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, (long)opts->max_host_connections * 4) !=
             CURLM_OK) {
         snprintf(msg, msglen, "cannot set up libcurl");

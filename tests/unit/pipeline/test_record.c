@@ -33,7 +33,7 @@ static struct gw_call *seed_call(void)
     call->times.received = (struct timespec){100, 0};
     call->times.answered = (struct timespec){101, 234567890}; /* 1234.567890 ms */
     call->times.upstream_start = (struct timespec){100, 999999999};
-    call->times.upstream_end = (struct timespec){101, 4999};  /* 0.005 ms (5000 ns rounded) */
+    call->times.upstream_end = (struct timespec){101, 4999}; /* 0.005 ms (5000 ns rounded) */
     return call;
 }
 

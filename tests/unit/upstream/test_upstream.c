@@ -19,13 +19,13 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -348,8 +348,7 @@ static struct waiter new_waiter(void)
     return w;
 }
 
-static struct gw_upstream *start_with_list(char *const *connect_to, const char *ca,
-                                           long timeout_ms)
+static struct gw_upstream *start_with_list(char *const *connect_to, const char *ca, long timeout_ms)
 {
     struct gw_upstream_options opts = {
         .ca_file = ca,

@@ -61,10 +61,9 @@ void gw_request_id_generate(char out[GW_REQUEST_ID_LEN + 1])
         random_left = sizeof random_batch;
     }
     random_left -= sizeof r;
-    memcpy(r, random_batch + random_left, sizeof r);
-    sodium_memzero(random_batch + random_left, sizeof r); /* each byte is used once */
-    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);         /* version 4 */
-    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);         /* RFC 4122 variant */
+    memcpy(r, random_batch + random_left, sizeof r); /* each byte is used once */
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);    /* version 4 */
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);    /* RFC 4122 variant */
     size_t o = 0;
     for (size_t i = 0; i < sizeof r; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10) {

@@ -3,7 +3,6 @@
 
 #include <curl/curl.h>
 #include <openssl/ssl.h>
-#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <time.h>
 
 #include "core/loop.h"
+#include "upstream/headers.h"
 #include "upstream/socks.h"
 
 /*
@@ -24,9 +24,6 @@
 
 /* Transfers (with their easy handles) kept for reuse, so a call builds neither from nothing. */
 #define MAX_SPARE_TRANSFERS 256
-
-/* The most headers a call sends: see build_headers. */
-#define MAX_HEADERS 12
 
 /*
  * One transfer: its easy handle is configured once, when the transfer is made, with everything
@@ -42,13 +39,9 @@ struct transfer {
     void *arg;
     bool too_large;
     unsigned attempts; /* times curl was about to send the request (on_prereq) */
-    /* The call's headers: lines in text, linked as the list curl reads (a list curl only reads,
-     * so no allocation per call). text may hold X-TC-Token: wiped after each call (libcurl's own
-     * copy of the request head, in its upload buffer, is out of reach). */
-    struct curl_slist header[MAX_HEADERS];
-    char *text;
-    size_t text_cap;
-    size_t text_len;
+    long timeout_ms;
+    int64_t deadline_ms;             /* loop time: see on_deadline */
+    struct upstream_headers headers; /* the call's, wiped when it ends */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -56,7 +49,9 @@ struct transfer {
 struct gw_upstream {
     CURLM *multi;
     struct gw_loop *loop;
-    struct gw_loop_timer *timer; /* libcurl's next timeout */
+    struct gw_loop_timer *timer;    /* libcurl's next timeout */
+    struct gw_loop_timer *deadline; /* the first transfer's deadline, at deadline_ms */
+    int64_t deadline_ms;            /* 0: not armed */
     struct curl_slist *connect_to;
     struct curl_slist *resolve;
     char *ca_file;
@@ -85,17 +80,14 @@ static void transfer_destroy(struct transfer *t)
         return;
     }
     curl_easy_cleanup(t->easy);
-    free(t->text);
+    upstream_headers_free(&t->headers);
     free(t);
 }
 
 /* Done with a call: the transfer is kept for the next one, or freed when enough are kept. */
 static void transfer_release(struct gw_upstream *up, struct transfer *t)
 {
-    if (t->text != NULL) {
-        sodium_memzero(t->text, t->text_len);
-    }
-    t->text_len = 0;
+    upstream_headers_wipe(&t->headers);
     t->call = NULL;
     if (up->spares < MAX_SPARE_TRANSFERS) {
         up->spare[up->spares++] = t;
@@ -345,78 +337,57 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-struct header_field {
-    const char *name;
-    const char *value;
-};
-
 /*
- * The call's headers into t->header, from one buffer t keeps: it grows to the largest set of
- * headers seen and is reused. GW_ERR_INVALID for a value with CR or LF, GW_ERR_NOMEM.
+ * Every transfer ends by its timeout, counted from when it was submitted. libcurl 7.88 counts it
+ * only once a connection is found: a transfer waiting for a free one (the host's connections all
+ * busy, or an HTTP/2 connection still being set up) is not timed, and its clock starts again when
+ * it leaves the queue, so behind a stalled upstream a call could wait many timeouts. The loop
+ * ends such a transfer DEADLINE_GRACE_MS after its timeout; libcurl's own timer, set a turn after
+ * submission, ends every other one first. Never sent: "not sent", safe to retry.
  */
-static enum gw_err build_headers(struct transfer *t, const struct gw_call *call)
-{
-    char timestamp[24];
-    snprintf(timestamp, sizeof timestamp, "%lld", (long long)call->timestamp);
-    struct header_field f[MAX_HEADERS];
-    size_t n = 0;
-    f[n++] = (struct header_field){"Content-Type", GW_CALL_CONTENT_TYPE};
-    f[n++] = (struct header_field){"X-TC-Action", call->action};
-    f[n++] = (struct header_field){"X-TC-Version", call->version};
-    f[n++] = (struct header_field){"X-TC-Timestamp", timestamp};
-    f[n++] = (struct header_field){"Authorization", call->authorization.data};
-    /* Temporary keys: their token, unsigned, as Tencent's SDKs send it. */
-    if (call->token.len > 0) {
-        f[n++] = (struct header_field){"X-TC-Token", call->token.data};
-    }
-    if (call->region[0] != '\0') {
-        f[n++] = (struct header_field){"X-TC-Region", call->region};
-    }
-    if (call->language[0] != '\0') {
-        f[n++] = (struct header_field){"X-TC-Language", call->language};
-    }
-    /* Tracing headers the caller sent, so Tencent's support can find the call; never made up. */
-    if (call->trace_id[0] != '\0') {
-        f[n++] = (struct header_field){"X-TC-TraceId", call->trace_id};
-    }
-    if (call->request_client[0] != '\0') {
-        f[n++] = (struct header_field){"X-TC-RequestClient", call->request_client};
-    }
-    /* No "Expect: 100-continue" round trip, and nothing else curl would add on its own. */
-    f[n++] = (struct header_field){"Expect", ""};
-    f[n++] = (struct header_field){"Accept", ""};
+#define DEADLINE_GRACE_MS 200
 
-    size_t need = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (strpbrk(f[i].value, "\r\n") != NULL) {
-            return GW_ERR_INVALID;
+static void arm_deadline(struct gw_upstream *up, int64_t at_ms)
+{
+    if (up->deadline_ms != 0 && up->deadline_ms <= at_ms) {
+        return;
+    }
+    int64_t now = gw_loop_now_ms(up->loop);
+    up->deadline_ms = at_ms;
+    gw_loop_timer_set(up->deadline, at_ms > now ? (long)(at_ms - now) : 0);
+}
+
+static void on_deadline(void *arg)
+{
+    struct gw_upstream *up = arg;
+    int64_t now = gw_loop_now_ms(up->loop);
+    int64_t next = 0;
+    struct transfer *due = NULL;
+    up->deadline_ms = 0;
+    /* Taken out of the running list first: a done callback may submit again. */
+    for (struct transfer *t = up->running, *after; t != NULL; t = after) {
+        after = t->next;
+        if (t->deadline_ms > now) {
+            next = next == 0 || t->deadline_ms < next ? t->deadline_ms : next;
+            continue;
         }
-        need += strlen(f[i].name) + 2 + strlen(f[i].value) + 1;
+        curl_multi_remove_handle(up->multi, t->easy);
+        unlink_running(up, t);
+        t->next = due;
+        due = t;
     }
-    if (need > t->text_cap) {
-        char *bigger = malloc(need);
-        if (bigger == NULL) {
-            return GW_ERR_NOMEM;
-        }
-        free(t->text); /* wiped when its call ended */
-        t->text = bigger;
-        t->text_cap = need;
+    while (due != NULL) {
+        struct transfer *t = due;
+        due = t->next;
+        snprintf(t->errbuf, sizeof t->errbuf,
+                 t->attempts == 0 ? "timed out after %ld ms waiting for a free connection"
+                                  : "timed out after %ld ms",
+                 t->timeout_ms);
+        finish(up, t, CURLE_OPERATION_TIMEDOUT);
     }
-    char *p = t->text;
-    for (size_t i = 0; i < n; i++) {
-        size_t name_len = strlen(f[i].name), value_len = strlen(f[i].value);
-        t->header[i].data = p;
-        t->header[i].next = i + 1 < n ? &t->header[i + 1] : NULL;
-        memcpy(p, f[i].name, name_len);
-        p += name_len;
-        *p++ = ':';
-        *p++ = ' ';
-        memcpy(p, f[i].value, value_len);
-        p += value_len;
-        *p++ = '\0';
+    if (next != 0) {
+        arm_deadline(up, next);
     }
-    t->text_len = (size_t)(p - t->text);
-    return GW_OK;
 }
 
 /*
@@ -504,7 +475,7 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
     t->too_large = false;
     t->attempts = 0;
     t->errbuf[0] = '\0';
-    if ((err = build_headers(t, call)) != GW_OK) {
+    if ((err = upstream_headers_build(&t->headers, call)) != GW_OK) {
         goto out;
     }
     int n = snprintf(url, sizeof url, "https://%s/", call->host);
@@ -517,12 +488,14 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
     long timeout_ms = call->retry.timeout_ms > 0 && call->retry.timeout_ms < up->timeout_ms
                           ? call->retry.timeout_ms
                           : up->timeout_ms;
+    t->timeout_ms = timeout_ms;
+    t->deadline_ms = gw_loop_now_ms(up->loop) + timeout_ms + DEADLINE_GRACE_MS;
     if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body.len) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body.len > 0 ? call->body.data : "") !=
             CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->header) != CURLE_OK) {
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, upstream_headers_list(&t->headers)) != CURLE_OK) {
         err = GW_ERR_INTERNAL;
         goto out;
     }
@@ -538,6 +511,7 @@ enum gw_err gw_upstream_submit(struct gw_upstream *up, struct gw_call *call,
     }
     up->running = t;
     up->in_flight++;
+    arm_deadline(up, t->deadline_ms);
     t = NULL;
     err = GW_OK;
 out:
@@ -567,6 +541,7 @@ static void upstream_free(struct gw_upstream *up)
     }
     upstream_socks_free(up->socks); /* after the connections closed */
     gw_loop_timer_free(up->timer);
+    gw_loop_timer_free(up->deadline);
     curl_slist_free_all(up->connect_to);
     curl_slist_free_all(up->resolve);
     free(up->ca_file);
@@ -597,13 +572,14 @@ enum gw_err gw_upstream_new(const struct gw_upstream_options *opts, struct gw_lo
     up->connections = up->max_connections; /* until a handshake tells (H2_STREAMS) */
     up->multi = curl_multi_init();
     up->timer = gw_loop_timer_new(loop, on_timer, up);
+    up->deadline = gw_loop_timer_new(loop, on_deadline, up);
     up->socks = upstream_socks_new(loop, drive, up);
     /*
      * The connection cache must outlive the transfers: by default libcurl sizes it to the handles
      * currently added, and each call's handle is removed when it ends, so connections (and their
      * TLS handshakes) would be thrown away and made again.
      */
-    if (up->multi == NULL || up->timer == NULL || up->socks == NULL ||
+    if (up->multi == NULL || up->timer == NULL || up->deadline == NULL || up->socks == NULL ||
         curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, upstream_socks_on_socket) !=
             CURLM_OK ||
         curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up->socks) != CURLM_OK ||

@@ -348,13 +348,14 @@ static struct waiter new_waiter(void)
     return w;
 }
 
-static struct gw_upstream *start_with_list(char *const *connect_to, const char *ca, long timeout_ms)
+static struct gw_upstream *start_capped(char *const *connect_to, const char *ca, long timeout_ms,
+                                        unsigned max_host_connections)
 {
     struct gw_upstream_options opts = {
         .ca_file = ca,
         .connect_timeout_ms = timeout_ms,
         .timeout_ms = timeout_ms,
-        .max_host_connections = 4,
+        .max_host_connections = max_host_connections,
         .max_in_flight = 64,
         .connect_to = connect_to,
     };
@@ -364,6 +365,11 @@ static struct gw_upstream *start_with_list(char *const *connect_to, const char *
         fail_msg("gw_upstream_new: %s", msg);
     }
     return up;
+}
+
+static struct gw_upstream *start_with_list(char *const *connect_to, const char *ca, long timeout_ms)
+{
+    return start_capped(connect_to, ca, timeout_ms, 4);
 }
 
 static struct gw_upstream *start_with(const char *connect_to_entry, const char *ca, long timeout_ms)
@@ -455,6 +461,46 @@ static void test_silent_upstream_times_out_before_sending(void **state)
     }
     gw_upstream_free(up);
     gw_call_free(call);
+    close(fd);
+}
+
+/*
+ * A call that waits for a free connection is timed from when it was submitted. libcurl 7.88 alone
+ * starts its clock only once a connection comes free: here when the first call's 3 s timeout ends
+ * the only connection, so the second call, allowed 300 ms, would end after more than 3 s.
+ */
+static void test_a_call_waiting_for_a_connection_ends_by_its_own_timeout(void **state)
+{
+    (void)state;
+    uint16_t port;
+    int fd = silent_listener(&port);
+    char entry[128];
+    snprintf(entry, sizeof entry, "gaap.tencentcloudapi.com:443:127.0.0.1:%u", (unsigned)port);
+    char *const connect_to[] = {entry, NULL};
+    struct gw_upstream *up = start_capped(connect_to, NULL, 3000, 1);
+    struct waiter first_done = new_waiter(), second_done = new_waiter();
+    struct gw_call *first = signed_call();
+    struct gw_call *second = signed_call();
+    second->retry.timeout_ms = 300;
+
+    assert_int_equal(gw_upstream_submit(up, first, on_done, &first_done), GW_OK);
+    run_loop_for(100); /* the first call holds the one connection, in its TLS handshake */
+    assert_int_equal(gw_upstream_submit(up, second, on_done, &second_done), GW_OK);
+    long started = now_ms();
+    wait_done(&second_done, 1);
+    long took = now_ms() - started;
+    assert_int_equal(first_done.done, 0);
+    if (took > 2000) {
+        fail_msg("the call allowed 300 ms ended after %ld ms", took);
+    }
+    assert_int_equal(second->outcome, GW_UPSTREAM_CONNECT); /* never sent: safe to retry */
+    assert_non_null(strstr(second->upstream_detail, "waiting for a free connection"));
+
+    wait_done(&first_done, 1);
+    assert_int_equal(first->outcome, GW_UPSTREAM_CONNECT);
+    gw_upstream_free(up);
+    gw_call_free(first);
+    gw_call_free(second);
     close(fd);
 }
 
@@ -834,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_refused_connection_is_unreachable),
         cmocka_unit_test(test_unresolvable_host_is_not_sent),
         cmocka_unit_test(test_silent_upstream_times_out_before_sending),
+        cmocka_unit_test(test_a_call_waiting_for_a_connection_ends_by_its_own_timeout),
         cmocka_unit_test(test_a_socket_closed_while_connecting_does_not_stall_the_loop),
         cmocka_unit_test(test_stop_ends_running_transfers_and_refuses_new_ones),
         cmocka_unit_test(test_header_injection_is_refused),

@@ -41,6 +41,7 @@ import tempfile
 import time
 
 import benchlib as bl
+import memfloor
 
 CONTENDER_LABELS = {
     "upstream": "upstream directly (nginx, TLS)",
@@ -455,6 +456,7 @@ def ratio_table(results, scs, args):
                 checks.append(("≥10× SDK", t["rps_ok"] >= 10 * sr))
             if bound:
                 checks.append(("≥90%% of %s/s" % fmt_int(bound), t["rps_ok"] >= 0.9 * bound))
+                checks.append(("RSS ≤64 MiB", t["rss_peak_kb"] <= 64 * 1024))
             cell = ", ".join("%s %s" % (c, "met" if m else "**not met**") for c, m in checks)
             verdicts.append((sc["name"], tname, checks))
             lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
@@ -591,7 +593,7 @@ def git_describe():
         return "?"
 
 
-def report(args, scs, results, micro, profile, started, elapsed, command):
+def report(args, scs, results, micro, profile, memory, started, elapsed, command):
     now = datetime.datetime.now(datetime.timezone.utc)
     machine = "%d cores (nproc), %s, %s, Linux %s" % (os.cpu_count(), bl.cpu_model(),
                                                        "%.0f GiB RAM" % mem_gib(),
@@ -642,6 +644,9 @@ def report(args, scs, results, micro, profile, started, elapsed, command):
                "write and fdatasync, and the writer commits the records of concurrent calls in "
                "groups (counters from its `event=audit_stats` line at stop; they include the "
                "warm-up).", ""] + audit + [""]
+    if memory:
+        md += ["## Memory: tcgw idle, and what its libraries hold", ""] + memfloor.markdown(
+            memory, args.slow_conns) + [""]
     if micro:
         md += ["## Microbenchmarks (bench/micro/micro.c, linked against tcgw_core)", "",
                micro_table(micro), "",
@@ -709,6 +714,7 @@ def main():
     ap.add_argument("--spread-threshold", type=int, default=256,
                     help="run tcgw-spread only above this many connections (256)")
     ap.add_argument("--micro-bin", help="tcgw-bench-micro to run (none: no microbenchmarks)")
+    ap.add_argument("--floor-bin", help="tcgw-bench-floor to run (none: the idle row only)")
     ap.add_argument("--micro-seconds", type=float, help="seconds per microbenchmark (2; smoke 0.2)")
     ap.add_argument("--callgrind-calls", type=int,
                     help="calls profiled with callgrind (500; smoke 20; 0: none)")
@@ -733,7 +739,7 @@ def main():
     workdir = args.workdir or tempfile.mkdtemp(prefix="tcgw-bench-")
     started = time.monotonic()
     registry = []
-    results, micro, profile = [], [], None
+    results, micro, profile, memory = [], [], None, None
     status = 0
     try:
         certs = bl.harness.make_certs(os.path.join(workdir, "certs"))
@@ -753,6 +759,9 @@ def main():
                                "markdown": "(no profile: %s)" % str(e)[-1500:]}
             else:
                 log("== callgrind: valgrind is not installed; skipped")
+        if "tcgw" in args.contenders.split(","):
+            log("== memory: tcgw idle, the libraries' floor")
+            memory = memfloor.measure(args, certs, workdir, tcgw_config(args, 32))
         scs = scenarios(args)
         for sc in scs:
             results += run_scenario(args, sc, certs, workdir, registry)
@@ -760,7 +769,8 @@ def main():
         title = "tcgw benchmark %s - %d cores %s" % (
             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             os.cpu_count(), bl.cpu_model())
-        md, verdicts = report(args, scs, results, micro, profile, started, elapsed, args.command)
+        md, verdicts = report(args, scs, results, micro, profile, memory, started, elapsed,
+                              args.command)
         os.makedirs(args.results_dir, exist_ok=True)
         png = os.path.join(args.results_dir, "latest.png")
         err = write_chart(results, scs, args, png, title)
@@ -770,7 +780,7 @@ def main():
         with open(os.path.join(args.results_dir, "latest.md"), "w") as f:
             f.write(md + "\n")
         with open(os.path.join(args.results_dir, "latest.json"), "w") as f:
-            json.dump({"args": vars(args), "results": results, "micro": micro,
+            json.dump({"args": vars(args), "results": results, "micro": micro, "memory": memory,
                        "profile": profile and {k: v for k, v in profile.items()
                                                if k != "markdown"}}, f, indent=1, default=str)
         print(md)
@@ -780,6 +790,9 @@ def main():
         for r in bad:
             print("FAIL: %s / %s: %s" % (r["scenario"], r["contender"], "; ".join(r["problems"])))
         if bad or not results:
+            status = 1
+        if memory and memory.get("problems"):
+            print("FAIL: memory: " + "; ".join(memory["problems"]))
             status = 1
         if profile and profile.get("problems"):
             print("FAIL: callgrind: " + "; ".join(profile["problems"]))

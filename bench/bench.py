@@ -41,7 +41,7 @@ import tempfile
 import time
 
 import benchlib as bl
-import memfloor
+import floors
 
 CONTENDER_LABELS = {
     "upstream": "upstream directly (nginx, TLS)",
@@ -226,7 +226,7 @@ def measure(args, sc, name, url, group, upstream_group, upstream_port, wrk_env=N
     return r
 
 
-def run_scenario(args, sc, certs, workdir, registry):
+def run_scenario(args, sc, certs, workdir, registry, curl_rows):
     results = []
     conns = sc["conns"]
     up_port = bl.free_port()
@@ -238,6 +238,10 @@ def run_scenario(args, sc, certs, workdir, registry):
         ok, what = bl.check_call(up_port, tls_ca=certs["ca"])
         if not ok:
             raise RuntimeError("the upstream does not answer the seed call: " + what)
+        if args.curl_bin and not sc["delay"] and "tcgw" in args.contenders.split(","):
+            log("== %s: libcurl alone" % sc["name"])
+            curl_rows.append((sc["name"], floors.run_curl_alone(
+                args.curl_bin, up_port, certs["ca"], conns, args.duration)))
         for name in args.contenders.split(","):
             if name == "tcgw-spread":
                 # Only while tcgw's per-address limit stays below the load.
@@ -593,7 +597,7 @@ def git_describe():
         return "?"
 
 
-def report(args, scs, results, micro, profile, memory, started, elapsed, command):
+def report(args, scs, results, micro, profile, memory, curl_rows, started, elapsed, command):
     now = datetime.datetime.now(datetime.timezone.utc)
     machine = "%d cores (nproc), %s, %s, Linux %s" % (os.cpu_count(), bl.cpu_model(),
                                                        "%.0f GiB RAM" % mem_gib(),
@@ -644,8 +648,11 @@ def report(args, scs, results, micro, profile, memory, started, elapsed, command
                "write and fdatasync, and the writer commits the records of concurrent calls in "
                "groups (counters from its `event=audit_stats` line at stop; they include the "
                "warm-up).", ""] + audit + [""]
+    if curl_rows:
+        md += ["## CPU per call: how much of it libcurl takes", ""] + floors.cpu_markdown(
+            curl_rows, results) + [""]
     if memory:
-        md += ["## Memory: tcgw idle, and what its libraries hold", ""] + memfloor.markdown(
+        md += ["## Memory: tcgw idle, and what its libraries hold", ""] + floors.markdown(
             memory, args.slow_conns) + [""]
     if micro:
         md += ["## Microbenchmarks (bench/micro/micro.c, linked against tcgw_core)", "",
@@ -714,6 +721,7 @@ def main():
     ap.add_argument("--spread-threshold", type=int, default=256,
                     help="run tcgw-spread only above this many connections (256)")
     ap.add_argument("--micro-bin", help="tcgw-bench-micro to run (none: no microbenchmarks)")
+    ap.add_argument("--curl-bin", help="tcgw-bench-curl to run in fast scenarios (none: not)")
     ap.add_argument("--floor-bin", help="tcgw-bench-floor to run (none: the idle row only)")
     ap.add_argument("--micro-seconds", type=float, help="seconds per microbenchmark (2; smoke 0.2)")
     ap.add_argument("--callgrind-calls", type=int,
@@ -739,7 +747,7 @@ def main():
     workdir = args.workdir or tempfile.mkdtemp(prefix="tcgw-bench-")
     started = time.monotonic()
     registry = []
-    results, micro, profile, memory = [], [], None, None
+    results, micro, profile, memory, curl_rows = [], [], None, None, []
     status = 0
     try:
         certs = bl.harness.make_certs(os.path.join(workdir, "certs"))
@@ -761,16 +769,16 @@ def main():
                 log("== callgrind: valgrind is not installed; skipped")
         if "tcgw" in args.contenders.split(","):
             log("== memory: tcgw idle, the libraries' floor")
-            memory = memfloor.measure(args, certs, workdir, tcgw_config(args, 32))
+            memory = floors.measure(args, certs, workdir, tcgw_config(args, 32))
         scs = scenarios(args)
         for sc in scs:
-            results += run_scenario(args, sc, certs, workdir, registry)
+            results += run_scenario(args, sc, certs, workdir, registry, curl_rows)
         elapsed = time.monotonic() - started
         title = "tcgw benchmark %s - %d cores %s" % (
             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             os.cpu_count(), bl.cpu_model())
-        md, verdicts = report(args, scs, results, micro, profile, memory, started, elapsed,
-                              args.command)
+        md, verdicts = report(args, scs, results, micro, profile, memory, curl_rows, started,
+                              elapsed, args.command)
         os.makedirs(args.results_dir, exist_ok=True)
         png = os.path.join(args.results_dir, "latest.png")
         err = write_chart(results, scs, args, png, title)
@@ -781,6 +789,7 @@ def main():
             f.write(md + "\n")
         with open(os.path.join(args.results_dir, "latest.json"), "w") as f:
             json.dump({"args": vars(args), "results": results, "micro": micro, "memory": memory,
+                       "libcurl_alone": dict(curl_rows),
                        "profile": profile and {k: v for k, v in profile.items()
                                                if k != "markdown"}}, f, indent=1, default=str)
         print(md)
@@ -791,6 +800,10 @@ def main():
             print("FAIL: %s / %s: %s" % (r["scenario"], r["contender"], "; ".join(r["problems"])))
         if bad or not results:
             status = 1
+        for name, c in curl_rows:
+            if c.get("problems"):
+                print("FAIL: libcurl alone, %s: %s" % (name, "; ".join(c["problems"])))
+                status = 1
         if memory and memory.get("problems"):
             print("FAIL: memory: " + "; ".join(memory["problems"]))
             status = 1

@@ -95,7 +95,8 @@ build() {
     if grep -q 'tcgw-bench-micro' <<<"$targets"; then
         # tcgw-bench-floor: in trees whose bench/ has it (an older exported revision may not).
         cmake --build "$BUILD" --target tcgw-bench-micro tcgw-bench-spread \
-            $(grep -o 'tcgw-bench-floor' <<<"$targets" | head -1) -j "$(nproc)" >&2
+            $(grep -o 'tcgw-bench-floor' <<<"$targets" | head -1) \
+            $(grep -o 'tcgw-bench-curl' <<<"$targets" | head -1) -j "$(nproc)" >&2
         BENCH_BIN=$BUILD/bench
     else
         BENCH_BIN=$BUILD/bench-standalone
@@ -147,14 +148,16 @@ fi
 # TCGW_SOURCE_DIR: the specs/ and certs/ of the sources built (tests/e2e/gw.py, harness.py).
 export TCGW_BIN=$BUILD/tcgw TCGW_SOURCE_DIR=$SRC
 FLOOR_BIN=
+CURL_BIN=
 [[ -x $BENCH_BIN/tcgw-bench-floor ]] && FLOOR_BIN=$BENCH_BIN/tcgw-bench-floor
+[[ -x $BENCH_BIN/tcgw-bench-curl ]] && CURL_BIN=$BENCH_BIN/tcgw-bench-curl
 echo "== run.sh: bench.py (at most $LIMIT s)" >&2
 # The driver runs in the background so that the traps fire at once on a signal.
 timeout --signal=TERM --kill-after=30 "$LIMIT" \
     python3 "$ROOT/bench/bench.py" --workdir "$WORK" --pidfile "$PIDFILE" \
     --results-dir "$RESULTS" --micro-bin "$BENCH_BIN/tcgw-bench-micro" \
     --spread-lib "$BENCH_BIN/libtcgw-bench-spread.so" \
-    ${FLOOR_BIN:+--floor-bin "$FLOOR_BIN"} \
+    ${FLOOR_BIN:+--floor-bin "$FLOOR_BIN"} ${CURL_BIN:+--curl-bin "$CURL_BIN"} \
     --command "${REV:+TCGW_BENCH_REV=$REV }bash bench/run.sh $*" "$@" &
 DRIVER=$!
 set +e

@@ -1,5 +1,6 @@
-"""Idle memory of tcgw beside the floor its libraries set (bench/floor.c), and the memory that
-libcurl 7.88 and OpenSSL keep per call in flight, whatever the gateway does around them."""
+"""What tcgw's libraries cost whatever the gateway does around them: idle memory beside the
+floor its libraries set and the memory libcurl 7.88 and OpenSSL keep per call in flight
+(bench/floor.c), and the CPU time libcurl alone takes per call (bench/curl_alone.c)."""
 import subprocess
 import time
 
@@ -97,3 +98,49 @@ def markdown(mem, slow_conns):
 
 def bl_int(v):
     return "{:,}".format(int(v))
+
+
+def run_curl_alone(curl_bin, upstream_port, ca_file, conns, seconds):
+    """tcgw-bench-curl against the upstream: {'calls', 'ok', 'cpu_s', 'wall_s', 'rps',
+    'cpu_us_per_call', 'cmd'} or {'problems': [...]}."""
+    cmd = [curl_bin, "--port", str(upstream_port), "--ca", ca_file, "--conns", str(conns),
+           "--seconds", str(seconds)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+        line = next((x for x in p.stdout.splitlines() if x.startswith("curl: ")), None)
+        if p.returncode != 0 or line is None:
+            raise RuntimeError("%s failed (%d): %s %s" % (curl_bin, p.returncode, p.stdout[-500:],
+                                                          p.stderr[-1000:]))
+        d = {k: float(v) for k, v in (kv.split("=", 1) for kv in line[len("curl: "):].split())}
+        d["rps"] = d["ok"] / d["wall_s"] if d["wall_s"] > 0 else 0.0
+        d["cpu_us_per_call"] = 1e6 * d["cpu_s"] / d["ok"] if d["ok"] > 0 else None
+        d["cmd"] = " ".join(cmd)
+        return d
+    except Exception as e:  # noqa: BLE001 - reported, the rest goes ahead
+        return {"problems": [str(e)[:1500]]}
+
+
+def cpu_markdown(rows, results):
+    """The report's section on CPU per call: nginx proxy, libcurl alone, tcgw, per scenario."""
+    lines = ["| scenario | nginx proxy, whole proxy | libcurl alone, the upstream half "
+             "(tcgw-bench-curl, one thread) | tcgw, whole gateway |",
+             "|---|--:|--:|--:|"]
+    for name, c in rows:
+        def per_call(contender):
+            for r in results:
+                if r["scenario"] == name and r["contender"] == contender and "rps_ok" in r:
+                    return "%.1f µs" % (r["cpu_s_per_10k"] * 100)
+            return "-"
+        curl = ("%.1f µs (%s calls/s on one core)" % (c["cpu_us_per_call"], bl_int(c["rps"]))
+                if "problems" not in c and c.get("cpu_us_per_call") else
+                "(failed: %s)" % "; ".join(c.get("problems", ["no call"])))
+        lines.append("| %s | %s | %s | %s |" % (name, per_call("nginx"), curl, per_call("tcgw")))
+    lines += ["", "CPU time (user + system) per correct answer. libcurl alone sends the same "
+              "call to the same upstream the way tcgw drives libcurl (epoll and "
+              "curl_multi_socket_action, reused easy handles, kept-alive verified TLS, the "
+              "same headers), with as many transfers in flight as the scenario has "
+              "connections, and does nothing else: no server side, no signing. What it takes "
+              "is the least tcgw can take per call while libcurl carries its calls."]
+    if rows and "cmd" in rows[0][1]:
+        lines += ["", "`%s`" % rows[0][1]["cmd"]]
+    return lines

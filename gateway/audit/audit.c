@@ -58,6 +58,7 @@ static void list_splice(struct list *to, struct list *from)
 static void entry_free(struct entry *e)
 {
     if (e != NULL) {
+        free(e->back);
         free(e->body);
         free(e);
     }

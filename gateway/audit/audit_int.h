@@ -30,6 +30,7 @@ struct entry {
     struct entry *next;
     struct gw_audit_port *port; /* NULL: nobody waits for it */
     struct gw_call *call;       /* NULL once handed back (or never held) */
+    struct entry *back; /* a held call's way back, made at submit: handing back never fails */
     char *body;
     size_t len;
     int64_t deadline_ms;

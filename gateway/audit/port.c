@@ -22,10 +22,8 @@ struct gw_audit_port {
 void audit_hand_back(struct gw_audit *a, struct entry *e, bool recorded)
 {
     struct gw_audit_port *p = e->port;
-    struct entry *back = calloc(1, sizeof *back);
-    if (back == NULL) {
-        return; /* out of memory: the call stays suspended until the port closes */
-    }
+    struct entry *back = e->back;
+    e->back = NULL;
     back->call = e->call;
     back->recorded = recorded;
     e->call = NULL;
@@ -88,7 +86,12 @@ enum gw_err gw_audit_port_submit(struct gw_audit_port *p, struct gw_call *call, 
 {
     struct gw_audit *a = p->audit;
     struct entry *e = calloc(1, sizeof *e);
-    if (e == NULL || gw_audit_encode_call(call, a->redactor, &e->body, &e->len) != GW_OK) {
+    if (e == NULL || (hold && (e->back = calloc(1, sizeof *e->back)) == NULL) ||
+        gw_audit_encode_call(call, a->redactor, &e->body, &e->len) != GW_OK) {
+        if (e != NULL) {
+            free(e->back);
+            free(e->body);
+        }
         free(e);
         return GW_ERR_NOMEM;
     }

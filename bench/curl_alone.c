@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CONNS 1024
+#define MAX_CONNS 4096
 #define BODY "{\"ProxyId\": \"link-4ftf12sb\", \"Concurrent\": \"2\", \"Bandwidth\": \"10\"}"
 
 struct transfer {

@@ -8,6 +8,7 @@ import benchlib as bl
 
 KIB = 1024
 UPLOAD_BUFFER_MIN = 16 * KIB  # libcurl's least CURLOPT_UPLOAD_BUFFERSIZE, held by each transfer
+DOWNLOAD_BUFFER = 4 * KIB  # the CURLOPT_BUFFERSIZE tcgw gives each easy handle
 
 
 def _status(pid):
@@ -76,7 +77,7 @@ def markdown(mem, slow_conns):
                  "curl_global_init and sodium_init, nothing else | %s | %s | %s |"
                  % (_mib(f["rss_kib"]), _mib(f["anon_kib"]), _mib(f["file_kib"])))
     easy, ctx, ssl = f["curl_easy_bytes"], f["ssl_ctx_bytes"], f["ssl_bytes"]
-    per_h2 = easy + UPLOAD_BUFFER_MIN
+    per_h2 = easy + UPLOAD_BUFFER_MIN + DOWNLOAD_BUFFER
     per_h1 = per_h2 + ctx + ssl
     n = slow_conns
     lines += [
@@ -86,12 +87,13 @@ def markdown(mem, slow_conns):
             _mib(f["rss_kib"])),
         "",
         "What libcurl 7.88 and OpenSSL 3 hold per call in flight, measured by bench/floor.c: "
-        "an easy handle (%s bytes) and its upload buffer (%s bytes, libcurl's least); over "
+        "an easy handle (%s bytes), its upload buffer (%s bytes, libcurl's least) and its "
+        "answer buffer (%s bytes, as tcgw sets it); over "
         "HTTP/1.1 also one connection each, for which libcurl makes its own SSL_CTX (%s bytes) "
         "and SSL (%s bytes). At %s calls in flight that is, before any of tcgw's own memory "
         "and before TLS buffers, sockets or HTTP/2 streams: %s over HTTP/1.1 and %s over "
         "HTTP/2, on top of the libraries' %s."
-        % (bl_int(easy), bl_int(UPLOAD_BUFFER_MIN), bl_int(ctx), bl_int(ssl), bl_int(n),
+        % (bl_int(easy), bl_int(UPLOAD_BUFFER_MIN), bl_int(DOWNLOAD_BUFFER), bl_int(ctx), bl_int(ssl), bl_int(n),
            _mib(n * per_h1 / KIB), _mib(n * per_h2 / KIB), _mib(f["rss_kib"]))]
     return lines
 
@@ -128,7 +130,8 @@ def cpu_markdown(rows, results):
     for name, c in rows:
         def per_call(contender):
             for r in results:
-                if r["scenario"] == name and r["contender"] == contender and "rps_ok" in r:
+                if (r["scenario"] == name and r["contender"] == contender
+                        and r.get("cpu_s_per_10k") is not None):
                     return "%.1f µs" % (r["cpu_s_per_10k"] * 100)
             return "-"
         curl = ("%.1f µs (%s calls/s on one core)" % (c["cpu_us_per_call"], bl_int(c["rps"]))

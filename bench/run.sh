@@ -93,19 +93,24 @@ build() {
     local targets
     targets=$(cmake --build "$BUILD" --target help 2>/dev/null || true)
     if grep -q 'tcgw-bench-micro' <<<"$targets"; then
-        # tcgw-bench-floor: in trees whose bench/ has it (an older exported revision may not).
-        cmake --build "$BUILD" --target tcgw-bench-micro tcgw-bench-spread \
-            $(grep -o 'tcgw-bench-floor' <<<"$targets" | head -1) \
-            $(grep -o 'tcgw-bench-curl' <<<"$targets" | head -1) -j "$(nproc)" >&2
+        # The floors' programs: in trees whose bench/ has them (an older revision may not).
+        FLOOR_TARGETS=$(grep -o -E 'tcgw-bench-(floor|curl)' <<<"$targets" | sort -u |
+            tr '\n' ' ' || true)
+        # shellcheck disable=SC2086
+        cmake --build "$BUILD" --target tcgw-bench-micro tcgw-bench-spread $FLOOR_TARGETS \
+            -j "$(nproc)" >&2
         BENCH_BIN=$BUILD/bench
     else
         BENCH_BIN=$BUILD/bench-standalone
         cmake -S "$ROOT/bench" -B "$BENCH_BIN" -DTCGW_BUILD_DIR="$BUILD" \
             -DTCGW_SOURCE_DIR="$SRC" -DCMAKE_BUILD_TYPE=Release >/dev/null
         cmake --build "$BENCH_BIN" -j "$(nproc)" >&2
+        FLOOR_TARGETS=$(cmake --build "$BENCH_BIN" --target help 2>/dev/null |
+            grep -o -E 'tcgw-bench-(floor|curl)' | sort -u | tr '\n' ' ' || true)
     fi
 }
 
+FLOOR_TARGETS=
 install_deps
 build
 
@@ -147,10 +152,11 @@ if [[ $SMOKE == 1 ]]; then
 fi
 # TCGW_SOURCE_DIR: the specs/ and certs/ of the sources built (tests/e2e/gw.py, harness.py).
 export TCGW_BIN=$BUILD/tcgw TCGW_SOURCE_DIR=$SRC
+# Only what this build made: a reused build directory may hold older programs.
 FLOOR_BIN=
 CURL_BIN=
-[[ -x $BENCH_BIN/tcgw-bench-floor ]] && FLOOR_BIN=$BENCH_BIN/tcgw-bench-floor
-[[ -x $BENCH_BIN/tcgw-bench-curl ]] && CURL_BIN=$BENCH_BIN/tcgw-bench-curl
+[[ " $FLOOR_TARGETS " == *" tcgw-bench-floor "* ]] && FLOOR_BIN=$BENCH_BIN/tcgw-bench-floor
+[[ " $FLOOR_TARGETS " == *" tcgw-bench-curl "* ]] && CURL_BIN=$BENCH_BIN/tcgw-bench-curl
 echo "== run.sh: bench.py (at most $LIMIT s)" >&2
 # The driver runs in the background so that the traps fire at once on a signal.
 timeout --signal=TERM --kill-after=30 "$LIMIT" \

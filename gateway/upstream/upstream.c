@@ -338,14 +338,14 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 }
 
 /*
- * Every transfer ends by its timeout, counted from when it was submitted. libcurl 7.88 counts it
- * only once a connection is found: a transfer waiting for a free one (the host's connections all
- * busy, or an HTTP/2 connection still being set up) is not timed, and its clock starts again when
- * it leaves the queue, so behind a stalled upstream a call could wait many timeouts. The loop
- * ends such a transfer DEADLINE_GRACE_MS after its timeout; libcurl's own timer, set a turn after
+ * Every transfer ends by its timeout, counted from when it was submitted. libcurl 7.88 does not
+ * check the timeout of a transfer waiting for a free connection (the host's connections all busy,
+ * or an HTTP/2 connection still being set up): it waits until one comes free, however long, so
+ * behind a stalled upstream a call could outlive its timeout many times over. The loop ends such
+ * a transfer DEADLINE_GRACE_MS after its timeout; libcurl's own timer, set a turn after
  * submission, ends every other one first. Never sent: "not sent", safe to retry.
  */
-#define DEADLINE_GRACE_MS 200
+#define DEADLINE_GRACE_MS 50
 
 static void arm_deadline(struct gw_upstream *up, int64_t at_ms)
 {
@@ -380,7 +380,7 @@ static void on_deadline(void *arg)
         struct transfer *t = due;
         due = t->next;
         snprintf(t->errbuf, sizeof t->errbuf,
-                 t->attempts == 0 ? "timed out after %ld ms waiting for a free connection"
+                 t->attempts == 0 ? "timed out after %ld ms before the request was sent"
                                   : "timed out after %ld ms",
                  t->timeout_ms);
         finish(up, t, CURLE_OPERATION_TIMEDOUT);

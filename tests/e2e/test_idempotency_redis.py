@@ -187,8 +187,14 @@ class SharedIdempotency(gw.GatewaysCase):
         self.assertEqual(answer["Response"]["RequestId"], "upstream-1", answer)
         self.assertGreater(took, 0.7)
         self.assertEqual(len(up.requests), 1)
-        # The record is this call's now, done: the stale owner can no longer change it.
-        self.assertEqual(redis_command(self.redis.port, "HGET", key, "s"), b"$4")
+        # The record is this call's now, done: the stale owner can no longer change it. The
+        # gateway writes "done" to Redis as it answers, without waiting: give it a moment.
+        deadline = time.time() + 2.0
+        state = redis_command(self.redis.port, "HGET", key, "s")
+        while state != b"$4" and time.time() < deadline:
+            time.sleep(0.02)
+            state = redis_command(self.redis.port, "HGET", key, "s")
+        self.assertEqual(state, b"$4")
 
     def test_stop_while_polling(self):
         # A repeat polling a record in flight elsewhere is answered when its gateway stops, and
